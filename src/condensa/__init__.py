@@ -1,0 +1,43 @@
+"""Condensa: programmable model compression for PyTorch.
+
+Compose operators into schemes, compress a model with them, and inspect the result.
+
+Example:
+    >>> import condensa
+    >>> from condensa import schemes
+    >>> small = condensa.compress(model, schemes.Compose(
+    ...     [schemes.Prune(0.9), schemes.Quantize("float16")]))  # doctest: +SKIP
+    >>> print(condensa.stats(small))  # doctest: +SKIP
+"""
+
+from condensa import functional, masking, operators, schemes
+from condensa.compress import compress
+from condensa.errors import (
+    CondensaError,
+    ConfigError,
+    NonFiniteError,
+    SelectionError,
+    ShapeError,
+    UnsupportedModuleError,
+)
+from condensa.stats import LayerStats, ModelStats, stats
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "CondensaError",
+    "ConfigError",
+    "LayerStats",
+    "ModelStats",
+    "NonFiniteError",
+    "SelectionError",
+    "ShapeError",
+    "UnsupportedModuleError",
+    "__version__",
+    "compress",
+    "functional",
+    "masking",
+    "operators",
+    "schemes",
+    "stats",
+]

@@ -1,0 +1,35 @@
+"""Operators: compress (π) and decompress (Δ) one tensor at a time."""
+
+from condensa.operators.base import (
+    AffineTensor,
+    CastTensor,
+    ChainedTensor,
+    Compressed,
+    Operator,
+    PrunedTensor,
+    PruneOperator,
+)
+from condensa.operators.chain import Chain, flatten
+from condensa.operators.prune import NM, Block, Channels, Magnitude
+from condensa.operators.quantize import Affine, Cast
+from condensa.operators.registry import OPERATORS, from_dict
+
+__all__ = [
+    "NM",
+    "OPERATORS",
+    "Affine",
+    "AffineTensor",
+    "Block",
+    "Cast",
+    "CastTensor",
+    "Chain",
+    "ChainedTensor",
+    "Compressed",
+    "Magnitude",
+    "Operator",
+    "PruneOperator",
+    "PrunedTensor",
+    "Channels",
+    "flatten",
+    "from_dict",
+]

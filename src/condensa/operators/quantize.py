@@ -1,0 +1,90 @@
+"""Value operators: cast to float16/bfloat16, and symmetric per-channel int8."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import ClassVar
+
+import torch
+
+from condensa.errors import ConfigError
+from condensa.functional import (
+    DTYPES,
+    check_dtype,
+    dequantize_int8,
+    quantize_int8,
+)
+from condensa.operators.base import AffineTensor, CastTensor, Compressed, Operator
+
+
+@dataclass(frozen=True)
+class Cast(Operator):
+    """Store a tensor in ``float16`` or ``bfloat16``; Δ casts back to the original dtype.
+
+    Example:
+        >>> w = torch.tensor([0.1])
+        >>> torch.equal(Cast("float16").project(w), w.half().float())
+        True
+    """
+
+    dtype: str = "float16"
+    name: ClassVar[str] = "cast"
+
+    def __post_init__(self) -> None:
+        if check_dtype(self.dtype) == "int8":
+            raise ConfigError("Cast stores floating-point dtypes only; use Affine for int8")
+        object.__setattr__(self, "dtype", check_dtype(self.dtype))
+
+    @property
+    def torch_dtype(self) -> torch.dtype:
+        """The storage dtype as a ``torch.dtype``."""
+        return DTYPES[self.dtype]
+
+    def compress(self, weight: torch.Tensor) -> CastTensor:
+        """π: ``weight`` rounded to the storage dtype (round-to-nearest-even)."""
+        return CastTensor(values=weight.detach().to(self.torch_dtype), dtype=weight.dtype)
+
+    def decompress(self, compressed: Compressed) -> torch.Tensor:
+        """Δ: back to the original dtype."""
+        if not isinstance(compressed, CastTensor):
+            raise TypeError(f"Cast cannot decompress {type(compressed).__name__}")
+        return compressed.values.to(compressed.dtype)
+
+
+@dataclass(frozen=True)
+class Affine(Operator):
+    """Symmetric int8 with one scale per channel of ``axis`` (round-to-nearest).
+
+    ``Δ(π(w))`` is within half a quantization step (``scale / 2``) of ``w``.
+
+    Example:
+        >>> w = torch.tensor([[1.0, -0.5], [0.25, 0.0]])
+        >>> bool(((Affine().project(w) - w).abs() <= 1.0 / 254 + 1e-7).all())
+        True
+    """
+
+    axis: int = 0
+    name: ClassVar[str] = "int8"
+
+    def __post_init__(self) -> None:
+        if isinstance(self.axis, bool) or not isinstance(self.axis, int) or self.axis < 0:
+            raise ConfigError(f"axis must be a non-negative integer, got {self.axis!r}")
+
+    def check(self, weight: torch.Tensor, *, name: str = "weight") -> None:
+        """Raise unless ``weight`` has dimension ``axis``."""
+        super().check(weight, name=name)
+        if weight.dim() <= self.axis:
+            raise ConfigError(
+                f"axis={self.axis} is out of range for {name!r} of shape {tuple(weight.shape)}"
+            )
+
+    def compress(self, weight: torch.Tensor) -> AffineTensor:
+        """π: int8 values and per-channel float32 scales."""
+        q, scale = quantize_int8(weight, self.axis)
+        return AffineTensor(q=q, scale=scale, axis=self.axis, dtype=weight.dtype)
+
+    def decompress(self, compressed: Compressed) -> torch.Tensor:
+        """Δ: ``q * scale`` in the original dtype."""
+        if not isinstance(compressed, AffineTensor):
+            raise TypeError(f"Affine cannot decompress {type(compressed).__name__}")
+        return dequantize_int8(compressed.q, compressed.scale, compressed.dtype)

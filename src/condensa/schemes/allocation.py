@@ -1,0 +1,125 @@
+"""How a scheme's sparsity is spread over layers: global ranking, uniform, or explicit."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from typing import Union
+
+import torch
+
+from condensa.errors import ConfigError, SelectionError
+from condensa.functional import check_sparsity, n_keep
+from condensa.operators import PruneOperator
+from condensa.schemes.selection import Target
+
+ALLOCATIONS = ("global", "uniform")
+"""Named allocation policies; a mapping ``{module regex or FQN: sparsity}`` is the third kind."""
+
+AllocationSpec = Union[str, Mapping[str, float]]
+
+
+def check_allocation(allocation: object) -> AllocationSpec:
+    """Validate an allocation: ``"global"``, ``"uniform"`` or a ``{pattern: sparsity}`` mapping."""
+    if isinstance(allocation, str):
+        if allocation not in ALLOCATIONS:
+            raise ConfigError(
+                f"unknown allocation {allocation!r}; valid: {', '.join(ALLOCATIONS)} "
+                "or a mapping {module regex: sparsity}"
+            )
+        return allocation
+    if isinstance(allocation, Mapping):
+        if not allocation:
+            raise ConfigError("an explicit allocation mapping must not be empty")
+        out: dict[str, float] = {}
+        for key, value in allocation.items():
+            if not isinstance(key, str):
+                raise ConfigError(f"allocation keys must be module names or regexes, got {key!r}")
+            out[key] = check_sparsity(value, name=f"sparsity for {key!r}")
+        return out
+    raise ConfigError(
+        f"allocation must be 'global', 'uniform' or a mapping, got {allocation!r}"
+    )
+
+
+def allocate(
+    targets: list[Target],
+    weights: Mapping[str, torch.Tensor],
+    operator: PruneOperator,
+    sparsity: float,
+    allocation: AllocationSpec,
+) -> dict[str, float]:
+    """Sparsity per target FQN.
+
+    - ``"uniform"``: every target gets ``sparsity``.
+    - ``"global"``: units (weights, blocks, channels) of all targets are ranked
+      together by ``operator.unit_scores``; the lowest are pruned until the pruned
+      *weights* reach ``numel - n_keep(numel, sparsity)`` over all targets (a prefix of
+      the ranking, i.e. one global threshold). Each target's best unit is protected so
+      no layer is emptied. For unstructured pruning the count is exact.
+    - mapping: each target takes the sparsity of the first key that equals its
+      module FQN or tensor FQN or fully matches its module FQN as a regex; unmatched
+      targets get ``sparsity``.
+
+    Returns:
+        ``{fqn: sparsity}`` such that ``n_keep(n_units, s)`` gives each layer's kept units.
+
+    Raises:
+        SelectionError: a mapping key matches no target.
+    """
+    if isinstance(allocation, Mapping):
+        return _explicit(targets, sparsity, allocation)
+    if allocation == "uniform" or len(targets) == 1:
+        return {t.fqn: sparsity for t in targets}
+    return _global(targets, weights, operator, sparsity)
+
+
+def _explicit(
+    targets: list[Target], default: float, mapping: Mapping[str, float]
+) -> dict[str, float]:
+    def matches(key: str, t: Target) -> bool:
+        return key in (t.module_name, t.fqn) or re.fullmatch(key, t.module_name) is not None
+
+    unused = [k for k in mapping if not any(matches(k, t) for t in targets)]
+    if unused:
+        raise SelectionError(
+            f"allocation key(s) {unused} match no target; targets: {[t.fqn for t in targets][:12]}"
+        )
+    out = {}
+    for t in targets:
+        key = next((k for k in mapping if matches(k, t)), None)
+        out[t.fqn] = default if key is None else mapping[key]
+    return out
+
+
+def _global(
+    targets: list[Target],
+    weights: Mapping[str, torch.Tensor],
+    operator: PruneOperator,
+    sparsity: float,
+) -> dict[str, float]:
+    scores, sizes, owners, n_units = [], [], [], []
+    for index, t in enumerate(targets):
+        s = operator.unit_scores(weights[t.fqn])  # (n_units,)
+        size = operator.unit_numel(weights[t.fqn])
+        # protect the best unit of each layer (stable: lowest index among equals)
+        protected = torch.argsort(-s, stable=True)[0]
+        keep = torch.ones_like(s, dtype=torch.bool)
+        keep[protected] = False
+        scores.append(s[keep])
+        sizes.append(torch.full((int(keep.sum()),), size, dtype=torch.long))
+        owners.append(torch.full((int(keep.sum()),), index, dtype=torch.long))
+        n_units.append(s.numel())
+    all_scores = torch.cat(scores)
+    all_sizes = torch.cat(sizes)
+    all_owners = torch.cat(owners)
+    total = sum(int(weights[t.fqn].numel()) for t in targets)
+    budget = total - n_keep(total, sparsity)  # weights to prune
+    # ascending by score; ties broken by (layer order, unit order) via the stable sort
+    order = torch.argsort(all_scores, stable=True)
+    cumulative = torch.cumsum(all_sizes[order], dim=0)
+    n_pruned = int((cumulative <= budget).sum())
+    pruned_per_layer = torch.bincount(all_owners[order[:n_pruned]], minlength=len(targets))
+    return {
+        t.fqn: float(int(pruned_per_layer[i])) / n_units[i] for i, t in enumerate(targets)
+    }

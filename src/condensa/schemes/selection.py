@@ -1,0 +1,190 @@
+"""Which tensors a scheme compresses: module types and include/exclude regexes on FQNs."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+
+import torch
+from torch import nn
+
+from condensa.errors import ConfigError, SelectionError, UnsupportedModuleError
+
+MODULE_TYPES: dict[str, type[nn.Module]] = {
+    "Linear": nn.Linear,
+    "Conv1d": nn.Conv1d,
+    "Conv2d": nn.Conv2d,
+    "Conv3d": nn.Conv3d,
+    "Embedding": nn.Embedding,
+}
+"""Module types whose ``weight`` Condensa can compress, by name."""
+
+LINEAR_AND_CONV: tuple[str, ...] = ("Linear", "Conv1d", "Conv2d", "Conv3d")
+CONV: tuple[str, ...] = ("Conv1d", "Conv2d", "Conv3d")
+
+
+@dataclass(frozen=True)
+class Target:
+    """One compressible tensor of a model.
+
+    Attributes:
+        fqn: fully qualified name of the tensor, e.g. ``"layer1.0.conv1.weight"``.
+        module_name: FQN of the owning module (``""`` for the root).
+        param_name: attribute name on the module (``"weight"``).
+        module: the owning module.
+    """
+
+    fqn: str
+    module_name: str
+    param_name: str
+    module: nn.Module = field(compare=False, repr=False)
+
+    @property
+    def weight(self) -> torch.Tensor:
+        """The tensor as the forward pass sees it (masks and casts applied)."""
+        value = getattr(self.module, self.param_name)
+        assert isinstance(value, torch.Tensor)
+        return value
+
+
+def _type_name(t: object) -> str:
+    if isinstance(t, str):
+        return t
+    if isinstance(t, type):
+        return t.__name__
+    raise ConfigError(f"types must hold module classes or names, got {t!r}")
+
+
+def _patterns(value: object, name: str) -> tuple[str, ...]:
+    if value is None:
+        return ()
+    items = (value,) if isinstance(value, str) else value
+    if not isinstance(items, Iterable):
+        raise ConfigError(f"{name} must be a regex or a list of regexes, got {value!r}")
+    out = tuple(items)
+    for pattern in out:
+        if not isinstance(pattern, str):
+            raise ConfigError(f"{name} must hold regex strings, got {pattern!r}")
+        try:
+            re.compile(pattern)
+        except re.error as exc:
+            raise ConfigError(f"invalid regex {pattern!r} in {name}: {exc}") from None
+    return out
+
+
+@dataclass(frozen=True)
+class Selection:
+    """A query for targets: module types, then include/exclude regexes on module FQNs.
+
+    Patterns are matched with :func:`re.search` against the owning module's FQN
+    (``"features.0"``, ``"fc"``); anchor them (``r"^fc$"``) for exact names. A module
+    is selected when its type is in ``types``, it matches some ``include`` pattern
+    (or ``include`` is empty) and matches no ``exclude`` pattern.
+
+    Attributes:
+        types: module type names (see :data:`MODULE_TYPES`).
+        include: regexes; empty selects every module of the given types.
+        exclude: regexes removed after ``include``.
+        supported: the types the calling scheme can handle; others raise.
+    """
+
+    types: tuple[str, ...] = LINEAR_AND_CONV
+    include: tuple[str, ...] = ()
+    exclude: tuple[str, ...] = ()
+    supported: tuple[str, ...] = LINEAR_AND_CONV
+    skip_output_layer: bool = False
+
+    @classmethod
+    def make(
+        cls,
+        *,
+        types: Sequence[type[nn.Module] | str] | None,
+        include: Sequence[str] | str | None,
+        exclude: Sequence[str] | str | None,
+        supported: Sequence[str],
+        default_types: Sequence[str] | None = None,
+        skip_output_layer: bool = False,
+    ) -> Selection:
+        """Validate user options and build a selection.
+
+        Raises:
+            UnsupportedModuleError: a type in ``types`` is not in ``supported``.
+            ConfigError: malformed patterns or types.
+        """
+        names = tuple(default_types or supported) if types is None else tuple(map(_type_name, types))
+        if types is not None and not names:
+            raise ConfigError("types must name at least one module type")
+        unsupported = [n for n in names if n not in supported]
+        if unsupported:
+            raise UnsupportedModuleError(
+                f"unsupported module type(s) {unsupported} for this scheme; "
+                f"supported: {', '.join(supported)}"
+            )
+        return cls(
+            types=names,
+            include=_patterns(include, "include"),
+            exclude=_patterns(exclude, "exclude"),
+            supported=tuple(supported),
+            skip_output_layer=bool(skip_output_layer),
+        )
+
+    def modules(self, model: nn.Module) -> list[tuple[str, nn.Module]]:
+        """``(fqn, module)`` of every selected module, in registration order.
+
+        Raises:
+            SelectionError: when an include/exclude pattern matches no module of the
+                selected types, or when nothing at all is selected.
+        """
+        classes = tuple(MODULE_TYPES[n] for n in self.types)
+        candidates = [(n, m) for n, m in model.named_modules() if isinstance(m, classes)]
+        if self.skip_output_layer:
+            output = last_module(model, ("Linear",))
+            candidates = [(n, m) for n, m in candidates if n != output]
+        unmatched = [
+            p
+            for p in self.include + self.exclude
+            if not any(re.search(p, name) for name, _ in candidates)
+        ]
+        if unmatched:
+            raise SelectionError(
+                f"pattern(s) {unmatched} matched no {'/'.join(self.types)} module; "
+                f"candidates: {[n for n, _ in candidates][:12]}"
+            )
+        chosen = [
+            (name, module)
+            for name, module in candidates
+            if (not self.include or any(re.search(p, name) for p in self.include))
+            and not any(re.search(p, name) for p in self.exclude)
+        ]
+        if not chosen:
+            skipped = " (the output layer is skipped: skip_output_layer=True)" * self.skip_output_layer
+            raise SelectionError(
+                f"selection types={list(self.types)} include={list(self.include)} "
+                f"exclude={list(self.exclude)} matched no module of "
+                f"{type(model).__name__}{skipped}"
+            )
+        return chosen
+
+    def targets(self, model: nn.Module, param_name: str = "weight") -> list[Target]:
+        """The selected modules' ``param_name`` tensors as :class:`Target` objects."""
+        return [
+            Target(
+                fqn=f"{name}.{param_name}" if name else param_name,
+                module_name=name,
+                param_name=param_name,
+                module=module,
+            )
+            for name, module in self.modules(model)
+        ]
+
+    def to_dict(self) -> dict[str, list[str]]:
+        """Plain data for scheme specs (only the options a user sets)."""
+        return {"types": list(self.types), "include": list(self.include), "exclude": list(self.exclude)}
+
+
+def last_module(model: nn.Module, type_names: Sequence[str]) -> str | None:
+    """FQN of the last-registered module of the given types (the usual output layer)."""
+    classes = tuple(MODULE_TYPES[n] for n in type_names)
+    names = [n for n, m in model.named_modules() if isinstance(m, classes)]
+    return names[-1] if names else None
