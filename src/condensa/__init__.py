@@ -10,7 +10,7 @@ Example:
     >>> print(condensa.stats(small))  # doctest: +SKIP
 """
 
-from condensa import functional, masking, operators, schemes
+from condensa import functional, masking, operators, optim, schemes, zoo
 from condensa.compress import compress
 from condensa.errors import (
     CondensaError,
@@ -38,6 +38,8 @@ __all__ = [
     "functional",
     "masking",
     "operators",
+    "optim",
     "schemes",
     "stats",
+    "zoo",
 ]

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import copy
-
 from torch import nn
 
 from condensa.errors import ConfigError
-from condensa.masking import apply_plan
+from condensa.masking import apply_plan, copy_model
 from condensa.schemes import Scheme
 
 
@@ -37,6 +35,6 @@ def compress(model: nn.Module, scheme: Scheme) -> nn.Module:
         raise ConfigError(f"expected a condensa Scheme, got {scheme!r}")
     if not isinstance(model, nn.Module):
         raise ConfigError(f"expected an nn.Module, got {type(model).__name__}")
-    compressed = copy.deepcopy(model)
+    compressed = copy_model(model)
     apply_plan(compressed, scheme.plan(compressed))
     return compressed

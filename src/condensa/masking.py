@@ -108,6 +108,24 @@ PARAMETRIZATIONS: dict[str, type[nn.Module]] = {
 CONDENSA_TYPES = (Mask, FakeCast, FakeQuantInt8)
 
 
+def copy_model(model: nn.Module) -> nn.Module:
+    """A deep copy that shares no parametrized class with ``model``.
+
+    ``parametrize`` gives each parametrized module a class of its own holding one
+    property per parametrized tensor, and ``copy.deepcopy`` keeps that class, so
+    adding or removing a parametrization on the copy would change the original's
+    class too (a PyTorch pitfall). Every such class in the copy is replaced by an
+    identical private one.
+    """
+    copied = copy.deepcopy(model)
+    for module in copied.modules():
+        if parametrize.is_parametrized(module):
+            cls = type(module)
+            namespace = {k: v for k, v in cls.__dict__.items() if k not in ("__dict__", "__weakref__")}
+            module.__class__ = type(cls.__name__, cls.__bases__, namespace)
+    return copied
+
+
 def _parametrizations(compressed: Compressed, has_bias: bool) -> list[tuple[str, nn.Module]]:
     """``(tensor name, parametrization)`` pairs that hold ``compressed`` in a module."""
     if isinstance(compressed, PrunedTensor):
@@ -223,7 +241,7 @@ def bake(model: nn.Module) -> nn.Module:
     The copy computes the same outputs; tensors that also carry parametrizations
     that are not Condensa's are left parametrized. ``model`` is not modified.
     """
-    baked = copy.deepcopy(model)
+    baked = copy_model(model)
     for _, module, tensor_name, plist in list(_lists(baked)):
         if all(isinstance(p, CONDENSA_TYPES) for p in plist):
             parametrize.remove_parametrizations(module, tensor_name, leave_parametrized=True)

@@ -2,18 +2,21 @@
 
 from __future__ import annotations
 
-import copy
 import io
 import math
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
+from typing import TYPE_CHECKING
 
 import torch
 from torch import nn
 from torch.nn.utils import parametrize
 
+if TYPE_CHECKING:
+    from rich.table import Table
+
 from condensa.errors import ConfigError
-from condensa.masking import CONDENSA_TYPES, storage
+from condensa.masking import CONDENSA_TYPES, copy_model, storage
 
 
 @dataclass(frozen=True)
@@ -114,9 +117,18 @@ class ModelStats:
             "layers": [{**asdict(r), "sparsity": r.sparsity} for r in self.layers],
         }
 
-    def table(self, *, width: int = 120) -> str:
+    def table(self, *, width: int = 132) -> str:
         """The statistics as a text table."""
         from rich.console import Console
+
+        buffer = io.StringIO()
+        Console(file=buffer, width=width, force_terminal=False, color_system=None).print(
+            self.rich_table()
+        )
+        return buffer.getvalue()
+
+    def rich_table(self) -> Table:
+        """The statistics as a ``rich`` table (for consoles)."""
         from rich.table import Table
 
         has_macs = self.macs is not None
@@ -126,12 +138,14 @@ class ModelStats:
             ("layer", "total"), ("type", ""), ("shape", ""), ("dtype", ""),
             ("params", f"{self.numel:,}"), ("non-zeros", f"{self.nonzeros:,}"),
             ("sparsity", f"{self.sparsity:.3f}"), ("dense B", f"{self.dense_bytes:,}"),
-            ("compressed B", f"{self.compressed_bytes:,}"), ("ratio", ratio),
+            ("ideal B", f"{self.compressed_bytes:,}"), ("ratio", ratio),
         ]
         if has_macs:
             columns += [("MACs", f"{self.macs:,}"), ("eff. MACs", f"{self.effective_macs:,}")]
         for i, (header, footer) in enumerate(columns):
-            table.add_column(header, footer=footer, justify="left" if i < 4 else "right")
+            table.add_column(
+                header, footer=footer, justify="left" if i < 4 else "right", no_wrap=i < 2
+            )
         for r in self.layers:
             row = [
                 r.name or "(root)", r.kind, "x".join(map(str, r.shape)), r.dtype,
@@ -142,9 +156,7 @@ class ModelStats:
             if has_macs:
                 row += [_fmt(r.macs), _fmt(r.effective_macs)]
             table.add_row(*row)
-        buffer = io.StringIO()
-        Console(file=buffer, width=width, force_terminal=False, color_system=None).print(table)
-        return buffer.getvalue()
+        return table
 
     def __str__(self) -> str:
         return self.table()
@@ -178,7 +190,7 @@ def _measure_macs(
     model: nn.Module, example_inputs: Sequence[torch.Tensor]
 ) -> dict[str, tuple[int, int]]:
     """``{module fqn: (dense MACs, effective MACs)}`` for one forward pass."""
-    probe = copy.deepcopy(model).eval()
+    probe = copy_model(model).eval()
     found: dict[str, tuple[int, int]] = {}
     handles = []
 

@@ -126,6 +126,12 @@ class PruneOperator(Operator):
     sparsity: float
     prunes_bias: ClassVar[bool] = False
     """Whether a unit owns the bias entry of its output channel (channel pruning)."""
+    normalize_globally: ClassVar[bool] = False
+    """Whether global ranking divides each layer's scores by their mean first.
+
+    Channel norms grow with fan-in, so raw norms ranked across layers would empty
+    narrow layers first; normalized scores rank channels against their layer's
+    typical channel (as Torch-Pruning's global pruning does)."""
 
     @abstractmethod
     def unit_scores(self, weight: torch.Tensor) -> torch.Tensor:

@@ -110,6 +110,7 @@ class Channels(PruneOperator):
     align: int | None = None
     name: ClassVar[str] = "channels"
     prunes_bias: ClassVar[bool] = True
+    normalize_globally: ClassVar[bool] = True
 
     def __post_init__(self) -> None:
         check_sparsity(self.sparsity)

@@ -56,7 +56,8 @@ def allocate(
       together by ``operator.unit_scores``; the lowest are pruned until the pruned
       *weights* reach ``numel - n_keep(numel, sparsity)`` over all targets (a prefix of
       the ranking, i.e. one global threshold). Each target's best unit is protected so
-      no layer is emptied. For unstructured pruning the count is exact.
+      no layer is emptied. For unstructured pruning the count is exact. Operators with
+      ``normalize_globally`` (channels) rank scores divided by their layer's mean.
     - mapping: each target takes the sparsity of the first key that equals its
       module FQN or tensor FQN or fully matches its module FQN as a regex; unmatched
       targets get ``sparsity``.
@@ -101,6 +102,8 @@ def _global(
     scores, sizes, owners, n_units = [], [], [], []
     for index, t in enumerate(targets):
         s = operator.unit_scores(weights[t.fqn])  # (n_units,)
+        if operator.normalize_globally and float(s.mean()) > 0:
+            s = s / s.mean()
         size = operator.unit_numel(weights[t.fqn])
         # protect the best unit of each layer (stable: lowest index among equals)
         protected = torch.argsort(-s, stable=True)[0]

@@ -1,0 +1,7 @@
+"""``python -m condensa``."""
+
+import sys
+
+from condensa.cli import main
+
+sys.exit(main())

@@ -1,0 +1,5 @@
+"""The ``condensa`` command line."""
+
+from condensa.cli.main import main
+
+__all__ = ["main"]
