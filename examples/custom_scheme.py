@@ -36,7 +36,9 @@ class SizeAwarePrune(Scheme):
         smallest = min(t.weight.numel() for t in middle)
         plan = Plan()
         for t in middle:
-            sparsity = min(self.cap, self.base + self.slope * math.log10(t.weight.numel() / smallest))
+            sparsity = min(
+                self.cap, self.base + self.slope * math.log10(t.weight.numel() / smallest)
+            )
             if isinstance(t.module, nn.Conv2d):
                 plan.add(t, Channels(sparsity, align=4))
             else:

@@ -25,7 +25,9 @@ class TinyCNN(nn.Module):
 
 
 def make_mlp() -> nn.Sequential:
-    return nn.Sequential(nn.Linear(16, 32), nn.ReLU(), nn.Linear(32, 24), nn.ReLU(), nn.Linear(24, 4))
+    return nn.Sequential(
+        nn.Linear(16, 32), nn.ReLU(), nn.Linear(32, 24), nn.ReLU(), nn.Linear(24, 4)
+    )
 
 
 @pytest.fixture

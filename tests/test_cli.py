@@ -3,6 +3,7 @@ import pytest
 from condensa.cli import main
 
 
+@pytest.mark.slow
 def test_demo_runs_and_reports(capsys):
     """The demo trains, compresses with both schemes and prints the summary table."""
     code = main(["demo", "--epochs", "2", "--finetune-epochs", "1"])

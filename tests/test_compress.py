@@ -21,7 +21,9 @@ def test_input_model_is_never_modified(cnn, images):
     before = snapshot(cnn)
     cnn.eval()
     out = cnn(images)
-    small = condensa.compress(cnn, schemes.Compose([schemes.Prune(0.9), schemes.Quantize("float16")]))
+    small = condensa.compress(
+        cnn, schemes.Compose([schemes.Prune(0.9), schemes.Quantize("float16")])
+    )
     assert same_state(cnn, before)
     assert torch.equal(cnn(images), out)
     assert not masking.masks(cnn)
@@ -45,12 +47,20 @@ def test_compressing_a_compressed_model_stacks(cnn):
 BAD_INPUT = [
     (lambda: schemes.Prune(1.0), ConfigError, r"sparsity must lie in \[0, 1\)"),
     (lambda: schemes.Prune("half"), ConfigError, "'half'"),
-    (lambda: schemes.BlockPrune(0.5, block=(3, 3)), ShapeError, "does not tile weight 'conv1.weight'"),
+    (
+        lambda: schemes.BlockPrune(0.5, block=(3, 3)),
+        ShapeError,
+        "does not tile weight 'conv1.weight'",
+    ),
     (lambda: schemes.NMPrune(4, 4), ConfigError, "0 < n < m"),
     (lambda: schemes.NMPrune(2, 4), ShapeError, "m=4 does not divide the input dimension 1"),
     (lambda: schemes.Prune(0.5, include="decoder"), SelectionError, "decoder"),
     (lambda: schemes.Prune(0.5, types=[nn.LSTM]), UnsupportedModuleError, "LSTM"),
-    (lambda: schemes.FilterPrune(0.5, align=64), ConfigError, "align=64 is larger than 'conv1.weight'"),
+    (
+        lambda: schemes.FilterPrune(0.5, align=64),
+        ConfigError,
+        "align=64 is larger than 'conv1.weight'",
+    ),
     (lambda: schemes.Quantize("int4"), ConfigError, "valid dtypes: float16, bfloat16, int8"),
     (lambda: schemes.FilterPrune(0.5, criteria="median"), ConfigError, "valid criteria"),
 ]

@@ -33,8 +33,10 @@ def test_masks_follow_to(pruned, images):
     assert doubled.fc1.weight.dtype == torch.float64
     assert doubled.fc1.parametrizations.weight[0].mask.dtype == torch.bool
     for fqn, pruned_entries in _pruned_entries(doubled).items():
-        assert (doubled.get_parameter(fqn.replace("weight", "parametrizations.weight.original")).dtype
-                == torch.float64)
+        assert (
+            doubled.get_parameter(fqn.replace("weight", "parametrizations.weight.original")).dtype
+            == torch.float64
+        )
         assert (doubled.get_submodule(fqn.rsplit(".", 1)[0]).weight[pruned_entries] == 0).all()
     meta = copy.deepcopy(pruned).to("meta")
     assert meta.fc1.parametrizations.weight[0].mask.device.type == "meta"
@@ -50,7 +52,9 @@ def test_state_dict_round_trip_into_fresh_model(pruned, images):
 
 def test_state_dict_round_trip_keeps_casts_and_int8(cnn, images):
     for dtype in ("float16", "bfloat16", "int8"):
-        small = condensa.compress(cnn, schemes.Compose([schemes.Prune(0.5), schemes.Quantize(dtype)])).eval()
+        small = condensa.compress(
+            cnn, schemes.Compose([schemes.Prune(0.5), schemes.Quantize(dtype)])
+        ).eval()
         fresh = masking.restore(TinyCNN(), small.state_dict()).eval()
         assert torch.equal(fresh(images), small(images))
         assert masking.storage(fresh.fc1, "weight").dtype == dtype
@@ -59,7 +63,9 @@ def test_state_dict_round_trip_keeps_casts_and_int8(cnn, images):
 def test_deepcopy_keeps_masks(pruned, images):
     twin = copy.deepcopy(pruned)
     assert torch.equal(twin.eval()(images), pruned.eval()(images))
-    assert twin.fc1.parametrizations.weight[0].mask is not pruned.fc1.parametrizations.weight[0].mask
+    assert (
+        twin.fc1.parametrizations.weight[0].mask is not pruned.fc1.parametrizations.weight[0].mask
+    )
 
 
 def test_parameter_identity_kept_for_existing_optimizer(cnn, images):
@@ -111,7 +117,9 @@ def test_pruned_entries_stay_zero_after_training(pruned, make_optimizer):
 
 
 def test_bake_gives_plain_model_with_same_outputs(cnn, images):
-    small = condensa.compress(cnn, schemes.Compose([schemes.FilterPrune(0.5), schemes.Quantize("int8")])).eval()
+    small = condensa.compress(
+        cnn, schemes.Compose([schemes.FilterPrune(0.5), schemes.Quantize("int8")])
+    ).eval()
     baked = masking.bake(small).eval()
     assert not any(parametrize.is_parametrized(m) for m in baked.modules())
     assert torch.equal(baked(images), small(images))

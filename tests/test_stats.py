@@ -17,7 +17,9 @@ def test_dense_model_counts(mlp):
 
 def test_pruned_and_quantized_bytes(mlp):
     """fp16 stores 2 bytes per non-zero; int8 1 byte plus one float32 scale per row."""
-    small = condensa.compress(mlp, schemes.Compose([schemes.Prune(0.5), schemes.Quantize("float16")]))
+    small = condensa.compress(
+        mlp, schemes.Compose([schemes.Prune(0.5), schemes.Quantize("float16")])
+    )
     row = condensa.stats(small).layers[0]
     assert row.dtype == "float16"
     weight_nonzeros = int((small[0].weight != 0).sum())
@@ -35,8 +37,8 @@ def test_pruned_and_quantized_bytes(mlp):
 def test_sparsity_and_ratio_of_prune(mlp):
     small = condensa.compress(mlp, schemes.Prune(0.9))
     st = condensa.stats(small)
-    weights = sum(l.weight.numel() for l in (mlp[0], mlp[2], mlp[4]))
-    biases = sum(l.bias.numel() for l in (mlp[0], mlp[2], mlp[4]))
+    weights = sum(layer.weight.numel() for layer in (mlp[0], mlp[2], mlp[4]))
+    biases = sum(layer.bias.numel() for layer in (mlp[0], mlp[2], mlp[4]))
     zeros = weights - round(0.1 * weights)
     assert st.nonzeros == weights + biases - zeros
     assert st.sparsity == pytest.approx(zeros / (weights + biases))
@@ -46,7 +48,9 @@ def test_sparsity_and_ratio_of_prune(mlp):
 def test_macs_dense_and_effective():
     """Linear: in*out per sample; conv: out_numel * in*k*k; dead filters and inputs skipped."""
     torch.manual_seed(0)
-    model = nn.Sequential(nn.Conv2d(2, 4, 3, padding=1), nn.ReLU(), nn.Flatten(), nn.Linear(4 * 5 * 5, 3))
+    model = nn.Sequential(
+        nn.Conv2d(2, 4, 3, padding=1), nn.ReLU(), nn.Flatten(), nn.Linear(4 * 5 * 5, 3)
+    )
     st = condensa.stats(model, input_size=(1, 2, 5, 5))
     conv_macs = 4 * 5 * 5 * (2 * 9)
     assert [r.macs for r in st.layers] == [conv_macs, 100 * 3]
@@ -65,7 +69,9 @@ def test_stats_does_not_modify_model_in_train_mode(cnn):
 
 
 def test_table_lists_layers_and_totals(cnn):
-    text = condensa.stats(condensa.compress(cnn, schemes.Prune(0.5)), input_size=(1, 1, 8, 8)).table()
+    text = condensa.stats(
+        condensa.compress(cnn, schemes.Prune(0.5)), input_size=(1, 1, 8, 8)
+    ).table()
     for word in ("conv1", "fc2", "sparsity", "ratio", "total", "MACs"):
         assert word in text
 

@@ -8,6 +8,7 @@ Example:
     >>> small = condensa.compress(model, schemes.Compose(
     ...     [schemes.Prune(0.9), schemes.Quantize("float16")]))  # doctest: +SKIP
     >>> print(condensa.stats(small))  # doctest: +SKIP
+
 """
 
 from condensa import functional, masking, operators, optim, schemes, zoo

@@ -30,6 +30,7 @@ def compress(model: nn.Module, scheme: Scheme) -> nn.Module:
     Example:
         >>> from condensa import schemes
         >>> small = condensa.compress(model, schemes.Prune(0.9))  # doctest: +SKIP
+
     """
     if not isinstance(scheme, Scheme):
         raise ConfigError(f"expected a condensa Scheme, got {scheme!r}")

@@ -18,7 +18,7 @@ model. Nothing is stored on user modules besides what ``parametrize`` itself add
 from __future__ import annotations
 
 import copy
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 
 import torch
@@ -45,6 +45,7 @@ class Mask(nn.Module):
 
     Args:
         mask: `bool` tensor of the parametrized tensor's shape.
+
     """
 
     mask: torch.Tensor
@@ -63,6 +64,7 @@ class FakeCast(nn.Module):
 
     Args:
         dtype: ``"float16"`` or ``"bfloat16"``.
+
     """
 
     code: torch.Tensor
@@ -121,7 +123,9 @@ def copy_model(model: nn.Module) -> nn.Module:
     for module in copied.modules():
         if parametrize.is_parametrized(module):
             cls = type(module)
-            namespace = {k: v for k, v in cls.__dict__.items() if k not in ("__dict__", "__weakref__")}
+            namespace = {
+                k: v for k, v in cls.__dict__.items() if k not in ("__dict__", "__weakref__")
+            }
             module.__class__ = type(cls.__name__, cls.__bases__, namespace)
     return copied
 
@@ -153,6 +157,7 @@ def apply_plan(model: nn.Module, plan: Plan) -> None:
 
     Raises:
         CondensaError: from the operators' checks; the model is then unchanged.
+
     """
     compressed = plan.compress()
     projected = {e.target.fqn: e.operator.decompress(compressed[e.target.fqn]) for e in plan}
@@ -181,11 +186,11 @@ def apply_plan(model: nn.Module, plan: Plan) -> None:
         raise
 
 
-def _lists(model: nn.Module):  # type: ignore[no-untyped-def]
-    """Yield ``(module fqn, module, tensor name, ParametrizationList)`` for every parametrized tensor."""
+def _lists(model: nn.Module) -> Iterator[tuple[str, nn.Module, str, nn.ModuleList]]:
+    """Yield ``(module fqn, module, tensor name, ParametrizationList)`` per parametrized tensor."""
     for name, module in model.named_modules():
         if parametrize.is_parametrized(module):
-            for tensor_name, plist in module.parametrizations.items():  # type: ignore[union-attr]
+            for tensor_name, plist in module.parametrizations.items():
                 yield name, module, tensor_name, plist
 
 
@@ -214,6 +219,7 @@ class Storage:
         dtype: storage dtype name of the values (``"float32"``, ``"float16"``, ``"int8"``...).
         value_bytes: bytes per stored value.
         scale_count: number of float32 scales stored beside the values (int8).
+
     """
 
     dtype: str
@@ -226,7 +232,7 @@ def storage(module: nn.Module, tensor_name: str) -> Storage:
     tensor = getattr(module, tensor_name)
     result = Storage(str(tensor.dtype).removeprefix("torch."), tensor.element_size())
     if parametrize.is_parametrized(module, tensor_name):
-        for p in module.parametrizations[tensor_name]:  # type: ignore[index,union-attr]
+        for p in module.parametrizations[tensor_name]:  # type: ignore[index]
             if isinstance(p, FakeCast):
                 result = Storage(p.dtype, DTYPES[p.dtype].itemsize)
             elif isinstance(p, FakeQuantInt8):
@@ -255,6 +261,7 @@ def restore(model: nn.Module, state_dict: Mapping[str, torch.Tensor]) -> nn.Modu
 
     Raises:
         ConfigError: a parametrization key is not one of Condensa's.
+
     """
     marker = ".parametrizations."
     found: dict[tuple[str, str, int], tuple[str, torch.Tensor]] = {}

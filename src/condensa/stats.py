@@ -6,7 +6,7 @@ import io
 import math
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 import torch
 from torch import nn
@@ -36,6 +36,7 @@ class LayerStats:
         macs: multiply-accumulates of this module for the given input (None if unknown).
         effective_macs: MACs left once all-zero output channels and all-zero input
             channels are skipped (what thinning achieves); None if unknown.
+
     """
 
     name: str
@@ -135,10 +136,16 @@ class ModelStats:
         table = Table(title="Condensa model statistics", show_footer=True)
         ratio = f"{self.compression_ratio:.2f}x"
         columns = [
-            ("layer", "total"), ("type", ""), ("shape", ""), ("dtype", ""),
-            ("params", f"{self.numel:,}"), ("non-zeros", f"{self.nonzeros:,}"),
-            ("sparsity", f"{self.sparsity:.3f}"), ("dense B", f"{self.dense_bytes:,}"),
-            ("ideal B", f"{self.compressed_bytes:,}"), ("ratio", ratio),
+            ("layer", "total"),
+            ("type", ""),
+            ("shape", ""),
+            ("dtype", ""),
+            ("params", f"{self.numel:,}"),
+            ("non-zeros", f"{self.nonzeros:,}"),
+            ("sparsity", f"{self.sparsity:.3f}"),
+            ("dense B", f"{self.dense_bytes:,}"),
+            ("ideal B", f"{self.compressed_bytes:,}"),
+            ("ratio", ratio),
         ]
         if has_macs:
             columns += [("MACs", f"{self.macs:,}"), ("eff. MACs", f"{self.effective_macs:,}")]
@@ -148,8 +155,14 @@ class ModelStats:
             )
         for r in self.layers:
             row = [
-                r.name or "(root)", r.kind, "x".join(map(str, r.shape)), r.dtype,
-                f"{r.numel:,}", f"{r.nonzeros:,}", f"{r.sparsity:.3f}", f"{r.dense_bytes:,}",
+                r.name or "(root)",
+                r.kind,
+                "x".join(map(str, r.shape)),
+                r.dtype,
+                f"{r.numel:,}",
+                f"{r.nonzeros:,}",
+                f"{r.sparsity:.3f}",
+                f"{r.dense_bytes:,}",
                 f"{r.compressed_bytes:,}",
                 f"{r.dense_bytes / r.compressed_bytes:.2f}x" if r.compressed_bytes else "inf",
             ]
@@ -196,7 +209,7 @@ def _measure_macs(
 
     def hook(name: str):  # type: ignore[no-untyped-def]
         def record(module: nn.Module, inputs: tuple, output: torch.Tensor) -> None:
-            weight = module.weight.detach()
+            weight = cast(torch.Tensor, module.weight).detach()
             if isinstance(module, nn.Linear):
                 dense = output.numel() * module.in_features
             else:  # convolution: each output value needs in/groups * prod(kernel) MACs
@@ -234,6 +247,7 @@ def stats(
 
     Example:
         >>> print(condensa.stats(model, input_size=(1, 1, 8, 8)))  # doctest: +SKIP
+
     """
     if example_inputs is not None and input_size is not None:
         raise ConfigError("give example_inputs or input_size, not both")
@@ -244,8 +258,9 @@ def stats(
         param = next(model.parameters(), None)
         inputs = (torch.randn(*input_size, device=None if param is None else param.device),)
     elif example_inputs is not None:
-        inputs = (example_inputs,) if isinstance(example_inputs, torch.Tensor) else tuple(
-            example_inputs)
+        inputs = (
+            (example_inputs,) if isinstance(example_inputs, torch.Tensor) else tuple(example_inputs)
+        )
     macs = _measure_macs(model, inputs) if inputs is not None else {}
     rows = []
     for name, module in model.named_modules():
@@ -268,9 +283,16 @@ def stats(
         dense_macs, effective_macs = macs.get(name, (None, None))
         rows.append(
             LayerStats(
-                name=name, kind=kind, shape=tuple(tensors[main].shape), numel=numel,
-                nonzeros=nonzeros, dense_bytes=dense, compressed_bytes=compressed,
-                dtype=storage(module, main).dtype, macs=dense_macs, effective_macs=effective_macs,
+                name=name,
+                kind=kind,
+                shape=tuple(tensors[main].shape),
+                numel=numel,
+                nonzeros=nonzeros,
+                dense_bytes=dense,
+                compressed_bytes=compressed,
+                dtype=storage(module, main).dtype,
+                macs=dense_macs,
+                effective_macs=effective_macs,
             )
         )
     return ModelStats(layers=tuple(rows))

@@ -56,6 +56,8 @@ def test_fake_quantization_has_straight_through_gradient(w):
 
 
 def test_unknown_dtype_lists_valid_ones():
-    with pytest.raises(ConfigError, match="unknown dtype 'int4'; valid dtypes: float16, bfloat16, int8"):
+    with pytest.raises(
+        ConfigError, match="unknown dtype 'int4'; valid dtypes: float16, bfloat16, int8"
+    ):
         check_dtype("int4")
     assert check_dtype(torch.float16) == "float16"

@@ -51,7 +51,9 @@ def test_conv_block_of_two_sizes_takes_kernel_whole():
 
 
 def test_block_that_does_not_tile_names_shape():
-    with pytest.raises(ShapeError, match=r"block \(3, 2\) does not tile fc.weight of shape \(4, 4\)"):
+    with pytest.raises(
+        ShapeError, match=r"block \(3, 2\) does not tile fc.weight of shape \(4, 4\)"
+    ):
         check_block((3, 2), (4, 4), name="fc.weight")
 
 

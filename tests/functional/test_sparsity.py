@@ -8,7 +8,9 @@ from condensa import ConfigError, NonFiniteError
 from condensa.functional import align_keep, check_align, check_finite, check_sparsity, n_keep
 
 
-@pytest.mark.parametrize("n, s, kept", [(10, 0.0, 10), (10, 0.25, 8), (10, 0.99, 0), (7, 0.5, 4), (0, 0.5, 0)])
+@pytest.mark.parametrize(
+    "n, s, kept", [(10, 0.0, 10), (10, 0.25, 8), (10, 0.99, 0), (7, 0.5, 4), (0, 0.5, 0)]
+)
 def test_n_keep_is_rounded_complement(n, s, kept):
     """n_keep(n, s) == round((1 - s) * n), the one definition."""
     assert n_keep(n, s) == kept == round((1 - s) * n)

@@ -90,7 +90,9 @@ def test_block_conv_weight_prunes_whole_kernels():
 
 
 def test_block_that_does_not_tile_names_weight():
-    with pytest.raises(ShapeError, match=r"block \(3, 3\) does not tile weight 'fc.weight' of shape \(4, 6\)"):
+    with pytest.raises(
+        ShapeError, match=r"block \(3, 3\) does not tile weight 'fc.weight' of shape \(4, 6\)"
+    ):
         Block(0.5, block=(3, 3)).check(torch.randn(4, 6), name="fc.weight")
 
 
@@ -109,7 +111,9 @@ def test_operator_dict_round_trip(op):
 
 
 def test_unknown_operator_lists_valid_names():
-    with pytest.raises(ConfigError, match="unknown operator type 'prunez'; valid types: .*block.*magnitude"):
+    with pytest.raises(
+        ConfigError, match="unknown operator type 'prunez'; valid types: .*block.*magnitude"
+    ):
         from_dict({"type": "prunez"})
 
 
@@ -120,8 +124,15 @@ def test_unknown_operator_option_is_config_error():
 
 @pytest.mark.parametrize(
     "make",
-    [lambda: Magnitude(1.0), lambda: Block(0.5, criteria="median"), lambda: Channels(0.5, align=0),
-     lambda: NM(4, 4), lambda: Cast("int4"), lambda: Cast("int8"), lambda: Chain(())],
+    [
+        lambda: Magnitude(1.0),
+        lambda: Block(0.5, criteria="median"),
+        lambda: Channels(0.5, align=0),
+        lambda: NM(4, 4),
+        lambda: Cast("int4"),
+        lambda: Cast("int8"),
+        lambda: Chain(()),
+    ],
 )
 def test_invalid_configuration_is_refused_at_construction(make):
     with pytest.raises(ConfigError):

@@ -37,7 +37,9 @@ def test_global_prune_with_ties_is_exact_and_deterministic():
     weights = _target_weights(a, nn.Linear)
     total = sum(w.numel() for w in weights)
     assert sum(int((w == 0).sum()) for w in weights) == total - n_keep(total, 0.6)
-    assert all(torch.equal(x, y) for x, y in zip(weights, _target_weights(b, nn.Linear)))
+    assert all(
+        torch.equal(x, y) for x, y in zip(weights, _target_weights(b, nn.Linear), strict=True)
+    )
 
 
 def test_global_ranking_gives_layers_different_sparsities(mlp):
@@ -76,7 +78,9 @@ def test_explicit_allocation_key_matching_nothing(mlp):
 
 
 def test_unknown_allocation_lists_valid():
-    with pytest.raises(condensa.ConfigError, match="unknown allocation 'local'; valid: global, uniform"):
+    with pytest.raises(
+        condensa.ConfigError, match="unknown allocation 'local'; valid: global, uniform"
+    ):
         schemes.Prune(0.5, allocation="local")
 
 
@@ -84,7 +88,9 @@ def test_unknown_allocation_lists_valid():
 def test_filter_prune_align_keeps_multiple_of_8(s):
     """FilterPrune(s, align=8) keeps a multiple of 8 filters in every layer."""
     torch.manual_seed(0)
-    model = nn.Sequential(nn.Conv2d(3, 32, 3), nn.ReLU(), nn.Conv2d(32, 64, 3), nn.ReLU(), nn.Conv2d(64, 24, 3))
+    model = nn.Sequential(
+        nn.Conv2d(3, 32, 3), nn.ReLU(), nn.Conv2d(32, 64, 3), nn.ReLU(), nn.Conv2d(64, 24, 3)
+    )
     small = condensa.compress(model, schemes.FilterPrune(s, align=8))
     for conv in (small[0], small[2], small[4]):
         kept = int((conv.weight.flatten(1) != 0).any(dim=1).sum())

@@ -24,7 +24,9 @@ def test_neuron_prune_skips_output_layer_by_default(mlp):
 
 
 def test_neuron_prune_can_prune_output_layer_when_asked(mlp):
-    small = condensa.compress(mlp, schemes.NeuronPrune(0.5, include=r"^4$", skip_output_layer=False))
+    small = condensa.compress(
+        mlp, schemes.NeuronPrune(0.5, include=r"^4$", skip_output_layer=False)
+    )
     assert int((small[4].weight.abs().sum(1) == 0).sum()) == 2
 
 
@@ -46,7 +48,9 @@ def test_block_prune_zeroes_whole_blocks(mlp):
 
 def test_compose_ranks_before_quantizing(mlp):
     """Compose([Prune, Quantize]): fp16 of the pruned weights (π left to right)."""
-    small = condensa.compress(mlp, schemes.Compose([schemes.Prune(0.5), schemes.Quantize("float16")]))
+    small = condensa.compress(
+        mlp, schemes.Compose([schemes.Prune(0.5), schemes.Quantize("float16")])
+    )
     pruned = condensa.compress(mlp, schemes.Prune(0.5))
     for i in (0, 2, 4):
         assert torch.equal(small[i].weight, pruned[i].weight.half().float())
@@ -84,7 +88,9 @@ def test_selection_matching_no_module(cnn):
 
 
 def test_unsupported_type_is_named():
-    with pytest.raises(UnsupportedModuleError, match=r"unsupported module type\(s\) \['BatchNorm2d'\]"):
+    with pytest.raises(
+        UnsupportedModuleError, match=r"unsupported module type\(s\) \['BatchNorm2d'\]"
+    ):
         schemes.Prune(0.5, types=[nn.BatchNorm2d])
     with pytest.raises(TypeError):
         schemes.FilterPrune(0.5, types=["Linear"])
@@ -139,11 +145,15 @@ def test_rules_spec_regex_keys_and_default(cnn):
 
 def test_rules_key_matching_nothing(cnn):
     with pytest.raises(ConfigError, match=r"rule key\(s\) \['decoder'\] match no"):
-        condensa.compress(cnn, schemes.from_dict({"sparsity": 0.5, "decoder": [{"type": "magnitude"}]}))
+        condensa.compress(
+            cnn, schemes.from_dict({"sparsity": 0.5, "decoder": [{"type": "magnitude"}]})
+        )
 
 
 def test_unknown_scheme_type_lists_valid():
-    with pytest.raises(ConfigError, match="unknown scheme type 'Pruner'; valid types: Prune, BlockPrune"):
+    with pytest.raises(
+        ConfigError, match="unknown scheme type 'Pruner'; valid types: Prune, BlockPrune"
+    ):
         schemes.from_dict({"type": "Pruner", "sparsity": 0.5})
 
 

@@ -33,17 +33,21 @@ def run_demo(config: DemoConfig, console: Console) -> dict[str, dict[str, float]
 
     Returns:
         ``{scheme name: {"dc_accuracy", "ft_accuracy", "sparsity", "compression_ratio"}}``.
+
     """
     torch.set_num_threads(config.threads)
     torch.manual_seed(config.seed)
     start = time.perf_counter()
     train_set, test_set = load_digits(seed=config.seed)
     generator = torch.Generator().manual_seed(config.seed)
-    train_loader = DataLoader(train_set, batch_size=config.batch_size, shuffle=True,
-                              generator=generator)
+    train_loader = DataLoader(
+        train_set, batch_size=config.batch_size, shuffle=True, generator=generator
+    )
     trainer = SupervisedTrainer(
-        train_loader, DataLoader(test_set, batch_size=256),
-        optimizer=lambda p: torch.optim.Adam(p, lr=3e-3), seed=config.seed,
+        train_loader,
+        DataLoader(test_set, batch_size=256),
+        optimizer=lambda p: torch.optim.Adam(p, lr=3e-3),
+        seed=config.seed,
     )
     steps_per_epoch = len(train_loader)
     model = DigitsCNN()
@@ -82,8 +86,12 @@ def run_demo(config: DemoConfig, console: Console) -> dict[str, dict[str, float]
             "macs_ratio": dense_stats.macs / st.effective_macs,
         }
         summary.add_row(
-            name, f"{dc_accuracy:.2%}", f"{ft_accuracy:.2%}", f"{st.sparsity:.3f}",
-            f"{st.compression_ratio:.1f}x", f"{dense_stats.macs / st.effective_macs:.2f}x fewer",
+            name,
+            f"{dc_accuracy:.2%}",
+            f"{ft_accuracy:.2%}",
+            f"{st.sparsity:.3f}",
+            f"{st.compression_ratio:.1f}x",
+            f"{dense_stats.macs / st.effective_macs:.2f}x fewer",
         )
     console.print()
     console.print(f"Baseline accuracy {baseline:.2%}")

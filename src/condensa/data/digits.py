@@ -8,7 +8,9 @@ from torch.utils.data import TensorDataset
 from condensa.errors import CondensaError, ConfigError
 
 
-def load_digits(*, test_fraction: float = 0.2, seed: int = 0) -> tuple[TensorDataset, TensorDataset]:
+def load_digits(
+    *, test_fraction: float = 0.2, seed: int = 0
+) -> tuple[TensorDataset, TensorDataset]:
     """The digits dataset as ``(train, test)`` tensor datasets.
 
     Images are scaled to ``[0, 1]`` and shaped `(N, 1, 8, 8)`; labels are `(N,)` int64.
@@ -17,6 +19,7 @@ def load_digits(*, test_fraction: float = 0.2, seed: int = 0) -> tuple[TensorDat
     Raises:
         CondensaError: scikit-learn is not installed (``pip install scikit-learn``).
         ConfigError: ``test_fraction`` outside ``(0, 1)``.
+
     """
     if not 0.0 < test_fraction < 1.0:
         raise ConfigError(f"test_fraction must lie in (0, 1), got {test_fraction!r}")

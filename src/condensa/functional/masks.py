@@ -23,6 +23,7 @@ def topk_mask(scores: torch.Tensor, kept: int) -> torch.Tensor:
     Example:
         >>> topk_mask(torch.tensor([1.0, 3.0, 3.0, 2.0]), 2).tolist()
         [False, True, True, False]
+
     """
     flat = scores.detach().reshape(-1)
     mask = torch.zeros(flat.numel(), dtype=torch.bool, device=flat.device)
@@ -43,6 +44,7 @@ def magnitude_mask(weight: torch.Tensor, sparsity: float) -> torch.Tensor:
     Returns:
         `bool` tensor of ``weight.shape`` with exactly ``n_keep(weight.numel(), sparsity)``
         True entries.
+
     """
     return topk_mask(weight.abs(), n_keep(weight.numel(), sparsity))
 

@@ -36,9 +36,12 @@ def nm_mask(weight: torch.Tensor, n: int, m: int) -> torch.Tensor:
 
     Args:
         weight: `(out, in, *k)` with ``in % m == 0``.
+        n: weights kept per group.
+        m: group size.
 
     Returns:
         `bool` mask of ``weight.shape`` with exactly ``n`` True in each group.
+
     """
     check_nm(n, m)
     check_nm_shape(tuple(weight.shape), m)

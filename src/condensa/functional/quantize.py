@@ -37,9 +37,11 @@ def int8_scale(weight: torch.Tensor, axis: int = 0) -> torch.Tensor:
 
     Args:
         weight: `(out, ...)` when ``axis == 0``.
+        axis: the channel dimension that gets its own scale.
 
     Returns:
         float32 scale broadcastable to ``weight`` (size 1 on every dim except ``axis``).
+
     """
     dims = [d for d in range(weight.dim()) if d != axis]
     absmax = weight.detach().abs().float().amax(dim=dims, keepdim=True) if dims else weight.abs()
@@ -54,6 +56,7 @@ def quantize_int8(weight: torch.Tensor, axis: int = 0) -> tuple[torch.Tensor, to
         ``(q, scale)``: `int8` tensor of ``weight.shape`` in ``[-127, 127]`` and the
         float32 scale from :func:`int8_scale`. ``q * scale`` is within half a step of
         ``weight``.
+
     """
     scale = int8_scale(weight, axis)
     q = torch.round(weight.detach().float() / scale).clamp_(-INT8_MAX, INT8_MAX)

@@ -37,6 +37,7 @@ def reduce(x: torch.Tensor, criteria: str, dims: Sequence[int]) -> torch.Tensor:
 
     Returns:
         `float32` scores, ``x`` with ``dims`` removed.
+
     """
     check_criteria(criteria)
     dims = tuple(dims)
@@ -66,6 +67,7 @@ def check_block(block: Sequence[int], shape: Sequence[int], *, name: str = "weig
     Raises:
         ConfigError: if ``block`` is not a sequence of positive integers.
         ShapeError: if it does not tile ``shape``.
+
     """
     if (
         isinstance(block, (str, bytes))
@@ -108,6 +110,7 @@ def block_scores(weight: torch.Tensor, block: Sequence[int], criteria: str) -> t
 
     Returns:
         `(d_0 / b_0, d_1 / b_1, ...)` float32 scores.
+
     """
     view = _blocked_view(weight, block)
     return reduce(view, criteria, dims=range(1, view.dim(), 2))
@@ -130,5 +133,6 @@ def channel_scores(weight: torch.Tensor, criteria: str) -> torch.Tensor:
 
     Returns:
         `(out,)` float32 scores.
+
     """
     return reduce(weight.reshape(weight.shape[0], -1), criteria, dims=(1,))

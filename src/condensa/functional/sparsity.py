@@ -26,6 +26,7 @@ def check_sparsity(sparsity: object, *, name: str = "sparsity") -> float:
     Example:
         >>> check_sparsity(0.5)
         0.5
+
     """
     if isinstance(sparsity, bool) or not isinstance(sparsity, Real):
         raise ConfigError(
@@ -46,6 +47,7 @@ def n_keep(n: int, sparsity: float) -> int:
     Example:
         >>> n_keep(10, 0.25)
         8
+
     """
     if n < 0:
         raise ConfigError(f"count must be non-negative, got {n}")
@@ -71,6 +73,7 @@ def align_keep(kept: int, align: int | None, n: int, *, what: str = "layer") -> 
     Example:
         >>> align_keep(13, 8, 32)
         8
+
     """
     if align is None:
         return kept

@@ -33,6 +33,7 @@ class PrunedTensor(Compressed):
         mask: `bool`, same shape as ``values``; True = keep.
         bias_mask: `(out,)` bool mask for the layer's bias when whole output channels
             are pruned (the bias entry of a removed channel goes too), else None.
+
     """
 
     values: torch.Tensor
@@ -47,6 +48,7 @@ class CastTensor(Compressed):
     Attributes:
         values: the tensor in the storage dtype (float16 or bfloat16).
         dtype: the dtype to decompress to.
+
     """
 
     values: torch.Tensor
@@ -62,6 +64,7 @@ class AffineTensor(Compressed):
         scale: float32, broadcastable to ``q``.
         axis: the channel axis of the scales.
         dtype: the dtype to decompress to.
+
     """
 
     q: torch.Tensor
@@ -92,6 +95,7 @@ class Operator(ABC):
         Args:
             weight: the tensor to compress.
             name: its fully qualified name, for error messages.
+
         """
         check_finite(weight, name=name)
 

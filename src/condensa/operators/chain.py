@@ -62,4 +62,3 @@ def flatten(operator: Operator) -> tuple[Operator, ...]:
     if isinstance(operator, Chain):
         return tuple(op for inner in operator.operators for op in flatten(inner))
     return (operator,)
-

@@ -33,6 +33,7 @@ class Magnitude(PruneOperator):
     Example:
         >>> Magnitude(0.5).project(torch.tensor([1.0, -3.0, 0.5, 2.0])).tolist()
         [0.0, -3.0, 0.0, 2.0]
+
     """
 
     sparsity: float = 0.0
@@ -61,6 +62,7 @@ class Block(PruneOperator):
         >>> op = Block(0.5, block=(2, 2))
         >>> int((op.project(torch.randn(4, 4)) == 0).sum())
         8
+
     """
 
     sparsity: float = 0.0
@@ -103,6 +105,7 @@ class Channels(PruneOperator):
         >>> op = Channels(0.5)
         >>> op.project(torch.tensor([[1.0, 1.0], [0.1, 0.1]])).tolist()
         [[1.0, 1.0], [0.0, 0.0]]
+
     """
 
     sparsity: float = 0.0
@@ -141,7 +144,6 @@ class Channels(PruneOperator):
         return keep_units.reshape(view).expand(weight.shape).clone()
 
 
-
 @dataclass(frozen=True)
 class NM(Operator):
     """N:M semi-structured pruning: keep ``n`` of every ``m`` consecutive input weights.
@@ -152,6 +154,7 @@ class NM(Operator):
     Example:
         >>> NM(2, 4).project(torch.tensor([[4.0, 1.0, 3.0, 2.0]])).tolist()
         [[4.0, 0.0, 3.0, 0.0]]
+
     """
 
     n: int = 2

@@ -25,6 +25,7 @@ class Cast(Operator):
         >>> w = torch.tensor([0.1])
         >>> torch.equal(Cast("float16").project(w), w.half().float())
         True
+
     """
 
     dtype: str = "float16"
@@ -61,6 +62,7 @@ class Affine(Operator):
         >>> w = torch.tensor([[1.0, -0.5], [0.25, 0.0]])
         >>> bool(((Affine().project(w) - w).abs() <= 1.0 / 254 + 1e-7).all())
         True
+
     """
 
     axis: int = 0

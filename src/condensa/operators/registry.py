@@ -41,6 +41,7 @@ def from_dict(spec: Mapping[str, Any]) -> Operator:
     Example:
         >>> from_dict({"type": "block", "block": [2, 2]})
         Block(sparsity=0.0, block=(2, 2), criteria='l2')
+
     """
     if not isinstance(spec, Mapping) or "type" not in spec:
         raise ConfigError(f"an operator spec needs a 'type' key, got {spec!r}")

@@ -24,9 +24,7 @@ class Trainer(Protocol):
     returns metrics where larger ``"accuracy"`` / smaller ``"loss"`` is better.
     """
 
-    def train(
-        self, model: nn.Module, steps: int, *, extra_loss: ExtraLoss | None = None
-    ) -> float:
+    def train(self, model: nn.Module, steps: int, *, extra_loss: ExtraLoss | None = None) -> float:
         """Train ``model`` in place for ``steps`` steps."""
         ...
 
@@ -54,6 +52,7 @@ class SupervisedTrainer:
         optimizer: factory ``params -> torch.optim.Optimizer`` (default: Adam, lr 1e-3).
         loss_fn: task loss (default cross-entropy).
         seed: seeds ``torch`` before each :meth:`train` call for reproducibility, or None.
+
     """
 
     def __init__(
@@ -71,9 +70,7 @@ class SupervisedTrainer:
         self.loss_fn = loss_fn or nn.functional.cross_entropy
         self.seed = seed
 
-    def train(
-        self, model: nn.Module, steps: int, *, extra_loss: ExtraLoss | None = None
-    ) -> float:
+    def train(self, model: nn.Module, steps: int, *, extra_loss: ExtraLoss | None = None) -> float:
         """Run ``steps`` steps; raises :class:`CondensaError` on a non-finite loss."""
         if not isinstance(steps, int) or steps < 1:
             raise ConfigError(f"steps must be a positive integer, got {steps!r}")
@@ -90,12 +87,13 @@ class SupervisedTrainer:
             loss = self.loss_fn(model(inputs), targets)
             if extra_loss is not None:
                 loss = loss + extra_loss()
-            if not math.isfinite(float(loss)):
-                raise CondensaError(f"non-finite training loss {float(loss)} at step {step}")
+            value = float(loss.detach())
+            if not math.isfinite(value):
+                raise CondensaError(f"non-finite training loss {value} at step {step}")
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
-            total += float(loss)
+            total += value
         return total / steps
 
     @torch.no_grad()

@@ -3,6 +3,7 @@
 Example:
     >>> from condensa import schemes
     >>> scheme = schemes.Compose([schemes.Prune(0.9), schemes.Quantize("float16")])
+
 """
 
 from condensa.schemes.allocation import ALLOCATIONS, allocate

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from typing import Union
 
 import torch
 
@@ -16,7 +15,7 @@ from condensa.schemes.selection import Target
 ALLOCATIONS = ("global", "uniform")
 """Named allocation policies; a mapping ``{module regex or FQN: sparsity}`` is the third kind."""
 
-AllocationSpec = Union[str, Mapping[str, float]]
+AllocationSpec = str | Mapping[str, float]
 
 
 def check_allocation(allocation: object) -> AllocationSpec:
@@ -37,9 +36,7 @@ def check_allocation(allocation: object) -> AllocationSpec:
                 raise ConfigError(f"allocation keys must be module names or regexes, got {key!r}")
             out[key] = check_sparsity(value, name=f"sparsity for {key!r}")
         return out
-    raise ConfigError(
-        f"allocation must be 'global', 'uniform' or a mapping, got {allocation!r}"
-    )
+    raise ConfigError(f"allocation must be 'global', 'uniform' or a mapping, got {allocation!r}")
 
 
 def allocate(
@@ -67,6 +64,7 @@ def allocate(
 
     Raises:
         SelectionError: a mapping key matches no target.
+
     """
     if isinstance(allocation, Mapping):
         return _explicit(targets, sparsity, allocation)
@@ -123,6 +121,4 @@ def _global(
     cumulative = torch.cumsum(all_sizes[order], dim=0)
     n_pruned = int((cumulative <= budget).sum())
     pruned_per_layer = torch.bincount(all_owners[order[:n_pruned]], minlength=len(targets))
-    return {
-        t.fqn: float(int(pruned_per_layer[i])) / n_units[i] for i, t in enumerate(targets)
-    }
+    return {t.fqn: float(int(pruned_per_layer[i])) / n_units[i] for i, t in enumerate(targets)}

@@ -38,6 +38,7 @@ class Scheme(ABC):
 
         Returns:
             The plan; nothing in ``model`` is modified.
+
         """
 
     def to_dict(self) -> dict[str, Any]:
@@ -61,6 +62,7 @@ class OperatorScheme(Scheme):
         selection: which targets.
         allocation: ``"global"``, ``"uniform"`` or ``{module regex: sparsity}``.
         options: the user's keyword arguments, kept for :meth:`to_dict`.
+
     """
 
     def __init__(
@@ -110,7 +112,11 @@ class OperatorScheme(Scheme):
         return f"{type(self).__name__}({args})"
 
     def __eq__(self, other: object) -> bool:
-        return type(self) is type(other) and self.to_dict() == other.to_dict()  # type: ignore[attr-defined]
+        return (
+            isinstance(other, OperatorScheme)
+            and type(self) is type(other)
+            and (self.to_dict() == other.to_dict())
+        )
 
     __hash__ = None  # type: ignore[assignment]
 

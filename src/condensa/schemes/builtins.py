@@ -36,6 +36,7 @@ class Prune(OperatorScheme):
 
     Example:
         >>> small = condensa.compress(model, Prune(0.9, exclude=[r"^fc$"]))  # doctest: +SKIP
+
     """
 
     def __init__(
@@ -48,14 +49,21 @@ class Prune(OperatorScheme):
         exclude: Patterns = None,
     ) -> None:
         selection = Selection.make(
-            types=types, include=include, exclude=exclude, supported=(*LINEAR_AND_CONV, "Embedding"),
+            types=types,
+            include=include,
+            exclude=exclude,
+            supported=(*LINEAR_AND_CONV, "Embedding"),
             default_types=LINEAR_AND_CONV,
         )
         options = _given(sparsity=sparsity, types=types, include=include, exclude=exclude)
         if allocation != "global":
             options["allocation"] = allocation
         super().__init__(
-            Magnitude(), selection=selection, sparsity=sparsity, allocation=allocation, options=options
+            Magnitude(),
+            selection=selection,
+            sparsity=sparsity,
+            allocation=allocation,
+            options=options,
         )
 
 
@@ -68,6 +76,7 @@ class BlockPrune(OperatorScheme):
             kernel is taken whole). Must tile every selected weight.
         criteria: ``l1``, ``l2``, ``max``, ``min``, ``mean``, ``sum`` or ``scaled_l2``.
         allocation, types, include, exclude: as for :class:`Prune`.
+
     """
 
     def __init__(
@@ -84,13 +93,22 @@ class BlockPrune(OperatorScheme):
         selection = Selection.make(
             types=types, include=include, exclude=exclude, supported=LINEAR_AND_CONV
         )
-        options = _given(sparsity=sparsity, block=list(block), criteria=criteria, types=types,
-                         include=include, exclude=exclude)
+        options = _given(
+            sparsity=sparsity,
+            block=list(block),
+            criteria=criteria,
+            types=types,
+            include=include,
+            exclude=exclude,
+        )
         if allocation != "global":
             options["allocation"] = allocation
         super().__init__(
             Block(block=tuple(block), criteria=criteria),
-            selection=selection, sparsity=sparsity, allocation=allocation, options=options,
+            selection=selection,
+            sparsity=sparsity,
+            allocation=allocation,
+            options=options,
         )
 
 
@@ -115,16 +133,30 @@ class _ChannelScheme(OperatorScheme):
     ) -> None:
         skip = self.skip_output_default if skip_output_layer is None else skip_output_layer
         selection = Selection.make(
-            types=types, include=include, exclude=exclude, supported=self.supported,
-            default_types=self.default_types, skip_output_layer=skip,
+            types=types,
+            include=include,
+            exclude=exclude,
+            supported=self.supported,
+            default_types=self.default_types,
+            skip_output_layer=skip,
         )
-        options = _given(sparsity=sparsity, align=align, criteria=criteria, types=types,
-                         include=include, exclude=exclude, skip_output_layer=skip_output_layer)
+        options = _given(
+            sparsity=sparsity,
+            align=align,
+            criteria=criteria,
+            types=types,
+            include=include,
+            exclude=exclude,
+            skip_output_layer=skip_output_layer,
+        )
         if allocation != "global":
             options["allocation"] = allocation
         super().__init__(
             Channels(align=align, criteria=criteria),
-            selection=selection, sparsity=sparsity, allocation=allocation, options=options,
+            selection=selection,
+            sparsity=sparsity,
+            allocation=allocation,
+            options=options,
         )
 
 
@@ -138,6 +170,7 @@ class FilterPrune(_ChannelScheme):
         allocation, types, include, exclude: as for :class:`Prune`.
         skip_output_layer: skip the model's last Linear layer (default False: filter
             pruning only touches convolutions).
+
     """
 
     default_types = CONV
@@ -197,8 +230,11 @@ class Quantize(OperatorScheme):
     ) -> None:
         operator: Operator = Affine() if dtype == "int8" else Cast(dtype)
         selection = Selection.make(
-            types=types, include=include, exclude=exclude,
-            supported=(*LINEAR_AND_CONV, "Embedding"), default_types=LINEAR_AND_CONV,
+            types=types,
+            include=include,
+            exclude=exclude,
+            supported=(*LINEAR_AND_CONV, "Embedding"),
+            default_types=LINEAR_AND_CONV,
         )
         options = _given(dtype=dtype, types=types, include=include, exclude=exclude)
         super().__init__(operator, selection=selection, options=options)

@@ -30,6 +30,7 @@ class Plan:
     Example:
         >>> plan = Plan()
         >>> plan.add(target, Magnitude(0.5))  # doctest: +SKIP
+
     """
 
     def __init__(self) -> None:

@@ -33,6 +33,7 @@ class Target:
         module_name: FQN of the owning module (``""`` for the root).
         param_name: attribute name on the module (``"weight"``).
         module: the owning module.
+
     """
 
     fqn: str
@@ -87,6 +88,7 @@ class Selection:
         include: regexes; empty selects every module of the given types.
         exclude: regexes removed after ``include``.
         supported: the types the calling scheme can handle; others raise.
+
     """
 
     types: tuple[str, ...] = LINEAR_AND_CONV
@@ -111,8 +113,11 @@ class Selection:
         Raises:
             UnsupportedModuleError: a type in ``types`` is not in ``supported``.
             ConfigError: malformed patterns or types.
+
         """
-        names = tuple(default_types or supported) if types is None else tuple(map(_type_name, types))
+        names = (
+            tuple(default_types or supported) if types is None else tuple(map(_type_name, types))
+        )
         if types is not None and not names:
             raise ConfigError("types must name at least one module type")
         unsupported = [n for n in names if n not in supported]
@@ -135,6 +140,7 @@ class Selection:
         Raises:
             SelectionError: when an include/exclude pattern matches no module of the
                 selected types, or when nothing at all is selected.
+
         """
         classes = tuple(MODULE_TYPES[n] for n in self.types)
         candidates = [(n, m) for n, m in model.named_modules() if isinstance(m, classes)]
@@ -158,7 +164,9 @@ class Selection:
             and not any(re.search(p, name) for p in self.exclude)
         ]
         if not chosen:
-            skipped = " (the output layer is skipped: skip_output_layer=True)" * self.skip_output_layer
+            skipped = (
+                " (the output layer is skipped: skip_output_layer=True)" * self.skip_output_layer
+            )
             raise SelectionError(
                 f"selection types={list(self.types)} include={list(self.include)} "
                 f"exclude={list(self.exclude)} matched no module of "
@@ -180,7 +188,11 @@ class Selection:
 
     def to_dict(self) -> dict[str, list[str]]:
         """Plain data for scheme specs (only the options a user sets)."""
-        return {"types": list(self.types), "include": list(self.include), "exclude": list(self.exclude)}
+        return {
+            "types": list(self.types),
+            "include": list(self.include),
+            "exclude": list(self.exclude),
+        }
 
 
 def last_module(model: nn.Module, type_names: Sequence[str]) -> str | None:

@@ -56,14 +56,13 @@ class Rules(Scheme):
     Example:
         >>> Rules({"sparsity": 0.5, "*": [{"type": "block", "block": [2, 2]}],
         ...        "^fc$": [{"type": "magnitude", "sparsity": 0.9}]})  # doctest: +SKIP
+
     """
 
     def __init__(self, spec: Mapping[str, Any]) -> None:
         if not isinstance(spec, Mapping):
             raise ConfigError(f"a rules spec must be a mapping, got {spec!r}")
-        self.sparsity = (
-            None if spec.get("sparsity") is None else check_sparsity(spec["sparsity"])
-        )
+        self.sparsity = None if spec.get("sparsity") is None else check_sparsity(spec["sparsity"])
         self.allocation = check_allocation(spec.get("allocation", "global"))
         types = spec.get("types", list(LINEAR_AND_CONV))
         unknown = [t for t in types if t not in MODULE_TYPES]
@@ -82,7 +81,7 @@ class Rules(Scheme):
             items = [value] if isinstance(value, Mapping) else value
             if not isinstance(items, Sequence) or isinstance(items, str):
                 raise ConfigError(f"rule {key!r} must map to an operator spec or a list of them")
-            chain = []
+            chain: list[tuple[Operator, bool]] = []
             for item in items:
                 op = operator_from_dict(item)
                 fixed = isinstance(item, Mapping) and "sparsity" in item
@@ -126,8 +125,11 @@ class Rules(Scheme):
                 if isinstance(op, PruneOperator):
                     sparsity = op.sparsity if fixed else self.sparsity
                     allocation = "uniform" if fixed else self.allocation
-                    steps.append(OperatorScheme(op, selection=selection, sparsity=sparsity,
-                                                allocation=allocation))
+                    steps.append(
+                        OperatorScheme(
+                            op, selection=selection, sparsity=sparsity, allocation=allocation
+                        )
+                    )
                 else:
                     steps.append(OperatorScheme(op, selection=selection))
         if not steps:
@@ -156,6 +158,7 @@ def from_dict(spec: Mapping[str, Any]) -> Scheme:
 
     Raises:
         ConfigError: unknown scheme type (valid names listed) or invalid options.
+
     """
     if not isinstance(spec, Mapping):
         raise ConfigError(f"a scheme spec must be a mapping, got {spec!r}")
@@ -188,6 +191,7 @@ def from_toml(text: str) -> Scheme:
 
     Raises:
         ConfigError: malformed TOML (line and column named) or an invalid spec.
+
     """
     try:
         data = tomllib.loads(text)

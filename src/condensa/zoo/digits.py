@@ -19,6 +19,7 @@ class DigitsCNN(nn.Module):
         width: channel multiplier (1.0 = 16/32/64 filters).
         in_channels: input channels.
         num_classes: output classes.
+
     """
 
     def __init__(self, *, width: float = 1.0, in_channels: int = 1, num_classes: int = 10) -> None:
