@@ -4,7 +4,6 @@ import torch
 from condensa import ConfigError, ShapeError
 from condensa.functional import nm_mask
 
-
 CASES = [
     (shape, n, m)
     for shape in [(6, 16), (4, 8, 3, 3), (5, 12, 2)]
