@@ -13,7 +13,7 @@ from torch.utils.data import DataLoader
 import condensa
 from condensa import schemes
 from condensa.data import load_digits
-from condensa.optim import SupervisedTrainer
+from condensa.optim import FineTune, SupervisedTrainer
 from condensa.zoo import DigitsCNN
 
 
@@ -44,10 +44,7 @@ def run_demo(config: DemoConfig, console: Console) -> dict[str, dict[str, float]
         train_set, batch_size=config.batch_size, shuffle=True, generator=generator
     )
     trainer = SupervisedTrainer(
-        train_loader,
-        DataLoader(test_set, batch_size=256),
-        optimizer=lambda p: torch.optim.Adam(p, lr=3e-3),
-        seed=config.seed,
+        train_loader, DataLoader(test_set, batch_size=256), lr=3e-3, schedule="cosine"
     )
     steps_per_epoch = len(train_loader)
     model = DigitsCNN()
@@ -70,9 +67,10 @@ def run_demo(config: DemoConfig, console: Console) -> dict[str, dict[str, float]
         summary.add_column(column, justify="left" if column == "scheme" else "right")
     dense_stats = condensa.stats(model, input_size=(1, 1, 8, 8))
     for name, scheme in strategies.items():
-        compressed = condensa.compress(model, scheme)
-        dc_accuracy = trainer.evaluate(compressed)["accuracy"]
-        trainer.train(compressed, config.finetune_epochs * steps_per_epoch)
+        steps = config.finetune_epochs * steps_per_epoch
+        result = FineTune(trainer, steps=steps, finetune_lr_scale=0.3).compress(model, scheme)
+        compressed = result.model
+        dc_accuracy = result.history[0]["val_accuracy"]
         ft_accuracy = trainer.evaluate(compressed)["accuracy"]
         st = condensa.stats(compressed, input_size=(1, 1, 8, 8))
         console.print(f"\n[bold]{name}[/bold]")

@@ -1,5 +1,33 @@
-"""Accuracy recovery: training abstraction (L-C and fine-tuning build on it)."""
+"""Accuracy recovery: the L-C optimizer, masked fine-tuning, and the training protocol."""
 
-from condensa.optim.trainer import SupervisedTrainer, Trainer
+from condensa.optim.finetune import DC, FineTune
+from condensa.optim.lc import LC, LCState
+from condensa.optim.metrics import accuracy_metrics, perplexity, topk_correct
+from condensa.optim.result import CompressionResult, Selector, TrainingDivergedError
+from condensa.optim.trainer import (
+    SCHEDULES,
+    NonFiniteLossError,
+    SupervisedTrainer,
+    Trainer,
+    adam,
+    sgd,
+)
 
-__all__ = ["SupervisedTrainer", "Trainer"]
+__all__ = [
+    "DC",
+    "LC",
+    "SCHEDULES",
+    "CompressionResult",
+    "FineTune",
+    "LCState",
+    "NonFiniteLossError",
+    "Selector",
+    "SupervisedTrainer",
+    "Trainer",
+    "TrainingDivergedError",
+    "accuracy_metrics",
+    "adam",
+    "perplexity",
+    "sgd",
+    "topk_correct",
+]

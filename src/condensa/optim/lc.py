@@ -1,0 +1,302 @@
+"""The L-C (learning-compression) optimizer: augmented Lagrangian over a scheme.
+
+Compression as ``min L(w) s.t. w = Δ(π(w))`` (Carreira-Perpiñán 2017; Condensa,
+Joseph et al. 2019), alternating
+
+- L step: train ``w`` on ``L(w) + μ/2 Σ ||w − θ − λ/μ||²`` (a loss term, so any
+  ``torch.optim`` optimizer works; a fresh optimizer every iteration);
+- C step: ``θ = Δ(π(w − λ/μ))`` with the scheme re-planned (masks may change);
+- ``λ ← λ − μ (w − θ)``; ``μ = μ0 · a^(j−1)``, capped.
+
+Iteration 0 skips the L step: it is direct compression. The compressed model with
+the best validation score is returned.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import cast
+
+import torch
+from torch import nn
+
+from condensa.errors import ConfigError
+from condensa.masking import apply_plan, bake, copy_model, restore
+from condensa.optim.result import CompressionResult, Selector, TrainingDivergedError
+from condensa.optim.trainer import NonFiniteLossError, Trainer
+from condensa.schemes import Scheme
+
+STATE_FORMAT = "condensa.lc_state"
+STATE_VERSION = 1
+
+
+@dataclass
+class LCState:
+    """Everything needed to resume L-C after ``iteration - 1`` completed iterations.
+
+    Attributes:
+        iteration: the next iteration to run.
+        mu: the penalty weight of the last completed iteration (0 after DC).
+        weights: state dict of the uncompressed model ``w``.
+        theta: ``{fqn: θ}`` from the last C step.
+        multipliers: ``{fqn: λ}``.
+        best_state: state dict of the best compressed model (with its masks).
+        best_score: its validation score; ``best_iteration``: where it came from.
+        history: per-iteration records.
+
+    """
+
+    iteration: int
+    mu: float
+    weights: dict[str, torch.Tensor]
+    theta: dict[str, torch.Tensor]
+    multipliers: dict[str, torch.Tensor]
+    best_state: dict[str, torch.Tensor]
+    best_score: float
+    best_iteration: int
+    history: list[dict[str, float]] = field(default_factory=list)
+
+    def save(self, path: str | Path) -> None:
+        """Write the state atomically (tensors and plain data only)."""
+        path = Path(path)
+        tmp = path.with_name(path.name + ".tmp")
+        torch.save({"format": STATE_FORMAT, "version": STATE_VERSION, **self.__dict__}, tmp)
+        tmp.replace(path)
+
+    @classmethod
+    def load(cls, path: str | Path) -> LCState:
+        """Read a state written by :meth:`save` (``weights_only`` unpickling).
+
+        Raises:
+            ConfigError: not an L-C state file, or from a newer version.
+
+        """
+        try:
+            data = torch.load(Path(path), weights_only=True)
+        except Exception as exc:
+            raise ConfigError(f"cannot read L-C state {str(path)!r}: {exc}") from None
+        if not isinstance(data, dict) or data.get("format") != STATE_FORMAT:
+            raise ConfigError(f"{str(path)!r} is not a Condensa L-C state file")
+        if data.get("version", 0) > STATE_VERSION:
+            raise ConfigError(
+                f"L-C state {str(path)!r} has version {data['version']}; "
+                f"this Condensa reads up to {STATE_VERSION}"
+            )
+        fields = {k: v for k, v in data.items() if k not in ("format", "version")}
+        return cls(**fields)
+
+
+def _targets_of(model: nn.Module, fqns: list[str]) -> dict[str, nn.Parameter]:
+    return {fqn: model.get_parameter(fqn) for fqn in fqns}
+
+
+class LC:
+    """The learning-compression optimizer.
+
+    Args:
+        trainer: a :class:`~condensa.optim.Trainer` (its ``train`` runs the L steps;
+            give it a decaying ``schedule`` so the LR decays inside each L step).
+        iterations: number of L-C iterations after the initial direct compression.
+        steps: mini-batch steps of each L step.
+        first_steps: steps of the first L step (default ``steps``); often longer.
+        mu_init: μ of the first L step (``μ0``, default 1e-3 as released).
+        mu_multiplier: ``a`` in ``μ_j = μ0 a^(j-1)`` (default 1.1), at least 1.
+        mu_max: cap on μ.
+        metric: validation metric that picks the best θ; ``higher_is_better`` its
+            direction (inferred from the name when None).
+        lr_scale: learning-rate multiplier passed to every L step.
+        seed: ``torch.manual_seed(seed + j)`` before L step ``j``, so a resumed run
+            repeats an uninterrupted one when the loaders draw from torch's RNG.
+        checkpoint: path where the :class:`LCState` is saved after every iteration.
+        callback: called with each iteration's history record.
+
+    Example:
+        >>> lc = LC(trainer, iterations=10, steps=500)
+        >>> result = lc.compress(model, Prune(0.95))  # doctest: +SKIP
+        >>> result.model, result.history  # doctest: +SKIP
+
+    """
+
+    def __init__(
+        self,
+        trainer: Trainer,
+        *,
+        iterations: int = 30,
+        steps: int = 1000,
+        first_steps: int | None = None,
+        mu_init: float = 1e-3,
+        mu_multiplier: float = 1.1,
+        mu_max: float = 1e4,
+        metric: str = "accuracy",
+        higher_is_better: bool | None = None,
+        lr_scale: float = 1.0,
+        seed: int = 0,
+        checkpoint: str | Path | None = None,
+        callback: Callable[[dict[str, float]], None] | None = None,
+    ) -> None:
+        for name, value in (("iterations", iterations), ("steps", steps)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ConfigError(f"{name} must be a positive integer, got {value!r}")
+        if first_steps is not None and (not isinstance(first_steps, int) or first_steps < 1):
+            raise ConfigError(f"first_steps must be a positive integer, got {first_steps!r}")
+        if not (isinstance(mu_init, (int, float)) and math.isfinite(mu_init) and mu_init > 0):
+            raise ConfigError(f"mu_init must be a positive number, got {mu_init!r}")
+        if not (isinstance(mu_multiplier, (int, float)) and mu_multiplier >= 1):
+            raise ConfigError(f"mu_multiplier must be >= 1, got {mu_multiplier!r}")
+        if not (isinstance(mu_max, (int, float)) and mu_max >= mu_init):
+            raise ConfigError(f"mu_max must be >= mu_init ({mu_init}), got {mu_max!r}")
+        if not isinstance(trainer, Trainer):
+            raise ConfigError(f"trainer must implement train() and evaluate(), got {trainer!r}")
+        self.trainer = trainer
+        self.iterations = iterations
+        self.steps = steps
+        self.first_steps = steps if first_steps is None else first_steps
+        self.mu_init, self.mu_multiplier, self.mu_max = float(mu_init), float(mu_multiplier), mu_max
+        self.selector = Selector(metric, higher_is_better)
+        self.lr_scale = lr_scale
+        self.seed = seed
+        self.checkpoint = None if checkpoint is None else Path(checkpoint)
+        self.callback = callback
+
+    def mu(self, iteration: int) -> float:
+        """μ of L-C iteration ``iteration`` (0 for the initial direct compression)."""
+        if iteration == 0:
+            return 0.0
+        return min(self.mu_init * self.mu_multiplier ** (iteration - 1), self.mu_max)
+
+    def compress(
+        self, model: nn.Module, scheme: Scheme, *, state: LCState | None = None
+    ) -> CompressionResult:
+        """Run L-C from ``model`` (or resume from ``state``); ``model`` is not modified.
+
+        Returns:
+            A :class:`CompressionResult`: the best compressed model (masks attached),
+            the history, and the final :class:`LCState` in ``.state``.
+
+        Raises:
+            ConfigError: the scheme selects nothing, or bad settings.
+            TrainingDivergedError: a non-finite loss; ``.result`` holds the best so far.
+
+        """
+        w_model = bake(model)
+        fqns = scheme.plan(w_model).fqns
+        if not fqns:
+            raise ConfigError(f"scheme {scheme!r} selects no tensor of {type(model).__name__}")
+        params = _targets_of(w_model, fqns)
+        best_model: nn.Module | None = None
+        if state is None:
+            start, history = 0, []
+            theta: dict[str, torch.Tensor] = {}
+            lam = {f: torch.zeros_like(p) for f, p in params.items()}
+            best_score: float | None = None
+            best_iteration, best_state = 0, {}
+        else:
+            w_model.load_state_dict(state.weights)
+            start, history = state.iteration, list(state.history)
+            theta, lam = dict(state.theta), dict(state.multipliers)
+            best_score, best_iteration, best_state = (
+                state.best_score,
+                state.best_iteration,
+                state.best_state,
+            )
+            best_model = restore(bake(model), best_state)
+
+        for j in range(start, self.iterations + 1):
+            mu = self.mu(j)
+            record: dict[str, float] = {"iteration": float(j), "mu": mu}
+            if j > 0:
+                penalty = _penalty(params, theta, lam, mu)
+                torch.manual_seed(self.seed + j)
+                try:
+                    record["train_loss"] = self.trainer.train(
+                        w_model,
+                        self.first_steps if j == 1 else self.steps,
+                        extra_loss=penalty,
+                        lr_scale=self.lr_scale,
+                    )
+                except NonFiniteLossError as exc:
+                    partial = (
+                        None
+                        if best_model is None
+                        else CompressionResult(best_model, history, best_score, best_iteration)
+                    )
+                    raise TrainingDivergedError(
+                        f"L-C iteration {j} diverged ({exc}); the best model so far is in .result",
+                        partial,
+                    ) from None
+                record["penalty"] = float(penalty().detach())
+            compressed = self._c_step(w_model, scheme, params, lam, mu)
+            theta = {f: _forward_value(compressed, f) for f in fqns}
+            if mu > 0:
+                lam = {f: lam[f] - mu * (params[f].detach() - theta[f]) for f in fqns}
+            metrics = self.trainer.evaluate(compressed)
+            score = self.selector.score(metrics)
+            zeros = sum(int((t == 0).sum()) for t in theta.values())
+            record.update({f"val_{k}": float(v) for k, v in metrics.items()})
+            record["sparsity"] = zeros / sum(t.numel() for t in theta.values())
+            record["distance"] = math.sqrt(
+                sum(float((params[f].detach() - theta[f]).pow(2).sum()) for f in fqns)
+            )
+            if self.selector.better(score, best_score):
+                best_model, best_score, best_iteration = compressed, score, j
+                best_state = {k: v.detach().clone() for k, v in compressed.state_dict().items()}
+            history.append(record)
+            if self.callback is not None:
+                self.callback(record)
+            state = LCState(
+                iteration=j + 1,
+                mu=mu,
+                weights={k: v.detach().clone() for k, v in w_model.state_dict().items()},
+                theta=theta,
+                multipliers=lam,
+                best_state=best_state,
+                best_score=float(score if best_score is None else best_score),
+                best_iteration=best_iteration,
+                history=history,
+            )
+            if self.checkpoint is not None:
+                state.save(self.checkpoint)
+        assert best_model is not None and best_score is not None  # iteration 0 always runs
+        return CompressionResult(best_model, history, best_score, best_iteration, state)
+
+    @staticmethod
+    def _c_step(
+        w_model: nn.Module,
+        scheme: Scheme,
+        params: dict[str, nn.Parameter],
+        lam: dict[str, torch.Tensor],
+        mu: float,
+    ) -> nn.Module:
+        """θ = Δ(π(w − λ/μ)) as a compressed copy of ``w_model`` (scheme re-planned)."""
+        compressed = copy_model(w_model)
+        if mu > 0:
+            with torch.no_grad():
+                for fqn, p in params.items():
+                    compressed.get_parameter(fqn).copy_(p - lam[fqn] / mu)
+        apply_plan(compressed, scheme.plan(compressed))
+        return compressed
+
+
+def _forward_value(model: nn.Module, fqn: str) -> torch.Tensor:
+    """The tensor ``fqn`` as the forward pass sees it (masks applied), detached."""
+    module_name, _, name = fqn.rpartition(".")
+    value = getattr(model.get_submodule(module_name), name)
+    return cast(torch.Tensor, value).detach().clone()
+
+
+def _penalty(
+    params: dict[str, nn.Parameter],
+    theta: dict[str, torch.Tensor],
+    lam: dict[str, torch.Tensor],
+    mu: float,
+) -> Callable[[], torch.Tensor]:
+    """``μ/2 Σ ||w − θ − λ/μ||²`` as a closure over the live parameters."""
+
+    def term() -> torch.Tensor:
+        total = sum((p - theta[f] - lam[f] / mu).pow(2).sum() for f, p in params.items())
+        return 0.5 * mu * total  # type: ignore[return-value]
+
+    return term
