@@ -1,6 +1,7 @@
 """Accuracy recovery: the L-C optimizer, masked fine-tuning, and the training protocol."""
 
 from condensa.optim.finetune import DC, FineTune
+from condensa.optim.language import LanguageModelTrainer
 from condensa.optim.lc import LC, LCState
 from condensa.optim.metrics import accuracy_metrics, perplexity, topk_correct
 from condensa.optim.result import CompressionResult, Selector, TrainingDivergedError
@@ -20,6 +21,7 @@ __all__ = [
     "CompressionResult",
     "FineTune",
     "LCState",
+    "LanguageModelTrainer",
     "NonFiniteLossError",
     "Selector",
     "SupervisedTrainer",

@@ -58,6 +58,15 @@ def _cycle(loader: Iterable[Any]) -> Iterator[Any]:
             raise ConfigError("the training loader yields no batches")
 
 
+def lr_factor(schedule: str, step: int, steps: int) -> float:
+    """Multiplier of the base LR at ``step`` of ``steps`` for a schedule in :data:`SCHEDULES`."""
+    if schedule == "cosine":
+        return 0.5 * (1.0 + math.cos(math.pi * step / steps))
+    if schedule == "linear":
+        return 1.0 - step / steps
+    return 1.0
+
+
 def sgd(params: Iterable[nn.Parameter], lr: float) -> torch.optim.Optimizer:
     """SGD with Nesterov momentum 0.9 and weight decay 5e-4 (the usual CNN recipe)."""
     return torch.optim.SGD(params, lr=lr, momentum=0.9, nesterov=True, weight_decay=5e-4)
@@ -117,11 +126,7 @@ class SupervisedTrainer:
         self.progress = progress
 
     def _lr_factor(self, step: int, steps: int) -> float:
-        if self.schedule == "cosine":
-            return 0.5 * (1.0 + math.cos(math.pi * step / steps))
-        if self.schedule == "linear":
-            return 1.0 - step / steps
-        return 1.0
+        return lr_factor(self.schedule, step, steps)
 
     def train(
         self,

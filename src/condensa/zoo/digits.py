@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from condensa.errors import ConfigError
+from condensa.zoo.common import scaled
 
 
 def _conv_block(c_in: int, c_out: int) -> list[nn.Module]:
@@ -24,10 +24,8 @@ class DigitsCNN(nn.Module):
 
     def __init__(self, *, width: float = 1.0, in_channels: int = 1, num_classes: int = 10) -> None:
         super().__init__()
-        if width <= 0:
-            raise ConfigError(f"width must be positive, got {width!r}")
-        c1, c2, c3 = (max(1, round(c * width)) for c in (16, 32, 64))
-        hidden = max(1, round(128 * width))
+        c1, c2, c3 = (scaled(c, width) for c in (16, 32, 64))
+        hidden = scaled(128, width)
         self.features = nn.Sequential(
             *_conv_block(in_channels, c1),
             *_conv_block(c1, c2),

@@ -1,0 +1,148 @@
+"""Training and evaluation of recurrent language models over batchified token streams."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+
+import torch
+from torch import nn
+
+from condensa.errors import ConfigError
+from condensa.optim.metrics import perplexity
+from condensa.optim.trainer import (
+    SCHEDULES,
+    ExtraLoss,
+    NonFiniteLossError,
+    OptimizerFactory,
+    lr_factor,
+)
+
+Hidden = tuple[torch.Tensor, torch.Tensor]
+
+
+def _detach(hidden: Hidden | None) -> Hidden | None:
+    return None if hidden is None else (hidden[0].detach(), hidden[1].detach())
+
+
+def sgd_plain(params, lr: float) -> torch.optim.Optimizer:  # type: ignore[no-untyped-def]
+    """Plain SGD, the usual optimizer for LSTM language models."""
+    return torch.optim.SGD(params, lr=lr)
+
+
+class LanguageModelTrainer:
+    """Truncated-BPTT training for models ``(tokens (T, B), hidden) -> (logits, hidden)``.
+
+    Args:
+        train: batchified training tokens `(T, B)` (see :func:`condensa.data.batchify`).
+        valid: batchified validation tokens `(T', B')`.
+        bptt: sequence length of one step.
+        lr: base learning rate; ``optimizer`` a factory ``(params, lr)``.
+        schedule: LR shape within one ``train`` call (see :data:`SCHEDULES`).
+        grad_clip: max gradient norm (0.25 as in the PyTorch word LM example).
+        progress: show a progress bar.
+
+    ``train`` starts each call at a random window (drawn from torch's RNG) and carries
+    the hidden state between windows; ``evaluate`` returns ``loss`` (nats per token)
+    and ``perplexity``.
+
+    """
+
+    def __init__(
+        self,
+        train: torch.Tensor,
+        valid: torch.Tensor,
+        *,
+        bptt: int = 35,
+        lr: float = 20.0,
+        optimizer: OptimizerFactory = sgd_plain,
+        schedule: str = "constant",
+        grad_clip: float | None = 0.25,
+        progress: bool = False,
+    ) -> None:
+        if train.dim() != 2 or valid.dim() != 2:
+            raise ConfigError("train and valid must be batchified (T, B) token tensors")
+        if not isinstance(bptt, int) or bptt < 1:
+            raise ConfigError(f"bptt must be a positive integer, got {bptt!r}")
+        if schedule not in SCHEDULES:
+            raise ConfigError(f"unknown schedule {schedule!r}; valid: {', '.join(SCHEDULES)}")
+        if valid.shape[0] < 2:
+            raise ConfigError("the validation stream yields no samples")
+        self.train_tokens, self.valid_tokens = train, valid
+        self.bptt, self.lr, self.optimizer = bptt, float(lr), optimizer
+        self.schedule, self.grad_clip, self.progress = schedule, grad_clip, progress
+        self.loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] = (
+            nn.functional.cross_entropy
+        )
+
+    def train(
+        self,
+        model: nn.Module,
+        steps: int,
+        *,
+        extra_loss: ExtraLoss | None = None,
+        lr_scale: float = 1.0,
+    ) -> float:
+        """Run ``steps`` BPTT windows; returns the mean loss."""
+        from rich.progress import Progress
+
+        if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
+            raise ConfigError(f"steps must be a positive integer, got {steps!r}")
+        device = next(model.parameters()).device
+        optimizer = self.optimizer(model.parameters(), self.lr * lr_scale)
+        base = [g["lr"] for g in optimizer.param_groups]
+        windows = max(1, (self.train_tokens.shape[0] - 1) // self.bptt)
+        position = int(torch.randint(windows, ())) * self.bptt
+        hidden: Hidden | None = None
+        model.train()
+        total = 0.0
+        with Progress(disable=not self.progress, transient=True) as bar:
+            task = bar.add_task("training", total=steps)
+            for step in range(steps):
+                for group, lr in zip(optimizer.param_groups, base, strict=True):
+                    group["lr"] = lr * lr_factor(self.schedule, step, steps)
+                if position >= self.train_tokens.shape[0] - 1:
+                    position, hidden = 0, None
+                length = min(self.bptt, self.train_tokens.shape[0] - 1 - position)
+                inputs = self.train_tokens[position : position + length].to(device)
+                targets = self.train_tokens[position + 1 : position + 1 + length].to(device)
+                position += length
+                logits, hidden = model(inputs, _detach(hidden))
+                loss = self.loss_fn(logits.reshape(-1, logits.shape[-1]), targets.reshape(-1))
+                if extra_loss is not None:
+                    loss = loss + extra_loss()
+                value = float(loss.detach())
+                if not math.isfinite(value):
+                    raise NonFiniteLossError(f"non-finite training loss {value} at step {step}")
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                if self.grad_clip is not None:
+                    nn.utils.clip_grad_norm_(model.parameters(), self.grad_clip)
+                optimizer.step()
+                total += value
+                bar.update(task, advance=1, description=f"loss {value:.3f}")
+        return total / steps
+
+    @torch.no_grad()
+    def evaluate(self, model: nn.Module) -> dict[str, float]:
+        """``{"loss": nats per token, "perplexity": exp(loss)}`` on the validation stream."""
+        device = next(model.parameters()).device
+        was_training = model.training
+        model.eval()
+        hidden: Hidden | None = None
+        loss_sum, count = 0.0, 0
+        try:
+            for i in range(0, self.valid_tokens.shape[0] - 1, self.bptt):
+                length = min(self.bptt, self.valid_tokens.shape[0] - 1 - i)
+                inputs = self.valid_tokens[i : i + length].to(device)
+                targets = self.valid_tokens[i + 1 : i + 1 + length].to(device)
+                logits, hidden = model(inputs, hidden)
+                loss_sum += (
+                    float(self.loss_fn(logits.reshape(-1, logits.shape[-1]), targets.reshape(-1)))
+                    * targets.numel()
+                )
+                count += targets.numel()
+        finally:
+            model.train(was_training)
+        loss = loss_sum / count
+        return {"loss": loss, "perplexity": perplexity(loss)}
