@@ -1,0 +1,112 @@
+"""Trials — one evaluation each — and turning what ``evaluate`` returns into one."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+Point = float | tuple[float, ...]
+
+
+@dataclass(frozen=True)
+class Trial:
+    """One call of ``evaluate``.
+
+    Attributes:
+        index: 0-based position in the search.
+        sparsity: the point evaluated (a float, or a tuple for multi-dimensional search).
+        accuracy, objective: what ``evaluate`` returned (None when the trial failed).
+        feasible: whether ``accuracy`` meets the constraint.
+        stage: ``"initial"``, ``"level-set"``, ``"objective"`` or ``"bo"``.
+        wall_s: seconds spent in ``evaluate``; ``overhead_s``: seconds the search spent
+            choosing this point.
+        extra: other metrics returned by ``evaluate``.
+        error: the error message when the trial failed.
+        seed: the search seed.
+    """
+
+    index: int
+    sparsity: Point
+    accuracy: float | None
+    objective: float | None
+    feasible: bool
+    stage: str = ""
+    wall_s: float = 0.0
+    overhead_s: float = 0.0
+    extra: dict[str, Any] = field(default_factory=dict)
+    error: str | None = None
+    seed: int | None = None
+
+    @property
+    def failed(self) -> bool:
+        """True when ``evaluate`` raised or returned something unusable."""
+        return self.error is not None
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain data for the journal."""
+        out = asdict(self)
+        out["sparsity"] = list(self.sparsity) if isinstance(self.sparsity, tuple) else self.sparsity
+        return out
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Trial:
+        """Inverse of :meth:`to_dict`."""
+        values = dict(data)
+        if isinstance(values.get("sparsity"), list):
+            values["sparsity"] = tuple(values["sparsity"])
+        names = {f for f in cls.__dataclass_fields__}
+        return cls(**{k: v for k, v in values.items() if k in names})
+
+
+def parse_outcome(value: object) -> tuple[float, float, dict[str, Any]]:
+    """``(accuracy, objective, extra)`` from what ``evaluate`` returned.
+
+    Accepted: a pair ``(accuracy, objective)``, a triple with a dict of extra metrics,
+    or a mapping with ``"accuracy"`` and ``"objective"`` keys (other keys are extras).
+
+    Raises:
+        ValueError: anything else, or non-finite numbers (the trial is then recorded
+            as failed).
+    """
+    extra: dict[str, Any] = {}
+    if isinstance(value, Mapping):
+        if "accuracy" not in value or "objective" not in value:
+            raise ValueError(f"evaluate returned a mapping without accuracy/objective: {value!r}")
+        accuracy, objective = value["accuracy"], value["objective"]
+        extra = {k: v for k, v in value.items() if k not in ("accuracy", "objective")}
+    elif isinstance(value, Sequence) and not isinstance(value, (str, bytes)) and len(value) in (2, 3):
+        accuracy, objective = value[0], value[1]
+        if len(value) == 3:
+            if not isinstance(value[2], Mapping):
+                raise ValueError(f"the third item returned by evaluate must be a dict, got {value[2]!r}")
+            extra = dict(value[2])
+    else:
+        raise ValueError(
+            f"evaluate must return (accuracy, objective), got {value!r} of type {type(value).__name__}"
+        )
+    numbers = []
+    for name, number in (("accuracy", accuracy), ("objective", objective)):
+        try:
+            as_float = float(number)  # type: ignore[arg-type]
+        except (TypeError, ValueError):
+            raise ValueError(f"evaluate returned a non-numeric {name}: {number!r}") from None
+        if not math.isfinite(as_float):
+            raise ValueError(f"evaluate returned a non-finite {name}: {number!r}")
+        numbers.append(as_float)
+    return numbers[0], numbers[1], _plain(extra)
+
+
+def _plain(extra: dict[str, Any]) -> dict[str, Any]:
+    """JSON-friendly extras (numbers through ``float``, others through ``str``)."""
+    out: dict[str, Any] = {}
+    for key, value in extra.items():
+        if isinstance(value, (bool, int, float, str)) or value is None:
+            out[str(key)] = value
+        else:
+            try:
+                out[str(key)] = float(value)
+            except (TypeError, ValueError):
+                out[str(key)] = str(value)
+    return out
