@@ -10,7 +10,7 @@ TORCH  := torch==2.13.0
 $(BIN)/.installed: pyproject.toml Makefile
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet "$(TORCH)" -e ".[dev,data]"
+	$(BIN)/pip install --quiet "$(TORCH)" -e ".[dev,data,search]"
 	touch $@
 
 demo: $(BIN)/.installed

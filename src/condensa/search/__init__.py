@@ -7,6 +7,7 @@
 from condensa.search.constraint import Constraint
 from condensa.search.journal import Journal
 from condensa.search.loop import search_sparsity
+from condensa.search.plot import plot_search
 from condensa.search.result import SearchResult, SurrogateView
 from condensa.search.trial import Trial
 from condensa.search.two_stage import TwoStageSettings
@@ -18,5 +19,6 @@ __all__ = [
     "SurrogateView",
     "Trial",
     "TwoStageSettings",
+    "plot_search",
     "search_sparsity",
 ]

@@ -232,6 +232,8 @@ class TwoStage:
             decreasing=self.settings.decreasing, start=self._known_feasible(x, acc.mean),
         )
         p = probability_feasible(acc.mean, acc.std)
+        if self.settings.decreasing and level.p_feasible > 0:
+            p = torch.where(self.grid[:, 0] <= level.high, p, torch.zeros_like(p))
         sign = -1.0 if self.constraint.lower_is_better else 1.0
         to_accuracy = lambda m: (self.constraint.threshold + sign * m).tolist()  # noqa: E731
         low, high = acc.mean - 2 * acc.std, acc.mean + 2 * acc.std

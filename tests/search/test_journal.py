@@ -1,0 +1,92 @@
+import json
+
+import pytest
+
+from condensa import ConfigError
+from condensa.search import TwoStageSettings, search_sparsity
+from tests.search.conftest import logistic_accuracy
+
+FAST = TwoStageSettings(grid=201, samples=64)
+
+
+class Killed(BaseException):
+    """Stands for the process being killed (not an Exception: the search must not catch it)."""
+
+
+def test_every_trial_is_on_disk_before_the_next_evaluation(tmp_path):
+    path = tmp_path / "journal.jsonl"
+    seen = []
+
+    def evaluate(s):
+        lines = path.read_text().splitlines()
+        seen.append(len(lines) - 1)  # trials already flushed
+        return logistic_accuracy(s), s
+
+    search_sparsity(evaluate, accuracy_threshold=0.91, budget=5, seed=0, journal=path, settings=FAST)
+    assert seen == [0, 1, 2, 3, 4]
+    records = [json.loads(x) for x in path.read_text().splitlines()]
+    assert records[0]["type"] == "header"
+    trial = records[1]["trial"]
+    assert {"sparsity", "accuracy", "objective", "wall_s", "extra", "seed"} <= set(trial)
+
+
+def test_resume_after_crash_reuses_trials_and_matches_uninterrupted_run(tmp_path):
+    """Killed during the 4th evaluation: the rerun reuses trials 1-3, ends identically."""
+    full = search_sparsity(lambda s: (logistic_accuracy(s), s), accuracy_threshold=0.91,
+                           seed=7, journal=tmp_path / "full.jsonl", settings=FAST)
+    path = tmp_path / "crashed.jsonl"
+    calls = []
+
+    def dying(s):
+        calls.append(s)
+        if len(calls) == 4:
+            raise Killed
+        return logistic_accuracy(s), s
+
+    with pytest.raises(Killed):
+        search_sparsity(dying, accuracy_threshold=0.91, seed=7, journal=path, settings=FAST)
+    rerun_calls = []
+
+    def evaluate(s):
+        rerun_calls.append(s)
+        return logistic_accuracy(s), s
+
+    resumed = search_sparsity(evaluate, accuracy_threshold=0.91, seed=7, journal=path, settings=FAST)
+    assert rerun_calls[0] == calls[3]  # trials 1-3 were not re-run
+    assert len(rerun_calls) == len(full.trials) - 3
+    assert [t.sparsity for t in resumed.trials] == [t.sparsity for t in full.trials]
+    assert resumed.best.sparsity == full.best.sparsity
+
+
+def test_truncated_last_line_is_dropped_with_warning(tmp_path):
+    path = tmp_path / "j.jsonl"
+    search_sparsity(lambda s: (logistic_accuracy(s), s), accuracy_threshold=0.91, budget=3, seed=1,
+                    journal=path, settings=FAST)
+    text = path.read_text()
+    path.write_text(text + '{"type": "trial", "trial": {"index": 3, "spars')
+    with pytest.warns(UserWarning, match="dropping a truncated last line"):
+        result = search_sparsity(lambda s: (logistic_accuracy(s), s), accuracy_threshold=0.91,
+                                 budget=4, seed=1, journal=path, settings=FAST)
+    assert len(result.trials) == 4
+    assert all(json.loads(x) for x in path.read_text().splitlines())
+
+
+def test_journal_of_another_problem_is_refused(tmp_path):
+    path = tmp_path / "j.jsonl"
+    search_sparsity(lambda s: (logistic_accuracy(s), s), accuracy_threshold=0.91, budget=2, seed=1,
+                    journal=path, settings=FAST)
+    with pytest.raises(ConfigError, match="belongs to another search problem.*threshold"):
+        search_sparsity(lambda s: (1.0, s), accuracy_threshold=0.8, journal=path)
+    with pytest.raises(ConfigError, match="differs in bounds"):
+        search_sparsity(lambda s: (1.0, s), accuracy_threshold=0.91, bounds=(0.1, 0.9), journal=path)
+
+
+def test_corrupt_middle_line_is_an_error(tmp_path):
+    path = tmp_path / "j.jsonl"
+    search_sparsity(lambda s: (logistic_accuracy(s), s), accuracy_threshold=0.91, budget=3, seed=1,
+                    journal=path, settings=FAST)
+    lines = path.read_text().splitlines()
+    lines[1] = "{garbage"
+    path.write_text("\n".join(lines) + "\n")
+    with pytest.raises(ConfigError, match="corrupt at line 2"):
+        search_sparsity(lambda s: (1.0, s), accuracy_threshold=0.91, journal=path)
