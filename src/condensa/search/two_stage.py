@@ -61,8 +61,8 @@ class TwoStageSettings:
     objective_tolerance: float = 0.01
     feasible_probability: float = 0.8
     reserve: int = 2
-    grid: int = 401
-    samples: int = 256
+    grid: int = 201
+    samples: int = 128
     decreasing: bool = True
 
     def __post_init__(self) -> None:
