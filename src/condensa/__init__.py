@@ -22,6 +22,7 @@ from condensa.errors import (
     UnsupportedModuleError,
 )
 from condensa.stats import LayerStats, ModelStats, stats
+from condensa.thinning import thin
 
 __version__ = "0.1.0"
 
@@ -42,5 +43,6 @@ __all__ = [
     "optim",
     "schemes",
     "stats",
+    "thin",
     "zoo",
 ]
