@@ -57,6 +57,12 @@ def _type_name(t: object) -> str:
     raise ConfigError(f"types must hold module classes or names, got {t!r}")
 
 
+def _listify(value: object) -> tuple:
+    if isinstance(value, (str, type)):
+        return (value,)
+    return tuple(value)  # type: ignore[arg-type]
+
+
 def _patterns(value: object, name: str) -> tuple[str, ...]:
     if value is None:
         return ()
@@ -96,6 +102,18 @@ class Selection:
     exclude: tuple[str, ...] = ()
     supported: tuple[str, ...] = LINEAR_AND_CONV
     skip_output_layer: bool = False
+
+    def __post_init__(self) -> None:
+        # direct construction (in custom schemes) accepts lists and single strings too
+        object.__setattr__(self, "types", tuple(map(_type_name, _listify(self.types))))
+        object.__setattr__(self, "include", _patterns(self.include, "include"))
+        object.__setattr__(self, "exclude", _patterns(self.exclude, "exclude"))
+        object.__setattr__(self, "supported", tuple(_listify(self.supported)))
+        unknown = [t for t in self.types if t not in MODULE_TYPES]
+        if unknown:
+            raise UnsupportedModuleError(
+                f"unknown module type(s) {unknown}; known: {', '.join(MODULE_TYPES)}"
+            )
 
     @classmethod
     def make(

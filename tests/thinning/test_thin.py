@@ -1,0 +1,208 @@
+import pytest
+import torch
+from torch import nn
+
+import condensa
+from condensa import ConfigError, UnsupportedModuleError, masking, schemes, zoo
+
+
+def _randomize_bn(model: nn.Module) -> nn.Module:
+    """Trained-looking BatchNorm statistics, so pruned channels output non-zero constants."""
+    g = torch.Generator().manual_seed(0)
+    for m in model.modules():
+        if isinstance(m, nn.modules.batchnorm._BatchNorm):
+            n = m.num_features
+            m.running_mean.copy_(torch.rand(n, generator=g) - 0.5)
+            m.running_var.copy_(torch.rand(n, generator=g) + 0.5)
+            with torch.no_grad():
+                m.weight.copy_(torch.rand(n, generator=g) + 0.5)
+                m.bias.copy_(torch.rand(n, generator=g) * 0.4 - 0.2)
+    return model
+
+
+def _check_same(model, scheme, x, **kwargs):
+    masked = condensa.compress(model, scheme).eval()
+    thinned = condensa.thin(masked, x, **kwargs).eval()
+    with torch.no_grad():
+        assert torch.allclose(thinned(x), masked(x), atol=1e-5, rtol=1e-4)
+    return masked, thinned
+
+
+def _params(model):
+    return sum(p.numel() for p in model.parameters())
+
+
+class Concat(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.a = nn.Conv2d(3, 8, 3, padding=1)
+        self.b = nn.Conv2d(3, 6, 1)
+        self.bn = nn.BatchNorm2d(14)
+        self.head = nn.Conv2d(14, 5, 1)
+        self.fc = nn.Linear(5, 3)
+
+    def forward(self, x):
+        x = torch.relu(self.bn(torch.cat([self.a(x), self.b(x)], dim=1)))
+        return self.fc(nn.functional.adaptive_avg_pool2d(self.head(x), 1).flatten(1))
+
+
+class Bottleneck(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.stem = nn.Conv2d(3, 16, 3, padding=1)
+        self.reduce = nn.Conv2d(16, 8, 1)
+        self.bn1 = nn.BatchNorm2d(8)
+        self.mid = nn.Conv2d(8, 8, 3, padding=1)
+        self.bn2 = nn.BatchNorm2d(8)
+        self.expand = nn.Conv2d(8, 16, 1)
+        self.fc = nn.Linear(16, 4)
+
+    def forward(self, x):
+        x = torch.relu(self.stem(x))
+        out = torch.relu(self.bn1(self.reduce(x)))
+        out = torch.relu(self.bn2(self.mid(out)))
+        x = torch.relu(self.expand(out) + x)
+        return self.fc(x.mean((2, 3)) if False else nn.functional.adaptive_avg_pool2d(x, 1).flatten(1))
+
+
+class LinearIntoLSTM(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.proj = nn.Linear(6, 10)
+        self.rnn = nn.LSTM(10, 7)
+        self.out = nn.Linear(7, 3)
+
+    def forward(self, x):
+        h, _ = self.rnn(torch.relu(self.proj(x)))
+        return self.out(h)
+
+
+def test_mlp_thinned_equals_masked_and_counts_kept_weights():
+    """NeuronPrune: parameter count = kept rows x kept columns (+ kept biases)."""
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(12, 20), nn.ReLU(), nn.Linear(20, 16), nn.ReLU(), nn.Linear(16, 4))
+    masked, thinned = _check_same(model, schemes.NeuronPrune(0.5, allocation="uniform"), torch.randn(5, 12))
+    k1, k2 = 10, 8  # round(0.5 * 20), round(0.5 * 16)
+    assert thinned[0].weight.shape == (k1, 12) and thinned[2].weight.shape == (k2, k1)
+    assert thinned[4].weight.shape == (4, k2)
+    assert _params(thinned) == (k1 * 12 + k1) + (k2 * k1 + k2) + (4 * k2 + 4)
+
+
+def test_unpruned_bias_passes_through_activation_exactly():
+    """Rows masked, bias kept: relu(bias) is folded into the next layer's bias."""
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(6, 8), nn.ReLU(), nn.Linear(8, 3))
+    with torch.no_grad():
+        model[0].bias.fill_(0.3)
+    rows = torch.tensor([1, 0, 1, 0, 1, 0, 1, 0], dtype=torch.bool).unsqueeze(1).expand(8, 6)
+    torch.nn.utils.parametrize.register_parametrization(model[0], "weight", masking.Mask(rows))
+    x = torch.randn(4, 6)
+    thinned = condensa.thin(model, x)
+    assert thinned[0].weight.shape == (4, 6) and thinned[2].weight.shape == (3, 4)
+    assert torch.allclose(thinned(x), model(x), atol=1e-6)
+
+
+@pytest.mark.parametrize(
+    "name, make, x",
+    [
+        ("cnn-bn", lambda: zoo.DigitsCNN(width=0.5), torch.randn(3, 1, 8, 8)),
+        ("vgg", lambda: zoo.VGG(11, width=0.125), torch.randn(2, 3, 32, 32)),
+        ("resnet-basic", lambda: zoo.ResNet(20, width=0.5), torch.randn(2, 3, 32, 32)),
+        ("lenet5-flatten", lambda: zoo.LeNet5(), torch.randn(2, 1, 28, 28)),
+        ("bottleneck", Bottleneck, torch.randn(2, 3, 8, 8)),
+        ("concat", Concat, torch.randn(2, 3, 8, 8)),
+    ],
+)
+def test_thinned_forward_matches_masked_forward(name, make, x):
+    torch.manual_seed(0)
+    model = _randomize_bn(make())
+    masked, thinned = _check_same(model, schemes.StructurePrune(0.5), x)
+    assert _params(thinned) < _params(model)
+    assert not masking.masks(thinned)
+
+
+def test_lstm_input_pruning():
+    torch.manual_seed(0)
+    model = LinearIntoLSTM()
+    x = torch.randn(5, 2, 6)
+    masked = condensa.compress(model, schemes.NeuronPrune(0.5, include="proj")).eval()
+    thinned = condensa.thin(masked, x).eval()
+    assert thinned.rnn.input_size == 5 and thinned.proj.out_features == 5
+    assert torch.allclose(thinned(x), masked(x), atol=1e-6)
+
+
+def test_residual_policy_keep_leaves_coupled_channels():
+    torch.manual_seed(0)
+    model = zoo.ResNet(20, width=0.5)
+    x = torch.randn(2, 3, 32, 32)
+    strict = _check_same(model, schemes.FilterPrune(0.6), x)[1]
+    keep = _check_same(model, schemes.FilterPrune(0.6), x, residual="keep")[1]
+    assert _params(keep) >= _params(strict)
+    assert keep.conv1.out_channels == model.conv1.out_channels  # on the residual path
+
+
+def test_input_model_untouched_and_mode_kept():
+    torch.manual_seed(0)
+    model = zoo.DigitsCNN(width=0.5)
+    masked = condensa.compress(model, schemes.FilterPrune(0.5)).train()
+    before = {k: v.clone() for k, v in masked.state_dict().items()}
+    thinned = condensa.thin(masked, torch.randn(2, 1, 8, 8))
+    assert thinned.training
+    assert all(torch.equal(v, before[k]) for k, v in masked.state_dict().items())
+
+
+def test_no_masks_returns_equal_copy_with_warning():
+    model = nn.Sequential(nn.Linear(4, 4), nn.ReLU(), nn.Linear(4, 2))
+    x = torch.randn(3, 4)
+    with pytest.warns(UserWarning, match="no masks"):
+        copy = condensa.thin(model, x)
+    assert copy is not model and torch.equal(copy(x), model(x))
+
+
+def test_unstructured_masks_are_explained():
+    model = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 2))
+    with pytest.raises(ConfigError, match="unstructured.*FilterPrune, NeuronPrune"):
+        condensa.thin(condensa.compress(model, schemes.Prune(0.5)), torch.randn(3, 4))
+
+
+def test_layer_with_every_filter_pruned_is_refused():
+    model = nn.Sequential(nn.Conv2d(1, 4, 3), nn.ReLU(), nn.Flatten(), nn.Linear(4 * 36, 2))
+    masked = condensa.compress(model, schemes.FilterPrune(0.5))
+    with torch.no_grad():
+        masked[0].parametrizations.weight[0].mask.zero_()
+    with pytest.raises(ConfigError, match="every output channel of '0' is pruned"):
+        condensa.thin(masked, torch.randn(1, 1, 8, 8))
+
+
+def test_unsupported_op_is_named():
+    class Odd(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.fc = nn.Linear(4, 6)
+            self.out = nn.Linear(3, 2)
+
+        def forward(self, x):
+            return self.out(self.fc(x)[:, :3])  # slicing channels: mapping unknown
+
+    masked = condensa.compress(Odd(), schemes.NeuronPrune(0.5, include="fc"))
+    with pytest.raises(UnsupportedModuleError, match="cannot thin through indexing"):
+        condensa.thin(masked, torch.randn(2, 4))
+
+
+def test_untraceable_model_is_a_clear_error():
+    class Branchy(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.fc = nn.Linear(4, 4)
+
+        def forward(self, x):
+            return self.fc(x) if x.sum() > 0 else x
+
+    masked = condensa.compress(Branchy(), schemes.NeuronPrune(0.5, skip_output_layer=False))
+    with pytest.raises(UnsupportedModuleError, match="cannot trace Branchy"):
+        condensa.thin(masked, torch.randn(2, 4))
+
+
+def test_bad_residual_policy():
+    with pytest.raises(ConfigError, match="residual must be one of"):
+        condensa.thin(nn.Linear(2, 2), torch.randn(1, 2), residual="any")
