@@ -21,6 +21,7 @@ from condensa.errors import (
     ShapeError,
     UnsupportedModuleError,
 )
+from condensa.io import load, save
 from condensa.stats import LayerStats, ModelStats, stats
 from condensa.thinning import thin
 
@@ -38,9 +39,11 @@ __all__ = [
     "__version__",
     "compress",
     "functional",
+    "load",
     "masking",
     "operators",
     "optim",
+    "save",
     "schemes",
     "stats",
     "thin",
