@@ -11,7 +11,7 @@ Example:
 
 """
 
-from condensa import functional, masking, operators, optim, schemes, zoo
+from condensa import functional, masking, objectives, operators, optim, schemes, zoo
 from condensa.compress import compress
 from condensa.errors import (
     CondensaError,
@@ -41,6 +41,7 @@ __all__ = [
     "functional",
     "load",
     "masking",
+    "objectives",
     "operators",
     "optim",
     "save",

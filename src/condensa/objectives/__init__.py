@@ -1,0 +1,22 @@
+"""Objectives measured on what would be deployed: speed, file size, MACs, or any callable.
+
+Each objective is called as ``objective(model, example_input) -> Measurement``.
+"""
+
+from condensa.objectives.measurement import Measurement
+from condensa.objectives.size import MAC_MODES, Macs, Memory
+from condensa.objectives.speed import Latency, Throughput, deployable, threads
+
+Flops = Macs  # the usual name; one MAC = two FLOPs, Condensa counts MACs
+
+__all__ = [
+    "MAC_MODES",
+    "Flops",
+    "Latency",
+    "Macs",
+    "Measurement",
+    "Memory",
+    "Throughput",
+    "deployable",
+    "threads",
+]

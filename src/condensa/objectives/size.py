@@ -1,0 +1,61 @@
+"""Size objectives: bytes of the saved file, and MACs honouring masks."""
+
+from __future__ import annotations
+
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from condensa.errors import ConfigError
+from condensa.objectives.measurement import Measurement
+
+MAC_MODES = ("effective", "sparse", "dense")
+
+
+@dataclass(frozen=True)
+class Memory:
+    """Bytes of the file :func:`condensa.save` writes for the model (lower is better)."""
+
+    def __call__(self, model: nn.Module, example_input: torch.Tensor | None = None) -> Measurement:
+        """Save ``model`` to a temporary file and measure it."""
+        from condensa.io import save
+
+        with tempfile.TemporaryDirectory() as folder:
+            path = save(model, Path(folder) / "model.condensa")
+            size = path.stat().st_size
+        return Measurement(float(size), "bytes", higher_is_better=False)
+
+
+@dataclass(frozen=True)
+class Macs:
+    """Multiply-accumulates of one forward pass of ``example_input`` (lower is better).
+
+    Args:
+        mode: ``"effective"`` skips all-zero filters and neurons (what thinning gives);
+            ``"sparse"`` also skips every zero weight (ideal sparse kernels);
+            ``"dense"`` ignores masks.
+    """
+
+    mode: str = "effective"
+
+    def __post_init__(self) -> None:
+        if self.mode not in MAC_MODES:
+            raise ConfigError(f"mode must be one of {MAC_MODES}, got {self.mode!r}")
+
+    def __call__(self, model: nn.Module, example_input: torch.Tensor) -> Measurement:
+        """Count MACs for ``example_input``."""
+        from condensa.stats import stats
+
+        result = stats(model, example_input)
+        if self.mode == "dense":
+            value = result.macs
+        elif self.mode == "effective":
+            value = result.effective_macs
+        else:
+            value = sum(
+                (r.macs or 0) * (r.nonzeros / r.numel if r.numel else 1.0) for r in result.layers
+            )
+        return Measurement(float(value or 0), "MACs", higher_is_better=False)

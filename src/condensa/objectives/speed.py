@@ -1,0 +1,113 @@
+"""Measured speed of the deployable model: throughput and latency."""
+
+from __future__ import annotations
+
+import time
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from condensa.errors import ConfigError
+from condensa.masking import bake, masks
+from condensa.objectives.measurement import Measurement
+
+
+@contextmanager
+def threads(count: int | None) -> Iterator[None]:
+    """Use ``count`` torch threads inside the block (None: leave as is), then restore."""
+    previous = torch.get_num_threads()
+    if count is not None:
+        torch.set_num_threads(count)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
+
+
+def deployable(model: nn.Module, example_input: torch.Tensor) -> nn.Module:
+    """What would be deployed: the thinned model when whole structures are pruned,
+    else the model with its masks baked in (masked weights do not speed up dense kernels)."""
+    from condensa.errors import ConfigError as _ConfigError
+    from condensa.thinning import thin
+
+    if masks(model):
+        try:
+            return thin(model, example_input).eval()
+        except _ConfigError:
+            pass  # unstructured: nothing to thin
+    return bake(model).eval()
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+@dataclass(frozen=True)
+class _Timer:
+    batch_size: int = 64
+    threads: int | None = None
+    warmup: int = 3
+    repeats: int = 20
+
+    def __post_init__(self) -> None:
+        for name in ("batch_size", "warmup", "repeats"):
+            value = getattr(self, name)
+            minimum = 0 if name == "warmup" else 1
+            if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+                raise ConfigError(f"{name} must be an integer >= {minimum}, got {value!r}")
+        if self.threads is not None and (not isinstance(self.threads, int) or self.threads < 1):
+            raise ConfigError(f"threads must be None or an integer >= 1, got {self.threads!r}")
+
+    def times(self, model: nn.Module, example_input: torch.Tensor) -> list[float]:
+        """Seconds per forward pass of a batch, ``repeats`` times after ``warmup``."""
+        runnable = deployable(model, example_input)
+        reps = [1] * example_input.dim()
+        reps[0] = max(1, -(-self.batch_size // example_input.shape[0]))
+        batch = example_input.repeat(*reps)[: self.batch_size]
+        device = next(runnable.parameters()).device
+        batch = batch.to(device)
+        out = []
+        with threads(self.threads), torch.inference_mode(), warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            for _ in range(self.warmup):
+                runnable(batch)
+            _sync(device)
+            for _ in range(self.repeats):
+                start = time.perf_counter()
+                runnable(batch)
+                _sync(device)
+                out.append(time.perf_counter() - start)
+        return out
+
+
+@dataclass(frozen=True)
+class Throughput(_Timer):
+    """Samples per second of the deployable (thinned) model: median and IQR.
+
+    Args:
+        batch_size: samples per forward pass (>= 1).
+        threads: torch threads while measuring (None: unchanged).
+        warmup: untimed passes first.
+        repeats: timed passes (>= 1).
+    """
+
+    def __call__(self, model: nn.Module, example_input: torch.Tensor) -> Measurement:
+        """Measure ``model`` on batches built from ``example_input`` `(n, ...)`."""
+        return Measurement.of([self.batch_size / t for t in self.times(model, example_input)],
+                              "samples/s")
+
+
+@dataclass(frozen=True)
+class Latency(_Timer):
+    """Seconds per forward pass of one batch (default batch 1): median and IQR; lower is better."""
+
+    batch_size: int = 1
+
+    def __call__(self, model: nn.Module, example_input: torch.Tensor) -> Measurement:
+        """Measure ``model``."""
+        return Measurement.of(self.times(model, example_input), "s", higher_is_better=False)
