@@ -34,8 +34,10 @@ class LayerStats:
             scales); index overhead is not counted.
         dtype: storage dtype of the weight values.
         macs: multiply-accumulates of this module for the given input (None if unknown).
-        effective_macs: MACs left once all-zero output channels and all-zero input
-            channels are skipped (what thinning achieves); None if unknown.
+        effective_macs: MACs left once this layer's all-zero output channels and
+            all-zero input channels are skipped; None if unknown. This is a per-layer
+            view: a channel killed upstream is counted here only if this layer's weights
+            for it are zero too (``condensa.objectives.Macs()`` counts the thinned model).
 
     """
 

@@ -34,7 +34,8 @@ class Macs:
     """Multiply-accumulates of one forward pass of ``example_input`` (lower is better).
 
     Args:
-        mode: ``"effective"`` skips all-zero filters and neurons (what thinning gives);
+        mode: ``"effective"``: MACs of the deployable model (thinned when whole filters
+            or neurons are pruned: exactly what thinning gives);
             ``"sparse"`` also skips every zero weight (ideal sparse kernels);
             ``"dense"`` ignores masks.
     """
@@ -53,7 +54,9 @@ class Macs:
         if self.mode == "dense":
             value = result.macs
         elif self.mode == "effective":
-            value = result.effective_macs
+            from condensa.objectives.speed import deployable
+
+            value = stats(deployable(model, example_input), example_input).macs
         else:
             value = sum(
                 (r.macs or 0) * (r.nonzeros / r.numel if r.numel else 1.0) for r in result.layers

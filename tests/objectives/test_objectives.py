@@ -1,0 +1,64 @@
+import pytest
+import torch
+from torch import nn
+
+import condensa
+from condensa import ConfigError, schemes, zoo
+from condensa.objectives import Latency, Macs, Measurement, Memory, Throughput, deployable
+
+
+def test_measurement_median_and_iqr():
+    m = Measurement.of([1.0, 2.0, 3.0, 4.0, 100.0], "s", higher_is_better=False)
+    assert m.value == 3.0 and m.spread > 0 and m.score == -3.0
+    assert "s" in str(m)
+
+
+def test_throughput_and_latency_measure_the_thinned_model():
+    torch.manual_seed(0)
+    model = zoo.DigitsCNN(width=0.5)
+    masked = condensa.compress(model, schemes.FilterPrune(0.5))
+    x = torch.randn(1, 1, 8, 8)
+    runnable = deployable(masked, x)
+    assert sum(p.numel() for p in runnable.parameters()) < sum(p.numel() for p in model.parameters())
+    t = Throughput(batch_size=4, threads=1, warmup=1, repeats=3)(masked, x)
+    lat = Latency(threads=1, warmup=0, repeats=3)(masked, x)
+    assert t.unit == "samples/s" and t.value > 0 and len(t.samples) == 3 and t.higher_is_better
+    assert lat.unit == "s" and lat.value > 0 and not lat.higher_is_better
+    assert torch.get_num_threads() >= 1
+
+
+def test_deployable_bakes_unstructured_masks():
+    model = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 2))
+    masked = condensa.compress(model, schemes.Prune(0.5))
+    plain = deployable(masked, torch.randn(1, 4))
+    assert not condensa.masking.masks(plain)
+
+
+@pytest.mark.parametrize(
+    "make, message",
+    [(lambda: Throughput(batch_size=0), "batch_size must be an integer >= 1"),
+     (lambda: Throughput(threads=0), "threads must be None or an integer >= 1"),
+     (lambda: Latency(repeats=0), "repeats"),
+     (lambda: Macs("flops"), "mode must be one of")],
+)
+def test_bad_settings(make, message):
+    with pytest.raises(ConfigError, match=message):
+        make()
+
+
+def test_memory_is_the_saved_file_size(tmp_path):
+    model = condensa.compress(zoo.LeNet300100(), schemes.Prune(0.9))
+    measured = Memory()(model)
+    path = condensa.save(model, tmp_path / "m.condensa")
+    assert measured.value == path.stat().st_size and measured.unit == "bytes"
+
+
+def test_macs_modes():
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(10, 20), nn.ReLU(), nn.Linear(20, 5))
+    x = torch.randn(1, 10)
+    masked = condensa.compress(model, schemes.NeuronPrune(0.5))
+    assert Macs("dense")(masked, x).value == 10 * 20 + 20 * 5
+    assert Macs("effective")(masked, x).value == 10 * 10 + 10 * 5
+    sparse = condensa.compress(model, schemes.Prune(0.5, allocation="uniform"))
+    assert Macs("sparse")(sparse, x).value < Macs("dense")(sparse, x).value
