@@ -25,10 +25,10 @@ from torch.nn.utils import parametrize
 from condensa.errors import CondensaError, ConfigError
 from condensa.functional.encoding import (
     bitmask_decode,
+    best_rice_parameter,
     bitmask_encode,
     rice_decode,
     rice_encode,
-    rice_parameter,
 )
 from condensa.functional.quantize import DTYPES, quantize_int8
 from condensa.masking import FakeCast, FakeQuantInt8, Mask, copy_model, masks, storage
@@ -57,7 +57,7 @@ def _encode_positions(mask: np.ndarray) -> tuple[str, dict[str, np.ndarray], dic
     n, kept = mask.size, int(mask.sum())
     if kept == n:
         return "dense", {}, {}
-    k = rice_parameter(n, kept)
+    k = best_rice_parameter(mask)
     unary, rest = rice_encode(mask, k)
     bitmask = bitmask_encode(mask)
     if unary.nbytes + rest.nbytes < bitmask.nbytes:
@@ -118,8 +118,8 @@ def save(
                 fqn = f"{module_name}.{name}" if module_name else name
                 entries[fqn] = _store(fqn, module, name, value.detach().cpu(), found_masks.get(fqn), tensors)
     metadata = {"format": FORMAT, "version": str(VERSION),
-                "architecture": json.dumps(_architecture(zoo, factory, kwargs)),
-                "tensors": json.dumps(entries)}
+                "architecture": json.dumps(_architecture(zoo, factory, kwargs), separators=(",", ":")),
+                "tensors": json.dumps(entries, separators=(",", ":"))}
     tmp = path.with_name(path.name + ".tmp")
     save_file(tensors, str(tmp), metadata=metadata)
     tmp.replace(path)

@@ -46,6 +46,22 @@ def rice_parameter(n: int, kept: int) -> int:
     return max(0, math.ceil(math.log2(math.log(golden - 1) / math.log(1 - p))))
 
 
+def best_rice_parameter(mask: np.ndarray) -> int:
+    """The ``k`` giving the shortest Rice code for this mask's actual gaps.
+
+    Pruning masks are not i.i.d. (whole filters vanish, gaps cluster), so the exact
+    code length of each candidate ``k`` near the geometric optimum is computed.
+    """
+    positions = np.flatnonzero(mask.reshape(-1))
+    if len(positions) == 0:
+        return 0
+    gaps = np.diff(np.concatenate([[-1], positions])) - 1
+    guess = rice_parameter(mask.size, len(positions))
+    candidates = range(max(0, guess - 3), guess + 4)
+    sizes = [int(((gaps >> k) + 1).sum()) + k * len(gaps) for k in candidates]
+    return list(candidates)[int(np.argmin(sizes))]
+
+
 def rice_encode(mask: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     """Gap-code the kept positions of a flat bool ``mask``.
 
