@@ -130,20 +130,22 @@ def copy_model(model: nn.Module) -> nn.Module:
     return copied
 
 
-def _parametrizations(compressed: Compressed, has_bias: bool) -> list[tuple[str, nn.Module]]:
-    """``(tensor name, parametrization)`` pairs that hold ``compressed`` in a module."""
+def _parametrizations(
+    compressed: Compressed, has_bias: bool, name: str = "weight"
+) -> list[tuple[str, nn.Module]]:
+    """``(tensor name, parametrization)`` pairs that hold ``compressed`` for tensor ``name``."""
     if isinstance(compressed, PrunedTensor):
-        pairs: list[tuple[str, nn.Module]] = [("weight", Mask(compressed.mask))]
-        if compressed.bias_mask is not None and has_bias:
+        pairs: list[tuple[str, nn.Module]] = [(name, Mask(compressed.mask))]
+        if compressed.bias_mask is not None and has_bias and name == "weight":
             pairs.append(("bias", Mask(compressed.bias_mask)))
         return pairs
     if isinstance(compressed, CastTensor):
         names = {v: k for k, v in DTYPES.items()}
-        return [("weight", FakeCast(names[compressed.values.dtype]))]
+        return [(name, FakeCast(names[compressed.values.dtype]))]
     if isinstance(compressed, AffineTensor):
-        return [("weight", FakeQuantInt8(compressed.axis))]
+        return [(name, FakeQuantInt8(compressed.axis))]
     if isinstance(compressed, ChainedTensor):
-        return [p for part in compressed.parts for p in _parametrizations(part, has_bias)]
+        return [p for part in compressed.parts for p in _parametrizations(part, has_bias, name)]
     raise TypeError(f"no parametrization holds {type(compressed).__name__}")
 
 
@@ -165,8 +167,10 @@ def apply_plan(model: nn.Module, plan: Plan) -> None:
     try:
         for entry in plan:
             module = entry.target.module
-            has_bias = getattr(module, "bias", None) is not None
-            pairs = _parametrizations(compressed[entry.target.fqn], has_bias)
+            has_bias = isinstance(getattr(module, "bias", None), torch.Tensor)
+            pairs = _parametrizations(
+                compressed[entry.target.fqn], has_bias, entry.target.param_name
+            )
             for tensor_name, param in pairs:
                 if not parametrize.is_parametrized(module, tensor_name):
                     tensor = getattr(module, tensor_name)

@@ -169,3 +169,19 @@ def test_custom_scheme_without_to_dict_explains():
 
     with pytest.raises(ConfigError, match="Mine cannot be turned into a spec"):
         Mine().to_dict()
+
+
+def test_lstm_weights_are_targets():
+    """Every weight_* matrix of an LSTM is a target; the result still runs and saves."""
+    from condensa import zoo
+
+    model = zoo.LSTMLanguageModel(30, embedding_dim=8, hidden_dim=8)
+    types = ["Embedding", "LSTM", "Linear"]
+    plan = schemes.Prune(0.5, types=types).plan(model)
+    assert plan.fqns == ["encoder.weight", "rnn.weight_ih_l0", "rnn.weight_hh_l0",
+                         "rnn.weight_ih_l1", "rnn.weight_hh_l1", "decoder.weight"]
+    small = condensa.compress(model, schemes.Compose([schemes.Prune(0.5, types=types),
+                                                      schemes.Quantize("int8", types=types)]))
+    assert float((small.rnn.weight_hh_l1 == 0).float().mean()) > 0.3
+    logits, _ = small(torch.randint(0, 30, (4, 2)))
+    assert logits.shape == (4, 2, 30)

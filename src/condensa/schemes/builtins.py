@@ -52,7 +52,7 @@ class Prune(OperatorScheme):
             types=types,
             include=include,
             exclude=exclude,
-            supported=(*LINEAR_AND_CONV, "Embedding"),
+            supported=(*LINEAR_AND_CONV, "Embedding", "LSTM"),
             default_types=LINEAR_AND_CONV,
         )
         options = _given(sparsity=sparsity, types=types, include=include, exclude=exclude)
@@ -233,7 +233,7 @@ class Quantize(OperatorScheme):
             types=types,
             include=include,
             exclude=exclude,
-            supported=(*LINEAR_AND_CONV, "Embedding"),
+            supported=(*LINEAR_AND_CONV, "Embedding", "LSTM"),
             default_types=LINEAR_AND_CONV,
         )
         options = _given(dtype=dtype, types=types, include=include, exclude=exclude)

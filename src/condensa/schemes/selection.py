@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 
 import torch
 from torch import nn
+from torch.nn.utils import parametrize
 
 from condensa.errors import ConfigError, SelectionError, UnsupportedModuleError
 
@@ -17,8 +18,9 @@ MODULE_TYPES: dict[str, type[nn.Module]] = {
     "Conv2d": nn.Conv2d,
     "Conv3d": nn.Conv3d,
     "Embedding": nn.Embedding,
+    "LSTM": nn.LSTM,
 }
-"""Module types whose ``weight`` Condensa can compress, by name."""
+"""Module types whose weights Condensa can compress, by name (LSTM: every ``weight_*``)."""
 
 LINEAR_AND_CONV: tuple[str, ...] = ("Linear", "Conv1d", "Conv2d", "Conv3d")
 CONV: tuple[str, ...] = ("Conv1d", "Conv2d", "Conv3d")
@@ -192,16 +194,17 @@ class Selection:
             )
         return chosen
 
-    def targets(self, model: nn.Module, param_name: str = "weight") -> list[Target]:
-        """The selected modules' ``param_name`` tensors as :class:`Target` objects."""
+    def targets(self, model: nn.Module) -> list[Target]:
+        """The selected modules' weight tensors as :class:`Target` objects."""
         return [
             Target(
-                fqn=f"{name}.{param_name}" if name else param_name,
+                fqn=f"{name}.{param}" if name else param,
                 module_name=name,
-                param_name=param_name,
+                param_name=param,
                 module=module,
             )
             for name, module in self.modules(model)
+            for param in weight_names(module)
         ]
 
     def to_dict(self) -> dict[str, list[str]]:
@@ -211,6 +214,16 @@ class Selection:
             "include": list(self.include),
             "exclude": list(self.exclude),
         }
+
+
+def weight_names(module: nn.Module) -> list[str]:
+    """Names of a module's weight tensors: ``weight``, or every ``weight_*`` of an RNN."""
+    names = list(module._parameters)
+    if parametrize.is_parametrized(module):
+        names += [n for n in module.parametrizations if n not in names]  # type: ignore[union-attr]
+    if isinstance(module, nn.RNNBase):
+        return [n for n in names if n.startswith("weight_")]
+    return ["weight"]
 
 
 def last_module(model: nn.Module, type_names: Sequence[str]) -> str | None:
