@@ -55,7 +55,7 @@ BAD_INPUT = [
     (lambda: schemes.NMPrune(4, 4), ConfigError, "0 < n < m"),
     (lambda: schemes.NMPrune(2, 4), ShapeError, "m=4 does not divide the input dimension 1"),
     (lambda: schemes.Prune(0.5, include="decoder"), SelectionError, "decoder"),
-    (lambda: schemes.Prune(0.5, types=[nn.LSTM]), UnsupportedModuleError, "LSTM"),
+    (lambda: schemes.Prune(0.5, types=[nn.GRU]), UnsupportedModuleError, "GRU"),
     (
         lambda: schemes.FilterPrune(0.5, align=64),
         ConfigError,

@@ -182,6 +182,9 @@ def test_lstm_weights_are_targets():
                          "rnn.weight_ih_l1", "rnn.weight_hh_l1", "decoder.weight"]
     small = condensa.compress(model, schemes.Compose([schemes.Prune(0.5, types=types),
                                                       schemes.Quantize("int8", types=types)]))
-    assert float((small.rnn.weight_hh_l1 == 0).float().mean()) > 0.3
+    weights = [getattr(small.rnn, n) for n in ("weight_ih_l0", "weight_hh_l0", "weight_ih_l1", "weight_hh_l1")]
+    weights += [small.encoder.weight, small.decoder.weight]
+    zeros = sum(int((w == 0).sum()) for w in weights)
+    assert zeros >= sum(w.numel() for w in weights) // 2  # int8 may round a few more to zero
     logits, _ = small(torch.randint(0, 30, (4, 2)))
     assert logits.shape == (4, 2, 30)
