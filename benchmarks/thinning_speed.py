@@ -45,10 +45,11 @@ def torch_pruning_copy(dense: nn.Module, thinned: nn.Module, example: torch.Tens
     thin_modules = dict(thinned.named_modules())
     for name, module in list(model.named_modules()):
         if isinstance(module, nn.Conv2d) and name in thin_modules:
-            # pick the channels condensa removed: those whose masked filters were zero
+            # the channels condensa removed: its zero filters, when it removed all of them
             removed = [c for c in range(module.out_channels)
                        if bool((dense.get_submodule(name).weight[c] == 0).all())]
-            if removed and len(removed) < module.out_channels:
+            shrink = module.out_channels - thin_modules[name].out_channels
+            if removed and shrink == len(removed) and len(removed) < module.out_channels:
                 group = graph.get_pruning_group(module, tp.prune_conv_out_channels, idxs=removed)
                 if graph.check_pruning_group(group):
                     group.prune()
