@@ -12,6 +12,7 @@ Example:
 """
 
 from condensa import functional, masking, objectives, operators, optim, schemes, zoo
+from condensa.api import CompressionSearch, search_compression
 from condensa.compress import compress
 from condensa.errors import (
     CondensaError,
@@ -28,6 +29,7 @@ from condensa.thinning import thin
 __version__ = "0.1.0"
 
 __all__ = [
+    "CompressionSearch",
     "CondensaError",
     "ConfigError",
     "LayerStats",
@@ -46,6 +48,7 @@ __all__ = [
     "optim",
     "save",
     "schemes",
+    "search_compression",
     "stats",
     "thin",
     "zoo",

@@ -1,0 +1,175 @@
+"""The main job in one call: compress under an accuracy constraint, sparsity inferred.
+
+``condensa.search_compression`` wires the pieces together: for each candidate
+sparsity chosen by :func:`condensa.search.search_sparsity` it builds the scheme,
+compresses with the chosen method (direct compression, DC + fine-tuning, or L-C),
+measures accuracy with the trainer and the objective on the deployable model, and
+keeps the best feasible compressed model.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from condensa.errors import ConfigError
+from condensa.objectives import Measurement
+from condensa.optim import DC, LC, FineTune, Trainer
+from condensa.schemes import Scheme, from_dict
+from condensa.search import SearchResult, search_sparsity
+
+SchemeFactory = Callable[[float], Scheme]
+Objective = Callable[[nn.Module, torch.Tensor], "Measurement | float"]
+METHODS = ("dc", "finetune", "lc")
+
+
+def scheme_factory(scheme: SchemeFactory | Mapping[str, Any]) -> SchemeFactory:
+    """``sparsity -> Scheme`` from a callable, or from a spec whose ``"sparsity"`` is replaced.
+
+    A spec may nest the sparsity (``{"type": "Compose", "schemes": [{"type": "Prune",
+    "sparsity": 0}, ...]}``): every ``"sparsity"`` key of a pruning scheme is replaced.
+    """
+    if callable(scheme):
+        return scheme
+    if not isinstance(scheme, Mapping):
+        raise ConfigError(f"scheme must be a callable sparsity -> Scheme or a spec, got {scheme!r}")
+
+    def substitute(spec: Any, sparsity: float) -> Any:
+        if isinstance(spec, Mapping):
+            return {k: (sparsity if k == "sparsity" else substitute(v, sparsity)) for k, v in spec.items()}
+        if isinstance(spec, list):
+            return [substitute(v, sparsity) for v in spec]
+        return spec
+
+    from_dict(substitute(scheme, 0.5))  # validate now, not at the first trial
+    return lambda sparsity: from_dict(substitute(scheme, sparsity))
+
+
+def _method(method: str | Any, trainer: Trainer, options: Mapping[str, Any], metric: str) -> Any:
+    if not isinstance(method, str):
+        return method
+    if method == "dc":
+        return DC(trainer, metric=metric)
+    if method == "finetune":
+        return FineTune(trainer, metric=metric, **{"steps": 500, **options})
+    if method == "lc":
+        return LC(trainer, metric=metric, **{"iterations": 10, "steps": 200, **options})
+    raise ConfigError(f"unknown method {method!r}; valid: {', '.join(METHODS)}")
+
+
+@dataclass
+class CompressionSearch:
+    """The outcome of :func:`search_compression`.
+
+    Attributes:
+        search: the :class:`~condensa.search.SearchResult` (trials, s_acc, plots data).
+        model: the best feasible compressed model (masks attached), or None.
+        baseline_accuracy: the uncompressed model's accuracy.
+        baseline_objective: the objective measured on the uncompressed model.
+        metric: the accuracy metric's name.
+    """
+
+    search: SearchResult
+    model: nn.Module | None
+    baseline_accuracy: float
+    baseline_objective: Measurement
+    metric: str
+    measurements: dict[int, Measurement] = field(default_factory=dict)
+
+
+def _measure(objective: Objective, model: nn.Module, example_input: torch.Tensor) -> Measurement:
+    value = objective(model, example_input)
+    return value if isinstance(value, Measurement) else Measurement(float(value), "")
+
+
+def search_compression(
+    model: nn.Module,
+    scheme: SchemeFactory | Mapping[str, Any],
+    *,
+    trainer: Trainer,
+    objective: Objective,
+    example_input: torch.Tensor,
+    method: str | Any = "lc",
+    method_options: Mapping[str, Any] | None = None,
+    max_drop: float | None = None,
+    max_relative_drop: float | None = None,
+    accuracy_threshold: float | None = None,
+    metric: str = "accuracy",
+    budget: int = 10,
+    bounds: tuple[float, float] = (0.0, 0.99),
+    seed: int | None = None,
+    journal: str | Path | None = None,
+    callback: Callable[[Any], None] | None = None,
+) -> CompressionSearch:
+    """Infer the sparsity maximizing ``objective`` under an accuracy constraint, and compress.
+
+    Args:
+        model: the trained, uncompressed model (not modified).
+        scheme: ``sparsity -> Scheme`` (e.g. ``lambda s: FilterPrune(s, align=8)``) or a spec.
+        trainer: trains (for fine-tuning / L-C) and evaluates; ``metric`` is read from
+            its ``evaluate`` dict (lower is better for loss/perplexity-like names).
+        objective: e.g. ``Throughput()``, ``Memory()``, ``Macs()`` or any
+            ``(model, example_input) -> Measurement | float``; its score is maximized.
+        example_input: one batch for tracing, thinning and measuring.
+        method: ``"lc"``, ``"finetune"``, ``"dc"``, or an object with ``.compress(model, scheme)``.
+        method_options: keyword arguments of the method (iterations, steps, ...).
+        max_drop / max_relative_drop / accuracy_threshold: the constraint (the drop
+            forms are relative to the uncompressed model's measured accuracy).
+        metric: accuracy metric name.
+        budget, bounds, seed, journal, callback: as for
+            :func:`condensa.search.search_sparsity`.
+
+    Returns:
+        A :class:`CompressionSearch`.
+
+    Example:
+        >>> outcome = condensa.search_compression(
+        ...     model, lambda s: schemes.FilterPrune(s), trainer=trainer,
+        ...     objective=condensa.objectives.Throughput(), example_input=x,
+        ...     max_drop=0.01, method="finetune")  # doctest: +SKIP
+    """
+    make_scheme = scheme_factory(scheme)
+    compressor = _method(method, trainer, dict(method_options or {}), metric)
+    from condensa.optim.result import Selector
+
+    lower = not Selector(metric).maximize
+    baseline = float(trainer.evaluate(model)[metric])
+    baseline_objective = _measure(objective, model, example_input)
+    best: dict[str, Any] = {"model": None, "score": None}
+    measurements: dict[int, Measurement] = {}
+    counter = {"n": 0}
+
+    def evaluate(sparsity: float) -> dict[str, Any]:
+        result = compressor.compress(model, make_scheme(float(sparsity)))
+        accuracy = float(trainer.evaluate(result.model)[metric])
+        measured = _measure(objective, result.model, example_input)
+        measurements[counter["n"]] = measured
+        counter["n"] += 1
+        feasible_now = (accuracy <= threshold) if lower else (accuracy >= threshold)
+        if feasible_now and (best["score"] is None or measured.score > best["score"]):
+            best.update(model=result.model, score=measured.score, sparsity=sparsity)
+        return {"accuracy": accuracy, "objective": measured.score, "objective_value": measured.value,
+                "objective_spread": measured.spread}
+
+    from condensa.search import Constraint
+
+    constraint = Constraint.make(accuracy_threshold=accuracy_threshold, max_drop=max_drop,
+                                 max_relative_drop=max_relative_drop,
+                                 reference_accuracy=None if accuracy_threshold is not None else baseline,
+                                 lower_is_better=lower)
+    threshold = constraint.threshold
+    result = search_sparsity(evaluate, accuracy_threshold=threshold, lower_is_better=lower,
+                             budget=budget, bounds=bounds, seed=seed, journal=journal,
+                             callback=callback)
+    chosen = None
+    if result.best is not None:
+        if best["model"] is not None and best.get("sparsity") == result.best.sparsity:
+            chosen = best["model"]
+        else:  # resumed from a journal, or the GP vetoed the observed best: recompute
+            chosen = compressor.compress(model, make_scheme(float(result.best.sparsity))).model
+    return CompressionSearch(result, chosen, baseline, baseline_objective, metric, measurements)
