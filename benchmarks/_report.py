@@ -50,9 +50,17 @@ def update_docs(name: str, title: str, body: str) -> None:
     """Replace (or append) the section of ``docs/benchmarks.md`` owned by benchmark ``name``."""
     begin, end = f"<!-- begin {name} -->", f"<!-- end {name} -->"
     section = f"{begin}\n## {title}\n\n{body.strip()}\n{end}"
-    text = DOCS.read_text() if DOCS.exists() else "# Benchmarks\n\nMeasured by the scripts in `benchmarks/`; each section is rewritten by its script.\n"
+    text = (
+        DOCS.read_text()
+        if DOCS.exists()
+        else "# Benchmarks\n\nMeasured by the scripts in `benchmarks/`; each section is rewritten by its script.\n"
+    )
     pattern = re.compile(re.escape(begin) + r".*?" + re.escape(end), re.S)
-    text = pattern.sub(lambda _: section, text) if pattern.search(text) else text.rstrip() + "\n\n" + section + "\n"
+    text = (
+        pattern.sub(lambda _: section, text)
+        if pattern.search(text)
+        else text.rstrip() + "\n\n" + section + "\n"
+    )
     DOCS.parent.mkdir(parents=True, exist_ok=True)
     DOCS.write_text(text)
 

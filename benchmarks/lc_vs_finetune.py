@@ -16,9 +16,9 @@ import argparse
 import time
 
 import torch
+from _report import markdown_table, update_docs, write_results
 from torch.utils.data import DataLoader, TensorDataset
 
-from _report import markdown_table, update_docs, write_results
 from condensa import schemes, stats
 from condensa.data import load_mnist
 from condensa.optim import DC, LC, FineTune, SupervisedTrainer
@@ -68,15 +68,27 @@ def main() -> None:
         baseline = tester.evaluate(model)["accuracy"]
         base_time = time.perf_counter() - start
         rows.append([model_name, "baseline", "-", f"{baseline:.2%}", "0.000", f"{base_time:.0f}"])
-        records.append({"model": model_name, "method": "baseline", "sparsity": 0.0,
-                        "test_accuracy": baseline, "wall_s": base_time})
+        records.append(
+            {
+                "model": model_name,
+                "method": "baseline",
+                "sparsity": 0.0,
+                "test_accuracy": baseline,
+                "wall_s": base_time,
+            }
+        )
         for s in args.sparsities:
             scheme = schemes.Prune(s)
             methods = {
                 "DC": DC(trainer),
                 "DC+FT": FineTune(trainer, steps=total_steps, lr_rewinding=True, evaluations=5),
-                "L-C": LC(trainer, iterations=args.iterations, steps=args.steps,
-                          mu_init=args.mu_init, mu_multiplier=args.mu_multiplier),
+                "L-C": LC(
+                    trainer,
+                    iterations=args.iterations,
+                    steps=args.steps,
+                    mu_init=args.mu_init,
+                    mu_multiplier=args.mu_multiplier,
+                ),
             }
             for method_name, method in methods.items():
                 start = time.perf_counter()
@@ -85,18 +97,39 @@ def main() -> None:
                 accuracy = tester.evaluate(result.model)["accuracy"]
                 achieved = _target_sparsity(result.model)
                 steps = 0 if method_name == "DC" else total_steps
-                rows.append([model_name, method_name, s, f"{accuracy:.2%}", f"{achieved:.4f}",
-                             f"{wall:.0f}"])
-                records.append({"model": model_name, "method": method_name, "sparsity": s,
-                                "achieved_sparsity": achieved, "test_accuracy": accuracy,
-                                "val_score": result.best_score, "steps": steps, "wall_s": wall,
-                                "history": result.history})
+                rows.append(
+                    [
+                        model_name,
+                        method_name,
+                        s,
+                        f"{accuracy:.2%}",
+                        f"{achieved:.4f}",
+                        f"{wall:.0f}",
+                    ]
+                )
+                records.append(
+                    {
+                        "model": model_name,
+                        "method": method_name,
+                        "sparsity": s,
+                        "achieved_sparsity": achieved,
+                        "test_accuracy": accuracy,
+                        "val_score": result.best_score,
+                        "steps": steps,
+                        "wall_s": wall,
+                        "history": result.history,
+                    }
+                )
                 print(rows[-1], flush=True)
 
     settings = {
-        "baseline_epochs": args.baseline_epochs, "lc_iterations": args.iterations,
-        "steps_per_l_step": args.steps, "mu_init": args.mu_init, "mu_multiplier": args.mu_multiplier,
-        "finetune_steps": total_steps, "finetune": "LR rewinding, cosine, best of 5 evaluations",
+        "baseline_epochs": args.baseline_epochs,
+        "lc_iterations": args.iterations,
+        "steps_per_l_step": args.steps,
+        "mu_init": args.mu_init,
+        "mu_multiplier": args.mu_multiplier,
+        "finetune_steps": total_steps,
+        "finetune": "LR rewinding, cosine, best of 5 evaluations",
         "optimizer": "Adam lr 1e-3, batch 64, cosine decay within each training call",
     }
     path = write_results("lc_vs_finetune", {"settings": settings, "results": records})
@@ -107,7 +140,9 @@ def main() -> None:
         "fine-tuning uses LR rewinding (full LR, cosine) and keeps the best of 5 validation "
         "checks. Accuracy on the test set; sparsity over the pruned weights. 2 CPU threads. "
         f"Command: `.venv/bin/python benchmarks/lc_vs_finetune.py`. Results: `{path.name}`.\n\n"
-        + markdown_table(["model", "method", "sparsity", "test accuracy", "achieved", "wall s"], rows)
+        + markdown_table(
+            ["model", "method", "sparsity", "test accuracy", "achieved", "wall s"], rows
+        )
     )
     if not args.quick:
         update_docs("lc_vs_finetune", "L-C vs DC vs DC + fine-tuning (Fashion-MNIST)", body)
@@ -116,7 +151,9 @@ def main() -> None:
 
 def _target_sparsity(model: torch.nn.Module) -> float:
     rows = [r for r in stats(model).layers if r.kind in ("Linear", "Conv2d")]
-    weights = [m.weight for m in model.modules() if isinstance(m, (torch.nn.Linear, torch.nn.Conv2d))]
+    weights = [
+        m.weight for m in model.modules() if isinstance(m, (torch.nn.Linear, torch.nn.Conv2d))
+    ]
     zeros = sum(int((w == 0).sum()) for w in weights)
     assert rows
     return zeros / sum(w.numel() for w in weights)

@@ -24,7 +24,6 @@ import warnings
 
 import numpy as np
 import torch
-
 from _report import markdown_table, update_docs, write_results
 from search_problems import Problem, suite
 
@@ -51,8 +50,9 @@ def _best_observed(points, problem: Problem):
 def run_condensa(problem, evaluate, seed):
     from condensa.search import search_sparsity
 
-    result = search_sparsity(evaluate, accuracy_threshold=problem.threshold, budget=BUDGET,
-                             bounds=BOUNDS, seed=seed)
+    result = search_sparsity(
+        evaluate, accuracy_threshold=problem.threshold, budget=BUDGET, bounds=BOUNDS, seed=seed
+    )
     overhead = [t.overhead_s for t in result.trials]
     return (None if result.best is None else result.best.sparsity), len(result.trials), overhead
 
@@ -99,8 +99,11 @@ def run_qlognei(problem, evaluate, seed):
             obj = torch.tensor([p[2] for p in points], dtype=torch.float64)
             model = ModelListGP(fit_gp(x, obj), fit_gp(x, acc))
             acq = qLogNoisyExpectedImprovement(
-                model, X_baseline=x, objective=GenericMCObjective(lambda z, X=None: z[..., 0]),
-                constraints=[lambda z: -z[..., 1]])
+                model,
+                X_baseline=x,
+                objective=GenericMCObjective(lambda z, X=None: z[..., 0]),
+                constraints=[lambda z: -z[..., 1]],
+            )
             with torch.no_grad():
                 values = acq(grid)
             xs.append(float(grid[int(values.argmax()), 0, 0]))
@@ -123,14 +126,21 @@ def run_optuna(problem, evaluate, seed):
         return f
 
     sampler = optuna.samplers.TPESampler(
-        seed=seed, n_startup_trials=3, constraints_func=lambda t: (t.user_attrs["c"],))
+        seed=seed, n_startup_trials=3, constraints_func=lambda t: (t.user_attrs["c"],)
+    )
     study = optuna.create_study(direction="maximize", sampler=sampler)
     study.optimize(objective, n_trials=BUDGET)
     return _best_observed(points, problem), len(points), []
 
 
-RUNNERS = {"condensa": run_condensa, "bisection": run_bisection, "random": run_random,
-           "grid": run_grid, "qlognei": run_qlognei, "optuna-tpe": run_optuna}
+RUNNERS = {
+    "condensa": run_condensa,
+    "bisection": run_bisection,
+    "random": run_random,
+    "grid": run_grid,
+    "qlognei": run_qlognei,
+    "optuna-tpe": run_optuna,
+}
 
 
 def _job(args):
@@ -140,7 +150,9 @@ def _job(args):
     problem = suite()[problem_index]
     optimum = problem.optimum()
     start = time.perf_counter()
-    found, used, overhead = RUNNERS[method](problem, _noisy(problem, 1_000 * problem_index + seed), seed)
+    found, used, overhead = RUNNERS[method](
+        problem, _noisy(problem, 1_000 * problem_index + seed), seed
+    )
     wall = time.perf_counter() - start
     if found is None:
         feasible, distance, regret = False, math.nan, 1.0
@@ -152,9 +164,19 @@ def _job(args):
         spread = optimum["objective"] - optimum["f_min"] or 1.0
         # an infeasible answer is worth nothing: full regret
         regret = (optimum["objective"] - f) / spread if feasible else 1.0
-    return {"problem": problem.name, "noise": problem.noise, "method": method, "seed": seed,
-            "found": found, "feasible": feasible, "distance": distance, "regret": regret,
-            "evaluations": used, "wall_s": wall, "overhead_s": overhead}
+    return {
+        "problem": problem.name,
+        "noise": problem.noise,
+        "method": method,
+        "seed": seed,
+        "found": found,
+        "feasible": feasible,
+        "distance": distance,
+        "regret": regret,
+        "evaluations": used,
+        "wall_s": wall,
+        "overhead_s": overhead,
+    }
 
 
 def overhead_d8(seed: int = 0) -> dict[str, float]:
@@ -169,8 +191,9 @@ def overhead_d8(seed: int = 0) -> dict[str, float]:
         drop = float(np.sum(weights * np.maximum(0.0, np.array(v) - 0.6) ** 2)) * 40
         return 90.0 - drop + rng.normal(0, 0.1), float(np.mean(v))
 
-    result = search_sparsity(evaluate, accuracy_threshold=89.0, bounds=[(0.0, 0.95)] * 8,
-                             budget=24, seed=seed)
+    result = search_sparsity(
+        evaluate, accuracy_threshold=89.0, bounds=[(0.0, 0.95)] * 8, budget=24, seed=seed
+    )
     bo = [t.overhead_s for t in result.trials if t.stage == "bo"]
     return {"median_s": statistics.median(bo), "max_s": max(bo), "trials": len(bo)}
 
@@ -179,7 +202,11 @@ def summarize(records: list[dict]) -> tuple[list[list], dict]:
     rows, table = [], {}
     for noise in sorted({r["noise"] for r in records}) + ["all"]:
         for method in METHODS:
-            subset = [r for r in records if r["method"] == method and (noise == "all" or r["noise"] == noise)]
+            subset = [
+                r
+                for r in records
+                if r["method"] == method and (noise == "all" or r["noise"] == noise)
+            ]
             if not subset:
                 continue
             distances = [r["distance"] for r in subset if r["feasible"]]
@@ -196,10 +223,19 @@ def summarize(records: list[dict]) -> tuple[list[list], dict]:
                 "evaluations_mean": statistics.mean(r["evaluations"] for r in subset),
             }
             table[f"{noise}/{method}"] = entry
-            rows.append([noise, method, f"{entry['feasible_fraction']:.2f}",
-                         f"{entry['within_0.02_and_feasible']:.2f}", f"{entry['distance_mean']:.4f}",
-                         f"{entry['distance_p90']:.4f}", f"{entry['regret_mean']:.4f}",
-                         f"{entry['regret_p90']:.4f}", f"{entry['evaluations_mean']:.1f}"])
+            rows.append(
+                [
+                    noise,
+                    method,
+                    f"{entry['feasible_fraction']:.2f}",
+                    f"{entry['within_0.02_and_feasible']:.2f}",
+                    f"{entry['distance_mean']:.4f}",
+                    f"{entry['distance_p90']:.4f}",
+                    f"{entry['regret_mean']:.4f}",
+                    f"{entry['regret_p90']:.4f}",
+                    f"{entry['evaluations_mean']:.1f}",
+                ]
+            )
     return rows, table
 
 
@@ -225,11 +261,25 @@ def main() -> None:
     rows, table = summarize(records)
     overhead_1d = [o for r in records if r["method"] == "condensa" for o in r["overhead_s"][3:]]
     d8 = overhead_d8()
-    overhead = {"d1_median_s": statistics.median(overhead_1d), "d1_p90_s": float(np.percentile(overhead_1d, 90)),
-                "d1_max_s": max(overhead_1d), "d8": d8}
-    path = write_results("search_efficiency", {
-        "budget": BUDGET, "bounds": BOUNDS, "problems": [problems[i].name for i in indices],
-        "seeds": len(seeds), "wall_s": wall, "summary": table, "overhead": overhead, "runs": records})
+    overhead = {
+        "d1_median_s": statistics.median(overhead_1d),
+        "d1_p90_s": float(np.percentile(overhead_1d, 90)),
+        "d1_max_s": max(overhead_1d),
+        "d8": d8,
+    }
+    path = write_results(
+        "search_efficiency",
+        {
+            "budget": BUDGET,
+            "bounds": BOUNDS,
+            "problems": [problems[i].name for i in indices],
+            "seeds": len(seeds),
+            "wall_s": wall,
+            "summary": table,
+            "overhead": overhead,
+            "runs": records,
+        },
+    )
     body = (
         f"{len(list(indices))} problems x {len(seeds)} seeds, budget {BUDGET} evaluations, bounds "
         f"{BOUNDS}; accuracy in percent with Gaussian noise of the given points, exact objective. "
@@ -241,8 +291,20 @@ def main() -> None:
         f"{overhead['d1_median_s']:.2f} s (p90 {overhead['d1_p90_s']:.2f} s, max {overhead['d1_max_s']:.2f} s); "
         f"d = 8 median {d8['median_s']:.2f} s (max {d8['max_s']:.2f} s). "
         f"Command: `.venv/bin/python benchmarks/search_efficiency.py`. Results: `{path.name}`.\n\n"
-        + markdown_table(["noise (pt)", "method", "feasible", "≤0.02", "dist mean", "dist p90",
-                          "regret mean", "regret p90", "evals"], rows)
+        + markdown_table(
+            [
+                "noise (pt)",
+                "method",
+                "feasible",
+                "≤0.02",
+                "dist mean",
+                "dist p90",
+                "regret mean",
+                "regret p90",
+                "evals",
+            ],
+            rows,
+        )
     )
     if not args.quick:
         update_docs("search_efficiency", "Sparsity search efficiency (budget 10)", body)

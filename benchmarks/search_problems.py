@@ -9,9 +9,8 @@ measurement noise (Gaussian, in points) is added by the benchmark.
 
 from __future__ import annotations
 
-import math
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import numpy as np
 
@@ -28,11 +27,16 @@ def piecewise(knee: float, slope: float, top: float = 91.0) -> Callable:
 
 def bump(center: float, width: float) -> Callable:
     base = logistic(center, width)
-    return lambda s: base(s) + 0.6 * np.exp(-((s - (center - 0.25)) / 0.05) ** 2)
+    return lambda s: base(s) + 0.6 * np.exp(-(((s - (center - 0.25)) / 0.05) ** 2))
 
 
 def plateaus(edges: tuple[float, ...], top: float = 90.0, step: float = 1.5) -> Callable:
-    return lambda s: top - step * sum((s > e).astype(float) if isinstance(s, np.ndarray) else float(s > e) for e in edges) - 40.0 * np.maximum(0.0, s - edges[-1] - 0.05)
+    return lambda s: (
+        top
+        - step
+        * sum((s > e).astype(float) if isinstance(s, np.ndarray) else float(s > e) for e in edges)
+        - 40.0 * np.maximum(0.0, s - edges[-1] - 0.05)
+    )
 
 
 def monotone() -> Callable:
@@ -62,8 +66,13 @@ class Problem:
         feasible = acc >= self.threshold
         best = float(obj[feasible].max())
         optimal = GRID[feasible & (obj >= best - 1e-9)]
-        return {"objective": best, "lo": float(optimal.min()), "hi": float(optimal.max()),
-                "f_min": float(obj[feasible].min()), "optimal": optimal}
+        return {
+            "objective": best,
+            "lo": float(optimal.min()),
+            "hi": float(optimal.max()),
+            "f_min": float(obj[feasible].min()),
+            "optimal": optimal,
+        }
 
     def distance(self, s: float, optimum: dict) -> float:
         """|s - s*| to the nearest optimal sparsity."""
@@ -78,12 +87,23 @@ def suite() -> list[Problem]:
         "bump": bump(0.85, 0.03),
         "plateaus": plateaus((0.35, 0.6, 0.8)),
     }
-    pairs = [("monotone", monotone(), 1.0), ("steps", steps(0.125), 3.0), ("peaked", peaked(0.45), 1.0)]
+    pairs = [
+        ("monotone", monotone(), 1.0),
+        ("steps", steps(0.125), 3.0),
+        ("peaked", peaked(0.45), 1.0),
+    ]
     problems = []
     for noise in (0.0, 0.1, 0.3, 1.0):
         for cname, curve in curves.items():
             top = float(curve(np.array([0.0]))[0])
             for oname, objective, depth in pairs:
-                problems.append(Problem(f"{cname}/{oname}/-{depth:g}pt/noise{noise:g}",
-                                        curve, objective, top - depth, noise))
+                problems.append(
+                    Problem(
+                        f"{cname}/{oname}/-{depth:g}pt/noise{noise:g}",
+                        curve,
+                        objective,
+                        top - depth,
+                        noise,
+                    )
+                )
     return problems

@@ -15,9 +15,9 @@ import tempfile
 from pathlib import Path
 
 import torch
+from _report import markdown_table, update_docs, write_results
 
 import condensa
-from _report import markdown_table, update_docs, write_results
 from condensa import schemes, zoo
 from condensa.functional.encoding import entropy_bits
 from condensa.masking import masks
@@ -39,16 +39,26 @@ def main() -> None:
                 with tempfile.TemporaryDirectory() as folder:
                     path = condensa.save(compressed, Path(folder) / "m.condensa")
                     file_bytes = path.stat().st_size
-                index_bound = sum(entropy_bits(m.numel(), int(m.sum())) for m in masks(compressed).values()) / 8
+                index_bound = (
+                    sum(entropy_bits(m.numel(), int(m.sum())) for m in masks(compressed).values())
+                    / 8
+                )
                 bitmask = sum((m.numel() + 7) // 8 for m in masks(compressed).values())
                 # buffers (BatchNorm statistics) must be stored too: count them densely
-                buffers = sum(b.numel() * b.element_size() for b in compressed.buffers()
-                              if not b.dtype == torch.bool)
+                buffers = sum(
+                    b.numel() * b.element_size()
+                    for b in compressed.buffers()
+                    if b.dtype != torch.bool
+                )
                 bound = stats.compressed_bytes + buffers + index_bound
                 record = {
-                    "model": model_name, "sparsity": sparsity, "values": dtype_name,
-                    "file_bytes": file_bytes, "ideal_nonzero_bytes": stats.compressed_bytes,
-                    "dense_bytes": stats.dense_bytes, "entropy_bound_bytes": bound,
+                    "model": model_name,
+                    "sparsity": sparsity,
+                    "values": dtype_name,
+                    "file_bytes": file_bytes,
+                    "ideal_nonzero_bytes": stats.compressed_bytes,
+                    "dense_bytes": stats.dense_bytes,
+                    "entropy_bound_bytes": bound,
                     "index_overhead_bytes": file_bytes - stats.compressed_bytes,
                     "buffer_bytes": buffers,
                     "bitmask_file_estimate": stats.compressed_bytes + buffers + bitmask,
@@ -56,11 +66,20 @@ def main() -> None:
                     "compression_ratio": stats.dense_bytes / file_bytes,
                 }
                 records.append(record)
-                rows.append([model_name, sparsity, dtype_name, f"{file_bytes:,}",
-                             f"{stats.compressed_bytes:,}", f"{stats.dense_bytes:,}", f"{bound:,.0f}",
-                             f"{record['file_over_bound']:.3f}",
-                             f"{record['bitmask_file_estimate'] / bound:.3f}",
-                             f"{record['compression_ratio']:.1f}x"])
+                rows.append(
+                    [
+                        model_name,
+                        sparsity,
+                        dtype_name,
+                        f"{file_bytes:,}",
+                        f"{stats.compressed_bytes:,}",
+                        f"{stats.dense_bytes:,}",
+                        f"{bound:,.0f}",
+                        f"{record['file_over_bound']:.3f}",
+                        f"{record['bitmask_file_estimate'] / bound:.3f}",
+                        f"{record['compression_ratio']:.1f}x",
+                    ]
+                )
                 print(rows[-1], flush=True)
     path = write_results("storage", {"results": records})
     body = (
@@ -70,8 +89,21 @@ def main() -> None:
         "coded with Golomb-Rice gaps, metadata included) over that bound; `bitmask/bound` "
         "is what a plain bitmask index would give. Target: file ≤ 1.15 × bound at 90% "
         f"and 98%. Command: `.venv/bin/python benchmarks/storage.py`. Results: `{path.name}`.\n\n"
-        + markdown_table(["model", "sparsity", "values", "file B", "ideal non-zero B", "dense B",
-                          "bound B", "file/bound", "bitmask/bound", "ratio dense/file"], rows)
+        + markdown_table(
+            [
+                "model",
+                "sparsity",
+                "values",
+                "file B",
+                "ideal non-zero B",
+                "dense B",
+                "bound B",
+                "file/bound",
+                "bitmask/bound",
+                "ratio dense/file",
+            ],
+            rows,
+        )
     )
     update_docs("storage", "Storage: real file bytes vs the entropy bound", body)
     print(body)

@@ -19,10 +19,10 @@ import statistics
 import time
 
 import torch
+from _report import markdown_table, median_iqr, update_docs, write_results
 from torch import nn
 
 import condensa
-from _report import markdown_table, median_iqr, update_docs, write_results
 from condensa import schemes, zoo
 
 MODELS = {"VGG-19-BN": lambda: zoo.VGG(19), "ResNet-56": lambda: zoo.ResNet(56)}
@@ -34,7 +34,9 @@ def _time(model: nn.Module, batch: torch.Tensor) -> float:
     return time.perf_counter() - start
 
 
-def torch_pruning_copy(dense: nn.Module, thinned: nn.Module, example: torch.Tensor) -> nn.Module | None:
+def torch_pruning_copy(
+    dense: nn.Module, thinned: nn.Module, example: torch.Tensor
+) -> nn.Module | None:
     """Torch-Pruning removing the channels condensa removed (same count per conv)."""
     try:
         import torch_pruning as tp
@@ -46,8 +48,11 @@ def torch_pruning_copy(dense: nn.Module, thinned: nn.Module, example: torch.Tens
     for name, module in list(model.named_modules()):
         if isinstance(module, nn.Conv2d) and name in thin_modules:
             # the channels condensa removed: its zero filters, when it removed all of them
-            removed = [c for c in range(module.out_channels)
-                       if bool((dense.get_submodule(name).weight[c] == 0).all())]
+            removed = [
+                c
+                for c in range(module.out_channels)
+                if bool((dense.get_submodule(name).weight[c] == 0).all())
+            ]
             shrink = module.out_channels - thin_modules[name].out_channels
             if removed and shrink == len(removed) and len(removed) < module.out_channels:
                 group = graph.get_pruning_group(module, tp.prune_conv_out_channels, idxs=removed)
@@ -93,34 +98,59 @@ def main() -> None:
                 speedup, spread = median_iqr(ratios)
                 tp_speedup = statistics.median(tp_ratios) if tp_ratios else float("nan")
                 record = {
-                    "model": model_name, "sparsity": s, "batch": batch_size,
+                    "model": model_name,
+                    "sparsity": s,
+                    "batch": batch_size,
                     "params_dense": sum(p.numel() for p in dense.parameters()),
                     "params_thinned": sum(p.numel() for p in thinned.parameters()),
-                    "macs_ratio": macs_ratio, "speedup": speedup, "speedup_iqr": spread,
+                    "macs_ratio": macs_ratio,
+                    "speedup": speedup,
+                    "speedup_iqr": spread,
                     "speedup_over_macs": speedup / macs_ratio,
                     "torch_pruning_speedup": tp_speedup,
                     "dense_ms_median": 1000 * statistics.median(dense_times),
                     "ratios": ratios,
                 }
                 records.append(record)
-                rows.append([model_name, s, batch_size, f"{macs_ratio:.2f}x",
-                             f"{speedup:.2f}x ± {spread / 2:.2f}", f"{speedup / macs_ratio:.2f}",
-                             f"{tp_speedup:.2f}x", f"{record['dense_ms_median']:.1f}"])
+                rows.append(
+                    [
+                        model_name,
+                        s,
+                        batch_size,
+                        f"{macs_ratio:.2f}x",
+                        f"{speedup:.2f}x ± {spread / 2:.2f}",
+                        f"{speedup / macs_ratio:.2f}",
+                        f"{tp_speedup:.2f}x",
+                        f"{record['dense_ms_median']:.1f}",
+                    ]
+                )
                 print(rows[-1], flush=True)
-    path = write_results("thinning_speed", {"repeats": args.repeats, "threads": args.threads,
-                                            "results": records})
+    path = write_results(
+        "thinning_speed", {"repeats": args.repeats, "threads": args.threads, "results": records}
+    )
     body = (
         f"Random weights, FilterPrune(s) (global ranking), thinned with `condensa.thin`; "
         f"{args.threads} threads, {args.repeats} interleaved rounds after 3 warm-ups; speedup = "
         "median over rounds of dense time / thinned time (± half the IQR). `speedup/MACs` is "
         "the fraction of the MACs reduction that became real speed. Torch-Pruning removes the "
         "same channels (reference). ResNet-56: channels on the residual path are removed only "
-        "when pruned in every member of the coupled group (`residual=\"strict\"`), so mostly the "
+        'when pruned in every member of the coupled group (`residual="strict"`), so mostly the '
         "inner convolution of each block shrinks. Target: speedup ≥ 0.8 × MACs reduction for "
         f"VGG-19 at batch 64. Command: `.venv/bin/python benchmarks/thinning_speed.py`. "
         f"Results: `{path.name}`.\n\n"
-        + markdown_table(["model", "sparsity", "batch", "MACs reduction", "measured speedup",
-                          "speedup/MACs", "Torch-Pruning", "dense ms"], rows)
+        + markdown_table(
+            [
+                "model",
+                "sparsity",
+                "batch",
+                "MACs reduction",
+                "measured speedup",
+                "speedup/MACs",
+                "Torch-Pruning",
+                "dense ms",
+            ],
+            rows,
+        )
     )
     update_docs("thinning_speed", "Thinning: measured speedups vs MACs", body)
     print(body)

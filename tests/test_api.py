@@ -1,6 +1,5 @@
 import pytest
 import torch
-from torch.utils.data import DataLoader, TensorDataset
 
 import condensa
 from condensa import ConfigError, schemes
@@ -27,9 +26,17 @@ def test_search_compression_returns_a_feasible_model(setup):
     """One call: sparsity searched, each trial compressed and measured, best model kept."""
     model, trainer, example = setup
     outcome = condensa.search_compression(
-        model, lambda s: schemes.NeuronPrune(s), trainer=trainer, objective=Macs(),
-        example_input=example, method="dc", max_drop=0.05, budget=5, seed=0,
-        bounds=(0.0, 0.9))
+        model,
+        lambda s: schemes.NeuronPrune(s),
+        trainer=trainer,
+        objective=Macs(),
+        example_input=example,
+        method="dc",
+        max_drop=0.05,
+        budget=5,
+        seed=0,
+        bounds=(0.0, 0.9),
+    )
     assert outcome.search.best is not None and outcome.model is not None
     best = outcome.search.best
     assert best.accuracy >= outcome.baseline_accuracy - 0.05
@@ -40,17 +47,33 @@ def test_search_compression_returns_a_feasible_model(setup):
 
 def test_scheme_spec_with_sparsity_placeholder(setup):
     model, trainer, example = setup
-    spec = {"type": "Compose", "schemes": [{"type": "Prune", "sparsity": 0.0},
-                                           {"type": "Quantize", "dtype": "float16"}]}
+    spec = {
+        "type": "Compose",
+        "schemes": [{"type": "Prune", "sparsity": 0.0}, {"type": "Quantize", "dtype": "float16"}],
+    }
     outcome = condensa.search_compression(
-        model, spec, trainer=trainer, objective=lambda m, x: condensa.stats(m).compression_ratio,
-        example_input=example, method="dc", max_drop=0.05, budget=3, seed=0)
+        model,
+        spec,
+        trainer=trainer,
+        objective=lambda m, x: condensa.stats(m).compression_ratio,
+        example_input=example,
+        method="dc",
+        max_drop=0.05,
+        budget=3,
+        seed=0,
+    )
     assert all(t.extra.get("objective_value", 0) >= 1.0 for t in outcome.search.trials)
 
 
 def test_unknown_method(setup):
     model, trainer, example = setup
     with pytest.raises(ConfigError, match="unknown method 'admm'"):
-        condensa.search_compression(model, lambda s: schemes.Prune(s), trainer=trainer,
-                                    objective=Macs(), example_input=example, method="admm",
-                                    max_drop=0.01)
+        condensa.search_compression(
+            model,
+            lambda s: schemes.Prune(s),
+            trainer=trainer,
+            objective=Macs(),
+            example_input=example,
+            method="admm",
+            max_drop=0.01,
+        )

@@ -61,7 +61,9 @@ def test_save_load_round_trip_is_bit_exact(tmp_path, images, scheme):
 
 def test_file_is_smaller_than_dense_and_close_to_ideal(tmp_path):
     torch.manual_seed(0)
-    model = condensa.compress(zoo.LeNet300100(), schemes.Compose([schemes.Prune(0.98), schemes.Quantize("float16")]))
+    model = condensa.compress(
+        zoo.LeNet300100(), schemes.Compose([schemes.Prune(0.98), schemes.Quantize("float16")])
+    )
     path = condensa.save(model, tmp_path / "m.condensa")
     stats = condensa.stats(model)
     assert path.stat().st_size < stats.dense_bytes / 40
@@ -99,7 +101,9 @@ def test_newer_version_is_refused(tmp_path):
     from safetensors.numpy import save_file
 
     path = tmp_path / "future.condensa"
-    save_file({"x": np.zeros(1, np.float32)}, str(path), metadata={"format": "condensa", "version": "99"})
+    save_file(
+        {"x": np.zeros(1, np.float32)}, str(path), metadata={"format": "condensa", "version": "99"}
+    )
     with pytest.raises(ConfigError, match="format version 99"):
         condensa.load(path, TinyCNN())
 

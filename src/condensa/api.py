@@ -41,7 +41,10 @@ def scheme_factory(scheme: SchemeFactory | Mapping[str, Any]) -> SchemeFactory:
 
     def substitute(spec: Any, sparsity: float) -> Any:
         if isinstance(spec, Mapping):
-            return {k: (sparsity if k == "sparsity" else substitute(v, sparsity)) for k, v in spec.items()}
+            return {
+                k: (sparsity if k == "sparsity" else substitute(v, sparsity))
+                for k, v in spec.items()
+            }
         if isinstance(spec, list):
             return [substitute(v, sparsity) for v in spec]
         return spec
@@ -72,6 +75,7 @@ class CompressionSearch:
         baseline_accuracy: the uncompressed model's accuracy.
         baseline_objective: the objective measured on the uncompressed model.
         metric: the accuracy metric's name.
+
     """
 
     search: SearchResult
@@ -118,11 +122,16 @@ def search_compression(
         example_input: one batch for tracing, thinning and measuring.
         method: ``"lc"``, ``"finetune"``, ``"dc"``, or an object with ``.compress(model, scheme)``.
         method_options: keyword arguments of the method (iterations, steps, ...).
-        max_drop / max_relative_drop / accuracy_threshold: the constraint (the drop
-            forms are relative to the uncompressed model's measured accuracy).
+        max_drop: at most this much below the uncompressed model's measured accuracy
+            (absolute units of the metric); or
+        max_relative_drop: at most this fraction of it; or
+        accuracy_threshold: an absolute bound.
         metric: accuracy metric name.
-        budget, bounds, seed, journal, callback: as for
-            :func:`condensa.search.search_sparsity`.
+        budget: maximum number of compressions (search trials).
+        bounds: the sparsity range searched.
+        seed: the search seed.
+        journal: trial journal for resuming (see :func:`condensa.search.search_sparsity`).
+        callback: called with each trial.
 
     Returns:
         A :class:`CompressionSearch`.
@@ -132,6 +141,7 @@ def search_compression(
         ...     model, lambda s: schemes.FilterPrune(s), trainer=trainer,
         ...     objective=condensa.objectives.Throughput(), example_input=x,
         ...     max_drop=0.01, method="finetune")  # doctest: +SKIP
+
     """
     make_scheme = scheme_factory(scheme)
     compressor = _method(method, trainer, dict(method_options or {}), metric)
@@ -153,23 +163,39 @@ def search_compression(
         feasible_now = (accuracy <= threshold) if lower else (accuracy >= threshold)
         if feasible_now and (best["score"] is None or measured.score > best["score"]):
             best.update(model=result.model, score=measured.score, sparsity=sparsity)
-        return {"accuracy": accuracy, "objective": measured.score, "objective_value": measured.value,
-                "objective_spread": measured.spread}
+        return {
+            "accuracy": accuracy,
+            "objective": measured.score,
+            "objective_value": measured.value,
+            "objective_spread": measured.spread,
+        }
 
     from condensa.search import Constraint
 
-    constraint = Constraint.make(accuracy_threshold=accuracy_threshold, max_drop=max_drop,
-                                 max_relative_drop=max_relative_drop,
-                                 reference_accuracy=None if accuracy_threshold is not None else baseline,
-                                 lower_is_better=lower)
+    constraint = Constraint.make(
+        accuracy_threshold=accuracy_threshold,
+        max_drop=max_drop,
+        max_relative_drop=max_relative_drop,
+        reference_accuracy=None if accuracy_threshold is not None else baseline,
+        lower_is_better=lower,
+    )
     threshold = constraint.threshold
-    result = search_sparsity(evaluate, accuracy_threshold=threshold, lower_is_better=lower,
-                             budget=budget, bounds=bounds, seed=seed, journal=journal,
-                             callback=callback)
+    result = search_sparsity(
+        evaluate,
+        accuracy_threshold=threshold,
+        lower_is_better=lower,
+        budget=budget,
+        bounds=bounds,
+        seed=seed,
+        journal=journal,
+        callback=callback,
+    )
     chosen = None
     if result.best is not None:
         if best["model"] is not None and best.get("sparsity") == result.best.sparsity:
             chosen = best["model"]
         else:  # resumed from a journal, or the GP vetoed the observed best: recompute
-            chosen = compressor.compress(model, make_scheme(float(result.best.sparsity))).model
+            sparsity = result.best.sparsity
+            assert isinstance(sparsity, float)  # search_compression searches one sparsity
+            chosen = compressor.compress(model, make_scheme(sparsity)).model
     return CompressionSearch(result, chosen, baseline, baseline_objective, metric, measurements)

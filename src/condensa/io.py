@@ -15,7 +15,7 @@ import importlib
 import json
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import torch
@@ -24,8 +24,8 @@ from torch.nn.utils import parametrize
 
 from condensa.errors import CondensaError, ConfigError
 from condensa.functional.encoding import (
-    bitmask_decode,
     best_rice_parameter,
+    bitmask_decode,
     bitmask_encode,
     rice_decode,
     rice_encode,
@@ -65,7 +65,9 @@ def _encode_positions(mask: np.ndarray) -> tuple[str, dict[str, np.ndarray], dic
     return "bitmask", {"bits": bitmask}, {}
 
 
-def _decode_positions(kind: str, parts: Mapping[str, np.ndarray], info: Mapping[str, Any]) -> np.ndarray:
+def _decode_positions(
+    kind: str, parts: Mapping[str, np.ndarray], info: Mapping[str, Any]
+) -> np.ndarray:
     n, kept = int(info["numel"]), int(info["kept"])
     if kind == "dense":
         return np.ones(n, dtype=bool)
@@ -95,6 +97,7 @@ def save(
 
     Returns:
         The path written.
+
     """
     from safetensors.numpy import save_file
 
@@ -104,33 +107,48 @@ def save(
     entries: dict[str, dict[str, Any]] = {}
     with torch.no_grad():
         for module_name, module in model.named_modules():
-            if isinstance(module, parametrize.ParametrizationList) or isinstance(
-                module, (Mask, FakeCast, FakeQuantInt8)):
+            if isinstance(module, (parametrize.ParametrizationList, Mask, FakeCast, FakeQuantInt8)):
                 continue
             names = list(module._parameters) + list(module._buffers)
             if parametrize.is_parametrized(module):
-                names += list(module.parametrizations)  # type: ignore[union-attr]
+                names += list(cast(nn.ModuleDict, module.parametrizations))
             for name in dict.fromkeys(names):
                 value = getattr(module, name)
                 if not isinstance(value, torch.Tensor) or (
-                    name in module._buffers and name not in module.state_dict()):
+                    name in module._buffers and name not in module.state_dict()
+                ):
                     continue
                 fqn = f"{module_name}.{name}" if module_name else name
-                entries[fqn] = _store(fqn, module, name, value.detach().cpu(), found_masks.get(fqn), tensors)
-    metadata = {"format": FORMAT, "version": str(VERSION),
-                "architecture": json.dumps(_architecture(zoo, factory, kwargs), separators=(",", ":")),
-                "tensors": json.dumps(entries, separators=(",", ":"))}
+                entries[fqn] = _store(
+                    fqn, module, name, value.detach().cpu(), found_masks.get(fqn), tensors
+                )
+    metadata = {
+        "format": FORMAT,
+        "version": str(VERSION),
+        "architecture": json.dumps(_architecture(zoo, factory, kwargs), separators=(",", ":")),
+        "tensors": json.dumps(entries, separators=(",", ":")),
+    }
     tmp = path.with_name(path.name + ".tmp")
     save_file(tensors, str(tmp), metadata=metadata)
     tmp.replace(path)
     return path
 
 
-def _store(fqn: str, module: nn.Module, name: str, value: torch.Tensor,
-           mask: torch.Tensor | None, tensors: dict[str, np.ndarray]) -> dict[str, Any]:
-    info: dict[str, Any] = {"shape": list(value.shape), "dtype": str(value.dtype).removeprefix("torch.")}
-    flat_mask = (mask.reshape(-1).cpu().numpy() if mask is not None
-                 else np.ones(value.numel(), dtype=bool))
+def _store(
+    fqn: str,
+    module: nn.Module,
+    name: str,
+    value: torch.Tensor,
+    mask: torch.Tensor | None,
+    tensors: dict[str, np.ndarray],
+) -> dict[str, Any]:
+    info: dict[str, Any] = {
+        "shape": list(value.shape),
+        "dtype": str(value.dtype).removeprefix("torch."),
+    }
+    flat_mask = (
+        mask.reshape(-1).cpu().numpy() if mask is not None else np.ones(value.numel(), dtype=bool)
+    )
     kept_values = value.reshape(-1)[torch.from_numpy(flat_mask)]
     kind, parts, extra = _encode_positions(flat_mask)
     info.update({"positions": kind, "numel": value.numel(), "kept": int(flat_mask.sum()), **extra})
@@ -139,7 +157,8 @@ def _store(fqn: str, module: nn.Module, name: str, value: torch.Tensor,
     stored = storage(module, name) if parametrize.is_parametrized(module, name) else None
     info["storage"] = stored.dtype if stored is not None else info["dtype"]
     if info["storage"] == "int8":
-        axis = next(int(p.axis) for p in module.parametrizations[name] if isinstance(p, FakeQuantInt8))  # type: ignore[index,union-attr]
+        plist = cast(nn.ModuleList, cast(nn.ModuleDict, module.parametrizations)[name])
+        axis = next(int(p.axis) for p in plist if isinstance(p, FakeQuantInt8))
         q, scale = quantize_int8(value, axis)
         tensors[f"{fqn}::values"] = q.reshape(-1)[torch.from_numpy(flat_mask)].numpy()
         tensors[f"{fqn}::scale"] = scale.numpy()
@@ -148,9 +167,12 @@ def _store(fqn: str, module: nn.Module, name: str, value: torch.Tensor,
         # numpy has no bfloat16: keep its raw 16 bits
         tensors[f"{fqn}::values"] = kept_values.to(torch.bfloat16).view(torch.int16).numpy()
     else:
-        tensors[f"{fqn}::values"] = kept_values.to(TORCH_DTYPES.get(info["storage"], value.dtype)).numpy()
+        tensors[f"{fqn}::values"] = kept_values.to(
+            TORCH_DTYPES.get(info["storage"], value.dtype)
+        ).numpy()
     if parametrize.is_parametrized(module, name):
-        info["parametrizations"] = [_describe(p) for p in module.parametrizations[name]]  # type: ignore[index,union-attr]
+        plist = cast(nn.ModuleList, cast(nn.ModuleDict, module.parametrizations)[name])
+        info["parametrizations"] = [_describe(p) for p in plist]
     return info
 
 
@@ -190,6 +212,7 @@ def read(path: str | Path) -> tuple[dict[str, str], dict[str, np.ndarray]]:
         CondensaError: missing, truncated or corrupt file, or not a Condensa file
             (a pickle is refused without being executed).
         ConfigError: a file from a newer format version.
+
     """
     from safetensors import safe_open
 
@@ -199,7 +222,7 @@ def read(path: str | Path) -> tuple[dict[str, str], dict[str, np.ndarray]]:
     try:
         with safe_open(str(path), framework="numpy") as handle:
             metadata = handle.metadata() or {}
-            arrays = {key: handle.get_tensor(key) for key in handle.keys()}
+            arrays = {key: handle.get_tensor(key) for key in handle.keys()}  # noqa: SIM118
     except Exception as exc:  # safetensors raises its own error types
         raise CondensaError(
             f"{str(path)!r} is not a readable Condensa file (truncated, corrupt, or another "
@@ -229,10 +252,13 @@ def load(path: str | Path, model: nn.Module | None = None) -> nn.Module:
 
     Raises:
         CondensaError / ConfigError: see :func:`read`; keys that do not match the model.
+
     """
     metadata, arrays = read(path)
     entries = json.loads(metadata["tensors"])
-    target = copy_model(model) if model is not None else _build(json.loads(metadata["architecture"]))
+    target = (
+        copy_model(model) if model is not None else _build(json.loads(metadata["architecture"]))
+    )
     state = target.state_dict()
     expected = {k.replace(".parametrizations.", ".").replace(".original", "") for k in state}
     expected = {k for k in expected if not k.endswith((".mask", ".code", ".axis"))}
@@ -251,15 +277,27 @@ def load(path: str | Path, model: nn.Module | None = None) -> nn.Module:
                 parametrize.remove_parametrizations(module, name, leave_parametrized=False)
             getattr(module, name).copy_(value.to(getattr(module, name).dtype))
             for spec in info.get("parametrizations", []):
-                param = {"mask": lambda: Mask(mask.reshape(value.shape)),
-                         "cast": lambda: FakeCast(spec["dtype"]),
-                         "int8": lambda: FakeQuantInt8(spec["axis"])}[spec["type"]]()
-                parametrize.register_parametrization(module, name, param)
+                parametrize.register_parametrization(
+                    module, name, _parametrization(spec, mask.reshape(value.shape))
+                )
     return target
 
 
+def _parametrization(spec: Mapping[str, Any], mask: torch.Tensor) -> nn.Module:
+    kind = spec.get("type")
+    if kind == "mask":
+        return Mask(mask)
+    if kind == "cast":
+        return FakeCast(spec["dtype"])
+    if kind == "int8":
+        return FakeQuantInt8(int(spec["axis"]))
+    raise ConfigError(f"unknown parametrization {kind!r} in the file")
+
+
 def _restore(fqn: str, info: Mapping[str, Any], arrays: Mapping[str, np.ndarray]):  # type: ignore[no-untyped-def]
-    parts = {key.split("::", 1)[1]: arr for key, arr in arrays.items() if key.startswith(f"{fqn}::")}
+    parts = {
+        key.split("::", 1)[1]: arr for key, arr in arrays.items() if key.startswith(f"{fqn}::")
+    }
     flat_mask = _decode_positions(info["positions"], parts, info)
     dtype = TORCH_DTYPES.get(info["dtype"], torch.float32)
     values = parts["values"]

@@ -19,7 +19,9 @@ def test_throughput_and_latency_measure_the_thinned_model():
     masked = condensa.compress(model, schemes.FilterPrune(0.5))
     x = torch.randn(1, 1, 8, 8)
     runnable = deployable(masked, x)
-    assert sum(p.numel() for p in runnable.parameters()) < sum(p.numel() for p in model.parameters())
+    assert sum(p.numel() for p in runnable.parameters()) < sum(
+        p.numel() for p in model.parameters()
+    )
     t = Throughput(batch_size=4, threads=1, warmup=1, repeats=3)(masked, x)
     lat = Latency(threads=1, warmup=0, repeats=3)(masked, x)
     assert t.unit == "samples/s" and t.value > 0 and len(t.samples) == 3 and t.higher_is_better
@@ -36,10 +38,12 @@ def test_deployable_bakes_unstructured_masks():
 
 @pytest.mark.parametrize(
     "make, message",
-    [(lambda: Throughput(batch_size=0), "batch_size must be an integer >= 1"),
-     (lambda: Throughput(threads=0), "threads must be None or an integer >= 1"),
-     (lambda: Latency(repeats=0), "repeats"),
-     (lambda: Macs("flops"), "mode must be one of")],
+    [
+        (lambda: Throughput(batch_size=0), "batch_size must be an integer >= 1"),
+        (lambda: Throughput(threads=0), "threads must be None or an integer >= 1"),
+        (lambda: Latency(repeats=0), "repeats"),
+        (lambda: Macs("flops"), "mode must be one of"),
+    ],
 )
 def test_bad_settings(make, message):
     with pytest.raises(ConfigError, match=message):

@@ -178,11 +178,22 @@ def test_lstm_weights_are_targets():
     model = zoo.LSTMLanguageModel(30, embedding_dim=8, hidden_dim=8)
     types = ["Embedding", "LSTM", "Linear"]
     plan = schemes.Prune(0.5, types=types).plan(model)
-    assert plan.fqns == ["encoder.weight", "rnn.weight_ih_l0", "rnn.weight_hh_l0",
-                         "rnn.weight_ih_l1", "rnn.weight_hh_l1", "decoder.weight"]
-    small = condensa.compress(model, schemes.Compose([schemes.Prune(0.5, types=types),
-                                                      schemes.Quantize("int8", types=types)]))
-    weights = [getattr(small.rnn, n) for n in ("weight_ih_l0", "weight_hh_l0", "weight_ih_l1", "weight_hh_l1")]
+    assert plan.fqns == [
+        "encoder.weight",
+        "rnn.weight_ih_l0",
+        "rnn.weight_hh_l0",
+        "rnn.weight_ih_l1",
+        "rnn.weight_hh_l1",
+        "decoder.weight",
+    ]
+    small = condensa.compress(
+        model,
+        schemes.Compose([schemes.Prune(0.5, types=types), schemes.Quantize("int8", types=types)]),
+    )
+    weights = [
+        getattr(small.rnn, n)
+        for n in ("weight_ih_l0", "weight_hh_l0", "weight_ih_l1", "weight_hh_l1")
+    ]
     weights += [small.encoder.weight, small.decoder.weight]
     zeros = sum(int((w == 0).sum()) for w in weights)
     assert zeros >= sum(w.numel() for w in weights) // 2  # int8 may round a few more to zero

@@ -22,7 +22,9 @@ def test_every_trial_is_on_disk_before_the_next_evaluation(tmp_path):
         seen.append(len(lines) - 1)  # trials already flushed
         return logistic_accuracy(s), s
 
-    search_sparsity(evaluate, accuracy_threshold=0.91, budget=5, seed=0, journal=path, settings=FAST)
+    search_sparsity(
+        evaluate, accuracy_threshold=0.91, budget=5, seed=0, journal=path, settings=FAST
+    )
     assert seen == [0, 1, 2, 3, 4]
     records = [json.loads(x) for x in path.read_text().splitlines()]
     assert records[0]["type"] == "header"
@@ -32,8 +34,13 @@ def test_every_trial_is_on_disk_before_the_next_evaluation(tmp_path):
 
 def test_resume_after_crash_reuses_trials_and_matches_uninterrupted_run(tmp_path):
     """Killed during the 4th evaluation: the rerun reuses trials 1-3, ends identically."""
-    full = search_sparsity(lambda s: (logistic_accuracy(s), s), accuracy_threshold=0.91,
-                           seed=7, journal=tmp_path / "full.jsonl", settings=FAST)
+    full = search_sparsity(
+        lambda s: (logistic_accuracy(s), s),
+        accuracy_threshold=0.91,
+        seed=7,
+        journal=tmp_path / "full.jsonl",
+        settings=FAST,
+    )
     path = tmp_path / "crashed.jsonl"
     calls = []
 
@@ -51,7 +58,9 @@ def test_resume_after_crash_reuses_trials_and_matches_uninterrupted_run(tmp_path
         rerun_calls.append(s)
         return logistic_accuracy(s), s
 
-    resumed = search_sparsity(evaluate, accuracy_threshold=0.91, seed=7, journal=path, settings=FAST)
+    resumed = search_sparsity(
+        evaluate, accuracy_threshold=0.91, seed=7, journal=path, settings=FAST
+    )
     assert rerun_calls[0] == calls[3]  # trials 1-3 were not re-run
     assert len(rerun_calls) == len(full.trials) - 3
     assert [t.sparsity for t in resumed.trials] == [t.sparsity for t in full.trials]
@@ -60,31 +69,57 @@ def test_resume_after_crash_reuses_trials_and_matches_uninterrupted_run(tmp_path
 
 def test_truncated_last_line_is_dropped_with_warning(tmp_path):
     path = tmp_path / "j.jsonl"
-    search_sparsity(lambda s: (logistic_accuracy(s), s), accuracy_threshold=0.91, budget=3, seed=1,
-                    journal=path, settings=FAST)
+    search_sparsity(
+        lambda s: (logistic_accuracy(s), s),
+        accuracy_threshold=0.91,
+        budget=3,
+        seed=1,
+        journal=path,
+        settings=FAST,
+    )
     text = path.read_text()
     path.write_text(text + '{"type": "trial", "trial": {"index": 3, "spars')
     with pytest.warns(UserWarning, match="dropping a truncated last line"):
-        result = search_sparsity(lambda s: (logistic_accuracy(s), s), accuracy_threshold=0.91,
-                                 budget=4, seed=1, journal=path, settings=FAST)
+        result = search_sparsity(
+            lambda s: (logistic_accuracy(s), s),
+            accuracy_threshold=0.91,
+            budget=4,
+            seed=1,
+            journal=path,
+            settings=FAST,
+        )
     assert len(result.trials) == 4
     assert all(json.loads(x) for x in path.read_text().splitlines())
 
 
 def test_journal_of_another_problem_is_refused(tmp_path):
     path = tmp_path / "j.jsonl"
-    search_sparsity(lambda s: (logistic_accuracy(s), s), accuracy_threshold=0.91, budget=2, seed=1,
-                    journal=path, settings=FAST)
+    search_sparsity(
+        lambda s: (logistic_accuracy(s), s),
+        accuracy_threshold=0.91,
+        budget=2,
+        seed=1,
+        journal=path,
+        settings=FAST,
+    )
     with pytest.raises(ConfigError, match="belongs to another search problem.*threshold"):
         search_sparsity(lambda s: (1.0, s), accuracy_threshold=0.8, journal=path)
     with pytest.raises(ConfigError, match="differs in bounds"):
-        search_sparsity(lambda s: (1.0, s), accuracy_threshold=0.91, bounds=(0.1, 0.9), journal=path)
+        search_sparsity(
+            lambda s: (1.0, s), accuracy_threshold=0.91, bounds=(0.1, 0.9), journal=path
+        )
 
 
 def test_corrupt_middle_line_is_an_error(tmp_path):
     path = tmp_path / "j.jsonl"
-    search_sparsity(lambda s: (logistic_accuracy(s), s), accuracy_threshold=0.91, budget=3, seed=1,
-                    journal=path, settings=FAST)
+    search_sparsity(
+        lambda s: (logistic_accuracy(s), s),
+        accuracy_threshold=0.91,
+        budget=3,
+        seed=1,
+        journal=path,
+        settings=FAST,
+    )
     lines = path.read_text().splitlines()
     lines[1] = "{garbage"
     path.write_text("\n".join(lines) + "\n")

@@ -31,8 +31,12 @@ def test_finds_largest_feasible_sparsity_for_monotone_objective():
 
 
 def test_best_is_an_evaluated_feasible_trial():
-    result = search_sparsity(lambda s: (logistic_accuracy(s), -((s - 0.5) ** 2)),
-                             accuracy_threshold=0.91, seed=3, settings=FAST)
+    result = search_sparsity(
+        lambda s: (logistic_accuracy(s), -((s - 0.5) ** 2)),
+        accuracy_threshold=0.91,
+        seed=3,
+        settings=FAST,
+    )
     assert result.best in result.trials
     assert result.best.feasible and result.best.accuracy >= 0.91
     assert result.best.objective == max(t.objective for t in result.trials if t.feasible)
@@ -40,8 +44,12 @@ def test_best_is_an_evaluated_feasible_trial():
 
 
 @settings(max_examples=6, deadline=None)
-@given(budget=st.integers(1, 7), seed=st.integers(0, 1000), center=st.floats(0.2, 0.9),
-       noise=st.sampled_from([0.0, 0.003]))
+@given(
+    budget=st.integers(1, 7),
+    seed=st.integers(0, 1000),
+    center=st.floats(0.2, 0.9),
+    noise=st.sampled_from([0.0, 0.003]),
+)
 def test_budget_is_never_exceeded(budget, seed, center, noise):
     """Property: evaluate is called at most `budget` times, for any problem."""
     rng = random.Random(seed)
@@ -51,14 +59,21 @@ def test_budget_is_never_exceeded(budget, seed, center, noise):
         calls.append(s)
         return logistic_accuracy(s, center=center) + rng.gauss(0, noise), s
 
-    result = search_sparsity(evaluate, accuracy_threshold=0.9, budget=budget, seed=seed, settings=FAST)
+    result = search_sparsity(
+        evaluate, accuracy_threshold=0.9, budget=budget, seed=seed, settings=FAST
+    )
     assert len(calls) == len(result.trials) <= budget
     assert all(0.0 <= s <= 0.99 for s in calls)
 
 
 def test_infeasible_problem_is_reported_with_closest_trial():
-    result = search_sparsity(lambda s: (logistic_accuracy(s), s), accuracy_threshold=0.95,
-                             budget=6, seed=0, settings=FAST)
+    result = search_sparsity(
+        lambda s: (logistic_accuracy(s), s),
+        accuracy_threshold=0.95,
+        budget=6,
+        seed=0,
+        settings=FAST,
+    )
     assert result.best is None and not result.feasible
     assert result.closest is not None
     assert result.closest.accuracy == max(t.accuracy for t in result.trials)
@@ -80,8 +95,14 @@ def test_failed_trials_are_recorded_and_counted(tmp_path):
             return outcome
         return logistic_accuracy(s), s
 
-    result = search_sparsity(evaluate, accuracy_threshold=0.91, budget=8, seed=0,
-                             journal=tmp_path / "j.jsonl", settings=FAST)
+    result = search_sparsity(
+        evaluate,
+        accuracy_threshold=0.91,
+        budget=8,
+        seed=0,
+        journal=tmp_path / "j.jsonl",
+        settings=FAST,
+    )
     failed = [t for t in result.trials if t.failed]
     assert len(failed) == 4 and len(result.trials) == len(calls) == 8
     assert "RuntimeError: out of memory" in failed[0].error
@@ -96,7 +117,11 @@ def test_failed_trials_are_recorded_and_counted(tmp_path):
 def test_evaluate_may_return_a_mapping_with_extras():
     result = search_sparsity(
         lambda s: {"accuracy": logistic_accuracy(s), "objective": s, "macs": 1e6 * (1 - s)},
-        accuracy_threshold=0.91, budget=4, seed=0, settings=FAST)
+        accuracy_threshold=0.91,
+        budget=4,
+        seed=0,
+        settings=FAST,
+    )
     assert all("macs" in t.extra for t in result.trials)
 
 
@@ -134,8 +159,14 @@ def test_constraint_forms():
 
 def test_lower_is_better_search():
     """Perplexity rises with sparsity; at most 10% above 100."""
-    result = search_sparsity(lambda s: (100 + 200 * s**4, s), max_relative_drop=0.1,
-                             reference_accuracy=100.0, lower_is_better=True, seed=0, settings=FAST)
+    result = search_sparsity(
+        lambda s: (100 + 200 * s**4, s),
+        max_relative_drop=0.1,
+        reference_accuracy=100.0,
+        lower_is_better=True,
+        seed=0,
+        settings=FAST,
+    )
     expected = (10 / 200) ** 0.25
     assert result.best.accuracy <= 110.0
     assert abs(result.best.sparsity - expected) < 0.02
@@ -143,12 +174,14 @@ def test_lower_is_better_search():
 
 def test_multi_dimensional_search_finds_known_optimum():
     """3-D: maximize s1 + s2 + s3 subject to a separable accuracy cliff at (0.6, 0.5, 0.7)."""
+
     def evaluate(v):
         drop = 4 * max(0, v[0] - 0.6) + 4 * max(0, v[1] - 0.5) + 4 * max(0, v[2] - 0.7)
         return 0.9 - drop, sum(v)
 
-    result = search_sparsity(evaluate, accuracy_threshold=0.88, bounds=[(0.0, 0.9)] * 3,
-                             budget=22, seed=0)
+    result = search_sparsity(
+        evaluate, accuracy_threshold=0.88, bounds=[(0.0, 0.9)] * 3, budget=22, seed=0
+    )
     best = result.best
     assert best is not None and isinstance(best.sparsity, tuple) and len(best.sparsity) == 3
     assert best.accuracy >= 0.88
@@ -156,7 +189,12 @@ def test_multi_dimensional_search_finds_known_optimum():
 
 
 def test_plot_writes_png(tmp_path):
-    result = search_sparsity(lambda s: (logistic_accuracy(s), s), accuracy_threshold=0.91,
-                             budget=5, seed=0, settings=FAST)
+    result = search_sparsity(
+        lambda s: (logistic_accuracy(s), s),
+        accuracy_threshold=0.91,
+        budget=5,
+        seed=0,
+        settings=FAST,
+    )
     path = plot_search(result, tmp_path / "search.png")
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

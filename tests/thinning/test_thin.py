@@ -62,7 +62,9 @@ class Bottleneck(nn.Module):
         out = torch.relu(self.bn1(self.reduce(x)))
         out = torch.relu(self.bn2(self.mid(out)))
         x = torch.relu(self.expand(out) + x)
-        return self.fc(x.mean((2, 3)) if False else nn.functional.adaptive_avg_pool2d(x, 1).flatten(1))
+        return self.fc(
+            x.mean((2, 3)) if False else nn.functional.adaptive_avg_pool2d(x, 1).flatten(1)
+        )
 
 
 class LinearIntoLSTM(nn.Module):
@@ -80,8 +82,12 @@ class LinearIntoLSTM(nn.Module):
 def test_mlp_thinned_equals_masked_and_counts_kept_weights():
     """NeuronPrune: parameter count = kept rows x kept columns (+ kept biases)."""
     torch.manual_seed(0)
-    model = nn.Sequential(nn.Linear(12, 20), nn.ReLU(), nn.Linear(20, 16), nn.ReLU(), nn.Linear(16, 4))
-    masked, thinned = _check_same(model, schemes.NeuronPrune(0.5, allocation="uniform"), torch.randn(5, 12))
+    model = nn.Sequential(
+        nn.Linear(12, 20), nn.ReLU(), nn.Linear(20, 16), nn.ReLU(), nn.Linear(16, 4)
+    )
+    masked, thinned = _check_same(
+        model, schemes.NeuronPrune(0.5, allocation="uniform"), torch.randn(5, 12)
+    )
     k1, k2 = 10, 8  # round(0.5 * 20), round(0.5 * 16)
     assert thinned[0].weight.shape == (k1, 12) and thinned[2].weight.shape == (k2, k1)
     assert thinned[4].weight.shape == (4, k2)

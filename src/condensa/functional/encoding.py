@@ -67,6 +67,7 @@ def rice_encode(mask: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
 
     Returns:
         ``(unary, remainders)`` packed uint8 streams.
+
     """
     positions = np.flatnonzero(mask.reshape(-1))
     gaps = np.diff(np.concatenate([[-1], positions])) - 1  # zeros before each kept entry
@@ -76,7 +77,11 @@ def rice_encode(mask: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     unary = np.ones(int(ends[-1]) + 1 if len(ends) else 0, dtype=np.uint8)
     unary[ends] = 0
     remainders = gaps & ((1 << k) - 1)
-    bits = ((remainders[:, None] >> np.arange(k - 1, -1, -1)) & 1).astype(np.uint8) if k else np.zeros((len(gaps), 0), np.uint8)
+    bits = (
+        ((remainders[:, None] >> np.arange(k - 1, -1, -1)) & 1).astype(np.uint8)
+        if k
+        else np.zeros((len(gaps), 0), np.uint8)
+    )
     return np.packbits(unary), np.packbits(bits.reshape(-1))
 
 

@@ -17,6 +17,7 @@ class Measurement:
         spread: interquartile range of the samples (0 for exact counts).
         higher_is_better: the direction; the search maximizes ``score``.
         samples: the raw samples.
+
     """
 
     value: float
@@ -31,7 +32,9 @@ class Measurement:
         return self.value if self.higher_is_better else -self.value
 
     @classmethod
-    def of(cls, samples: Sequence[float], unit: str, *, higher_is_better: bool = True) -> Measurement:
+    def of(
+        cls, samples: Sequence[float], unit: str, *, higher_is_better: bool = True
+    ) -> Measurement:
         """Median and interquartile range of ``samples``."""
         values = tuple(float(s) for s in samples)
         if len(values) >= 2:

@@ -38,6 +38,7 @@ class Macs:
             or neurons are pruned: exactly what thinning gives);
             ``"sparse"`` also skips every zero weight (ideal sparse kernels);
             ``"dense"`` ignores masks.
+
     """
 
     mode: str = "effective"
@@ -51,6 +52,7 @@ class Macs:
         from condensa.stats import stats
 
         result = stats(model, example_input)
+        value: float | None
         if self.mode == "dense":
             value = result.macs
         elif self.mode == "effective":

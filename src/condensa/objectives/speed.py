@@ -29,8 +29,11 @@ def threads(count: int | None) -> Iterator[None]:
 
 
 def deployable(model: nn.Module, example_input: torch.Tensor) -> nn.Module:
-    """What would be deployed: the thinned model when whole structures are pruned,
-    else the model with its masks baked in (masked weights do not speed up dense kernels)."""
+    """What would be deployed: the thinned model, or the masks baked in.
+
+    Whole pruned structures are thinned away; other masks are baked in (masked weights
+    do not speed up dense kernels).
+    """
     from condensa.errors import ConfigError as _ConfigError
     from condensa.thinning import thin
 
@@ -94,12 +97,14 @@ class Throughput(_Timer):
         threads: torch threads while measuring (None: unchanged).
         warmup: untimed passes first.
         repeats: timed passes (>= 1).
+
     """
 
     def __call__(self, model: nn.Module, example_input: torch.Tensor) -> Measurement:
         """Measure ``model`` on batches built from ``example_input`` `(n, ...)`."""
-        return Measurement.of([self.batch_size / t for t in self.times(model, example_input)],
-                              "samples/s")
+        return Measurement.of(
+            [self.batch_size / t for t in self.times(model, example_input)], "samples/s"
+        )
 
 
 @dataclass(frozen=True)

@@ -2,21 +2,15 @@
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
+from typing import Any
 
 import torch
 from torch import nn
 
 from condensa.errors import ConfigError
 from condensa.optim.metrics import perplexity
-from condensa.optim.trainer import (
-    SCHEDULES,
-    ExtraLoss,
-    NonFiniteLossError,
-    OptimizerFactory,
-    lr_factor,
-)
+from condensa.optim.trainer import SCHEDULES, ExtraLoss, OptimizerFactory, run_steps
 
 Hidden = tuple[torch.Tensor, torch.Tensor]
 
@@ -84,44 +78,35 @@ class LanguageModelTrainer:
         lr_scale: float = 1.0,
     ) -> float:
         """Run ``steps`` BPTT windows; returns the mean loss."""
-        from rich.progress import Progress
-
-        if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
-            raise ConfigError(f"steps must be a positive integer, got {steps!r}")
         device = next(model.parameters()).device
-        optimizer = self.optimizer(model.parameters(), self.lr * lr_scale)
-        base = [g["lr"] for g in optimizer.param_groups]
         windows = max(1, (self.train_tokens.shape[0] - 1) // self.bptt)
-        position = int(torch.randint(windows, ())) * self.bptt
-        hidden: Hidden | None = None
-        model.train()
-        total = 0.0
-        with Progress(disable=not self.progress, transient=True) as bar:
-            task = bar.add_task("training", total=steps)
-            for step in range(steps):
-                for group, lr in zip(optimizer.param_groups, base, strict=True):
-                    group["lr"] = lr * lr_factor(self.schedule, step, steps)
-                if position >= self.train_tokens.shape[0] - 1:
-                    position, hidden = 0, None
-                length = min(self.bptt, self.train_tokens.shape[0] - 1 - position)
-                inputs = self.train_tokens[position : position + length].to(device)
-                targets = self.train_tokens[position + 1 : position + 1 + length].to(device)
-                position += length
-                logits, hidden = model(inputs, _detach(hidden))
-                loss = self.loss_fn(logits.reshape(-1, logits.shape[-1]), targets.reshape(-1))
-                if extra_loss is not None:
-                    loss = loss + extra_loss()
-                value = float(loss.detach())
-                if not math.isfinite(value):
-                    raise NonFiniteLossError(f"non-finite training loss {value} at step {step}")
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                if self.grad_clip is not None:
-                    nn.utils.clip_grad_norm_(model.parameters(), self.grad_clip)
-                optimizer.step()
-                total += value
-                bar.update(task, advance=1, description=f"loss {value:.3f}")
-        return total / steps
+        state: dict[str, Any] = {
+            "position": int(torch.randint(windows, ())) * self.bptt,
+            "hidden": None,
+        }
+        last = self.train_tokens.shape[0] - 1
+
+        def task_loss(step: int) -> torch.Tensor:
+            if state["position"] >= last:
+                state["position"], state["hidden"] = 0, None
+            start = state["position"]
+            length = min(self.bptt, last - start)
+            inputs = self.train_tokens[start : start + length].to(device)
+            targets = self.train_tokens[start + 1 : start + 1 + length].to(device)
+            state["position"] = start + length
+            logits, state["hidden"] = model(inputs, _detach(state["hidden"]))
+            return self.loss_fn(logits.reshape(-1, logits.shape[-1]), targets.reshape(-1))
+
+        return run_steps(
+            model,
+            task_loss,
+            steps,
+            optimizer=self.optimizer(model.parameters(), self.lr * lr_scale),
+            schedule=self.schedule,
+            grad_clip=self.grad_clip,
+            extra_loss=extra_loss,
+            progress=self.progress,
+        )
 
     @torch.no_grad()
     def evaluate(self, model: nn.Module) -> dict[str, float]:

@@ -67,6 +67,56 @@ def lr_factor(schedule: str, step: int, steps: int) -> float:
     return 1.0
 
 
+def run_steps(
+    model: nn.Module,
+    task_loss: Callable[[int], torch.Tensor],
+    steps: int,
+    *,
+    optimizer: torch.optim.Optimizer,
+    schedule: str,
+    grad_clip: float | None,
+    extra_loss: ExtraLoss | None,
+    progress: bool,
+) -> float:
+    """The training loop every trainer shares; returns the mean loss.
+
+    Each step sets the learning rate from ``schedule``, adds ``extra_loss()`` to
+    ``task_loss(step)``, refuses a non-finite loss before applying it, clips the
+    gradient norm and steps ``optimizer``.
+
+    Raises:
+        ConfigError: ``steps`` is not a positive integer.
+        NonFiniteLossError: the loss became NaN/inf (that step is not applied).
+
+    """
+    from rich.progress import Progress
+
+    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
+        raise ConfigError(f"steps must be a positive integer, got {steps!r}")
+    base_lrs = [group["lr"] for group in optimizer.param_groups]
+    model.train()
+    total = 0.0
+    with Progress(disable=not progress, transient=True) as bar:
+        task = bar.add_task("training", total=steps)
+        for step in range(steps):
+            for group, base in zip(optimizer.param_groups, base_lrs, strict=True):
+                group["lr"] = base * lr_factor(schedule, step, steps)
+            loss = task_loss(step)
+            if extra_loss is not None:
+                loss = loss + extra_loss()
+            value = float(loss.detach())
+            if not math.isfinite(value):
+                raise NonFiniteLossError(f"non-finite training loss {value} at step {step}")
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            if grad_clip is not None:
+                nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
+            optimizer.step()
+            total += value
+            bar.update(task, advance=1, description=f"training loss {value:.4f}")
+    return total / steps
+
+
 def sgd(params: Iterable[nn.Parameter], lr: float) -> torch.optim.Optimizer:
     """SGD with Nesterov momentum 0.9 and weight decay 5e-4 (the usual CNN recipe)."""
     return torch.optim.SGD(params, lr=lr, momentum=0.9, nesterov=True, weight_decay=5e-4)
@@ -143,37 +193,23 @@ class SupervisedTrainer:
             NonFiniteLossError: the loss became NaN/inf (the step is not applied).
 
         """
-        from rich.progress import Progress
-
-        if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
-            raise ConfigError(f"steps must be a positive integer, got {steps!r}")
         device = next(model.parameters()).device
-        optimizer = self.optimizer(model.parameters(), self.lr * lr_scale)
-        base_lrs = [group["lr"] for group in optimizer.param_groups]
-        model.train()
-        total = 0.0
         batches = _cycle(self.train_loader)
-        with Progress(disable=not self.progress, transient=True) as bar:
-            task = bar.add_task("training", total=steps)
-            for step in range(steps):
-                for group, base in zip(optimizer.param_groups, base_lrs, strict=True):
-                    group["lr"] = base * self._lr_factor(step, steps)
-                inputs, targets = next(batches)
-                inputs, targets = inputs.to(device), targets.to(device)
-                loss = self.loss_fn(model(inputs), targets)
-                if extra_loss is not None:
-                    loss = loss + extra_loss()
-                value = float(loss.detach())
-                if not math.isfinite(value):
-                    raise NonFiniteLossError(f"non-finite training loss {value} at step {step}")
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                if self.grad_clip is not None:
-                    nn.utils.clip_grad_norm_(model.parameters(), self.grad_clip)
-                optimizer.step()
-                total += value
-                bar.update(task, advance=1, description=f"training loss {value:.4f}")
-        return total / steps
+
+        def task_loss(step: int) -> torch.Tensor:
+            inputs, targets = next(batches)
+            return self.loss_fn(model(inputs.to(device)), targets.to(device))
+
+        return run_steps(
+            model,
+            task_loss,
+            steps,
+            optimizer=self.optimizer(model.parameters(), self.lr * lr_scale),
+            schedule=self.schedule,
+            grad_clip=self.grad_clip,
+            extra_loss=extra_loss,
+            progress=self.progress,
+        )
 
     @torch.no_grad()
     def evaluate(self, model: nn.Module) -> dict[str, float]:

@@ -13,12 +13,14 @@ def ils_ucb(mean: torch.Tensor, std: torch.Tensor, *, gamma: float, beta: float)
     for exploitation (1: pure "straddle on the estimated crossing").
 
     Args:
-        mean, std: `(m,)` posterior of the margin ``accuracy - threshold``.
+        mean: `(m,)` posterior mean of the margin ``accuracy - threshold``.
+        std: `(m,)` its posterior standard deviation.
         gamma: in ``[0, 1]``.
         beta: confidence multiplier of σ.
 
     Returns:
         `(m,)` acquisition values (larger is better).
+
     """
     return (1.0 - gamma) * beta * std - gamma * mean.abs()
 

@@ -18,6 +18,7 @@ class Constraint:
         threshold: the accuracy bound.
         lower_is_better: True for loss/perplexity-like metrics (feasible = at most threshold).
         description: how the user stated it, for reports.
+
     """
 
     threshold: float
@@ -34,7 +35,7 @@ class Constraint:
         reference_accuracy: float | None = None,
         lower_is_better: bool = False,
     ) -> Constraint:
-        """One of three forms:
+        """Build the constraint from one of three forms.
 
         - ``accuracy_threshold=h``: accuracy at least ``h`` (at most, if lower is better);
         - ``max_drop=d`` with ``reference_accuracy=r``: at most ``d`` *absolute* units worse
@@ -44,9 +45,17 @@ class Constraint:
 
         Raises:
             ConfigError: none or several forms given, or a non-finite / negative value.
+
         """
-        given = [n for n, v in (("accuracy_threshold", accuracy_threshold), ("max_drop", max_drop),
-                                ("max_relative_drop", max_relative_drop)) if v is not None]
+        given = [
+            n
+            for n, v in (
+                ("accuracy_threshold", accuracy_threshold),
+                ("max_drop", max_drop),
+                ("max_relative_drop", max_relative_drop),
+            )
+            if v is not None
+        ]
         if len(given) != 1:
             raise ConfigError(
                 "state the constraint once: accuracy_threshold=, max_drop= (absolute) or "
@@ -56,7 +65,9 @@ class Constraint:
         if accuracy_threshold is not None:
             _finite("accuracy_threshold", accuracy_threshold)
             op = "<=" if lower_is_better else ">="
-            return cls(float(accuracy_threshold), lower_is_better, f"accuracy {op} {accuracy_threshold:g}")
+            return cls(
+                float(accuracy_threshold), lower_is_better, f"accuracy {op} {accuracy_threshold:g}"
+            )
         if reference_accuracy is None:
             raise ConfigError(f"{given[0]} needs reference_accuracy= (the uncompressed model's)")
         _finite("reference_accuracy", reference_accuracy)

@@ -25,6 +25,7 @@ class Journal:
     Args:
         path: the ``.jsonl`` file.
         problem: plain data identifying the problem (bounds, constraint, dimensions).
+
     """
 
     def __init__(self, path: str | Path, problem: Mapping[str, Any]) -> None:
@@ -35,8 +36,9 @@ class Journal:
             self._read()
         else:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._write_line({"type": "header", "version": JOURNAL_VERSION, "problem": self.problem},
-                             mode="w")
+            self._write_line(
+                {"type": "header", "version": JOURNAL_VERSION, "problem": self.problem}, mode="w"
+            )
 
     def _read(self) -> None:
         lines = self.path.read_text(encoding="utf-8").splitlines(keepends=True)
@@ -48,7 +50,9 @@ class Journal:
                 if number == len(lines):
                     warnings.warn(
                         f"journal {str(self.path)!r}: dropping a truncated last line "
-                        "(the search was interrupted while writing it)", stacklevel=3)
+                        "(the search was interrupted while writing it)",
+                        stacklevel=3,
+                    )
                     good = "".join(lines[:-1])
                     self.path.write_text(good, encoding="utf-8")
                     break
@@ -65,7 +69,8 @@ class Journal:
             )
         if header.get("problem") != self.problem:
             differences = sorted(
-                k for k in set(header.get("problem", {})) | set(self.problem)
+                k
+                for k in set(header.get("problem", {})) | set(self.problem)
                 if header.get("problem", {}).get(k) != self.problem.get(k)
             )
             raise ConfigError(

@@ -30,16 +30,21 @@ class Proposer(Protocol):
 def _check_bounds(bounds: object) -> list[tuple[float, float]]:
     """``[(low, high), ...]`` from ``(low, high)`` or a sequence of pairs; each in [0, 1)."""
     if (
-        isinstance(bounds, Sequence) and len(bounds) == 2
+        isinstance(bounds, Sequence)
+        and len(bounds) == 2
         and all(isinstance(b, (int, float)) and not isinstance(b, bool) for b in bounds)
     ):
         pairs = [tuple(bounds)]
-    elif isinstance(bounds, Sequence) and bounds and all(
-        isinstance(p, Sequence) and len(p) == 2 for p in bounds
+    elif (
+        isinstance(bounds, Sequence)
+        and bounds
+        and all(isinstance(p, Sequence) and len(p) == 2 for p in bounds)
     ):
         pairs = [tuple(p) for p in bounds]
     else:
-        raise ConfigError(f"bounds must be (low, high) or a list of (low, high) pairs, got {bounds!r}")
+        raise ConfigError(
+            f"bounds must be (low, high) or a list of (low, high) pairs, got {bounds!r}"
+        )
     out = []
     for low, high in pairs:
         if not all(isinstance(v, (int, float)) and math.isfinite(v) for v in (low, high)):
@@ -104,6 +109,7 @@ def search_sparsity(
         >>> result = search_sparsity(lambda s: (0.9 - 0.5 * s**4, s), accuracy_threshold=0.85)
         >>> round(result.best.sparsity, 2)  # doctest: +SKIP
         0.56
+
     """
     if isinstance(budget, bool) or not isinstance(budget, int) or budget < 1:
         raise ConfigError(f"budget must be a positive integer, got {budget!r}")
@@ -111,8 +117,10 @@ def search_sparsity(
         raise ConfigError(f"evaluate must be callable, got {evaluate!r}")
     pairs = _check_bounds(bounds)
     constraint = Constraint.make(
-        accuracy_threshold=accuracy_threshold, max_drop=max_drop,
-        max_relative_drop=max_relative_drop, reference_accuracy=reference_accuracy,
+        accuracy_threshold=accuracy_threshold,
+        max_drop=max_drop,
+        max_relative_drop=max_relative_drop,
+        reference_accuracy=reference_accuracy,
         lower_is_better=lower_is_better,
     )
     problem = {"bounds": [list(p) for p in pairs], **constraint.to_dict()}
@@ -149,32 +157,66 @@ def search_sparsity(
 
 
 def _run_trial(
-    evaluate: Evaluate, point: Point, index: int, stage: str, overhead: float,
-    constraint: Constraint, seed: int,
+    evaluate: Evaluate,
+    point: Point,
+    index: int,
+    stage: str,
+    overhead: float,
+    constraint: Constraint,
+    seed: int,
 ) -> Trial:
     start = time.perf_counter()
     try:
         accuracy, objective, extra = parse_outcome(evaluate(point))
     except Exception as exc:  # noqa: BLE001 - a failed trial is recorded, the search goes on
-        return Trial(index, point, None, None, False, stage, time.perf_counter() - start,
-                     overhead, {}, f"{type(exc).__name__}: {exc}", seed)
-    return Trial(index, point, accuracy, objective, constraint.feasible(accuracy), stage,
-                 time.perf_counter() - start, overhead, extra, None, seed)
+        return Trial(
+            index,
+            point,
+            None,
+            None,
+            False,
+            stage,
+            time.perf_counter() - start,
+            overhead,
+            {},
+            f"{type(exc).__name__}: {exc}",
+            seed,
+        )
+    return Trial(
+        index,
+        point,
+        accuracy,
+        objective,
+        constraint.feasible(accuracy),
+        stage,
+        time.perf_counter() - start,
+        overhead,
+        extra,
+        None,
+        seed,
+    )
 
 
 def _result(
-    trials: list[Trial], constraint: Constraint, proposer: Proposer, stopped_early: bool,
-    reason: str, seed: int, pairs: list[tuple[float, float]],
+    trials: list[Trial],
+    constraint: Constraint,
+    proposer: Proposer,
+    stopped_early: bool,
+    reason: str,
+    seed: int,
+    pairs: list[tuple[float, float]],
 ) -> SearchResult:
     ok = [t for t in trials if not t.failed]
     feasible = [t for t in ok if t.feasible]
     view = level = probability = None
     if isinstance(proposer, TwoStage):
         view, level, probability = proposer.view(trials)
-    if feasible and probability is not None:
+    if feasible and probability is not None and isinstance(proposer, TwoStage):
+        two_stage = proposer
+
         # prefer trials the accuracy GP also deems feasible (guards against lucky noise)
         def credible(t: Trial) -> bool:
-            u = proposer.to_unit(float(t.sparsity))  # type: ignore[union-attr,arg-type]
+            u = two_stage.to_unit(float(t.sparsity))  # type: ignore[arg-type]
             index = round(u * (len(probability) - 1))
             return float(probability[index]) >= 0.5
 
@@ -189,5 +231,16 @@ def _result(
         s_acc = proposer.to_sparsity(level.mean)
         s_acc_std = level.std * (high - low)
     bounds: Any = pairs[0] if len(pairs) == 1 else pairs
-    return SearchResult(best, trials, constraint, s_acc, s_acc_std, closest, stopped_early,
-                        reason, view, seed, bounds)
+    return SearchResult(
+        best,
+        trials,
+        constraint,
+        s_acc,
+        s_acc_std,
+        closest,
+        stopped_early,
+        reason,
+        view,
+        seed,
+        bounds,
+    )

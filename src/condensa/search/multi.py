@@ -15,6 +15,16 @@ from condensa.search.trial import Trial
 from condensa.search.two_stage import clip_margin
 
 
+def _objective_sample(samples: torch.Tensor, X: torch.Tensor | None = None) -> torch.Tensor:
+    """The objective outcome of `(..., 2)` posterior samples."""
+    return samples[..., 0]
+
+
+def _constraint_sample(samples: torch.Tensor) -> torch.Tensor:
+    """BoTorch constraints are feasible when <= 0: feasible when the margin is >= 0."""
+    return -samples[..., 1]
+
+
 class ConstrainedBO:
     """Proposes the next sparsity vector from the trials so far (deterministic given the seed).
 
@@ -23,10 +33,14 @@ class ConstrainedBO:
         constraint: the accuracy constraint.
         seed: seeds the Sobol initial design and the acquisition optimization.
         initial: size of the initial Sobol design (default ``2 d + 1``).
+
     """
 
     def __init__(
-        self, bounds: list[tuple[float, float]], constraint: Constraint, seed: int,
+        self,
+        bounds: list[tuple[float, float]],
+        constraint: Constraint,
+        seed: int,
         initial: int | None = None,
     ) -> None:
         from torch.quasirandom import SobolEngine
@@ -66,7 +80,9 @@ class ConstrainedBO:
             generator = torch.Generator().manual_seed(self.seed + len(trials))
             return self.to_point(torch.rand(len(self.bounds), generator=generator, dtype=DTYPE))
         torch.manual_seed(self.seed + len(trials))
-        x = torch.stack([(torch.tensor(t.sparsity, dtype=DTYPE) - self.low) / self.span for t in ok])
+        x = torch.stack(
+            [(torch.tensor(t.sparsity, dtype=DTYPE) - self.low) / self.span for t in ok]
+        )
         objective = torch.tensor([t.objective for t in ok], dtype=DTYPE)
         margin = clip_margin(
             torch.tensor([self.constraint.margin(t.accuracy) for t in ok], dtype=DTYPE)  # type: ignore[arg-type]
@@ -75,11 +91,17 @@ class ConstrainedBO:
         acquisition = qLogNoisyExpectedImprovement(
             model,
             X_baseline=x,
-            objective=GenericMCObjective(lambda samples, X=None: samples[..., 0]),
-            constraints=[lambda samples: -samples[..., 1]],  # feasible when margin >= 0
+            objective=GenericMCObjective(_objective_sample),
+            constraints=[_constraint_sample],
         )
         d = len(self.bounds)
         unit = torch.stack([torch.zeros(d, dtype=DTYPE), torch.ones(d, dtype=DTYPE)])
-        candidate, _ = optimize_acqf(acquisition, bounds=unit, q=1, num_restarts=4, raw_samples=128,
-                                     options={"maxiter": 100, "seed": self.seed + len(trials)})
+        candidate, _ = optimize_acqf(
+            acquisition,
+            bounds=unit,
+            q=1,
+            num_restarts=4,
+            raw_samples=128,
+            options={"maxiter": 100, "seed": self.seed + len(trials)},
+        )
         return self.to_point(candidate[0])

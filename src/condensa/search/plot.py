@@ -1,3 +1,4 @@
+# mypy: disable-error-code="arg-type,type-var,operator"
 """Plots of a search: the accuracy GP with its level set, the objective over the feasible range."""
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ def plot_search(result: SearchResult, path: str | Path, *, title: str | None = N
 
     Raises:
         CondensaError: matplotlib is not installed (``pip install 'condensa[search]'``).
+
     """
     try:
         import matplotlib
@@ -33,29 +35,65 @@ def plot_search(result: SearchResult, path: str | Path, *, title: str | None = N
     if view is None:
         fig, ax = plt.subplots(figsize=(7, 4))
         ax.plot([t.index for t in ok], [t.objective for t in ok], color="0.6", lw=1)
-        ax.scatter([t.index for t in feasible], [t.objective for t in feasible], c="tab:green",
-                   label="feasible")
-        ax.scatter([t.index for t in infeasible], [t.objective for t in infeasible], c="tab:red",
-                   marker="x", label="infeasible")
+        ax.scatter(
+            [t.index for t in feasible],
+            [t.objective for t in feasible],
+            c="tab:green",
+            label="feasible",
+        )
+        ax.scatter(
+            [t.index for t in infeasible],
+            [t.objective for t in infeasible],
+            c="tab:red",
+            marker="x",
+            label="infeasible",
+        )
         if result.best is not None:
-            ax.scatter([result.best.index], [result.best.objective], s=160, facecolors="none",
-                       edgecolors="black", label="chosen")
+            ax.scatter(
+                [result.best.index],
+                [result.best.objective],
+                s=160,
+                facecolors="none",
+                edgecolors="black",
+                label="chosen",
+            )
         ax.set_xlabel("evaluation")
         ax.set_ylabel("objective")
         ax.legend()
     else:
         fig, (top, bottom) = plt.subplots(2, 1, figsize=(8, 7), sharex=True)
-        top.fill_between(view.grid, view.accuracy_low, view.accuracy_high, color="tab:blue",
-                         alpha=0.2, label="GP ±2σ")
+        top.fill_between(
+            view.grid,
+            view.accuracy_low,
+            view.accuracy_high,
+            color="tab:blue",
+            alpha=0.2,
+            label="GP ±2σ",
+        )
         top.plot(view.grid, view.accuracy_mean, color="tab:blue", label="GP mean")
         top.axhline(result.constraint.threshold, color="tab:red", ls="--", label="threshold")
-        top.scatter([t.sparsity for t in feasible], [t.accuracy for t in feasible],
-                    c="tab:green", zorder=3, label="feasible trial")
-        top.scatter([t.sparsity for t in infeasible], [t.accuracy for t in infeasible],
-                    c="tab:red", marker="x", zorder=3, label="infeasible trial")
+        top.scatter(
+            [t.sparsity for t in feasible],
+            [t.accuracy for t in feasible],
+            c="tab:green",
+            zorder=3,
+            label="feasible trial",
+        )
+        top.scatter(
+            [t.sparsity for t in infeasible],
+            [t.accuracy for t in infeasible],
+            c="tab:red",
+            marker="x",
+            zorder=3,
+            label="infeasible trial",
+        )
         if result.s_acc is not None:
-            top.axvline(result.s_acc, color="black", ls=":",
-                        label=f"s_acc ≈ {result.s_acc:.3f} ± {result.s_acc_std or 0:.3f}")
+            top.axvline(
+                result.s_acc,
+                color="black",
+                ls=":",
+                label=f"s_acc ≈ {result.s_acc:.3f} ± {result.s_acc_std or 0:.3f}",
+            )
         low = min([t.accuracy for t in ok] + [result.constraint.threshold])
         high = max([t.accuracy for t in ok] + [result.constraint.threshold])
         pad = 0.15 * (high - low or 1.0)
@@ -66,16 +104,41 @@ def plot_search(result: SearchResult, path: str | Path, *, title: str | None = N
         xs = [g for g, m in zip(view.grid, mask, strict=True) if m]
         if xs:
             pick = lambda values: [v for v, m in zip(values, mask, strict=True) if m]  # noqa: E731
-            bottom.fill_between(xs, pick(view.objective_low), pick(view.objective_high),
-                                color="tab:purple", alpha=0.2, label="GP ±2σ (P(feasible) ≥ 0.5)")
+            bottom.fill_between(
+                xs,
+                pick(view.objective_low),
+                pick(view.objective_high),
+                color="tab:purple",
+                alpha=0.2,
+                label="GP ±2σ (P(feasible) ≥ 0.5)",
+            )
             bottom.plot(xs, pick(view.objective_mean), color="tab:purple", label="GP mean")
-        bottom.scatter([t.sparsity for t in feasible], [t.objective for t in feasible],
-                       c="tab:green", zorder=3, label="feasible trial")
-        bottom.scatter([t.sparsity for t in infeasible], [t.objective for t in infeasible],
-                       c="tab:red", marker="x", zorder=3, label="infeasible trial")
+        bottom.scatter(
+            [t.sparsity for t in feasible],
+            [t.objective for t in feasible],
+            c="tab:green",
+            zorder=3,
+            label="feasible trial",
+        )
+        bottom.scatter(
+            [t.sparsity for t in infeasible],
+            [t.objective for t in infeasible],
+            c="tab:red",
+            marker="x",
+            zorder=3,
+            label="infeasible trial",
+        )
         if result.best is not None:
-            bottom.scatter([result.best.sparsity], [result.best.objective], s=200,
-                           facecolors="none", edgecolors="black", lw=2, zorder=4, label="chosen")
+            bottom.scatter(
+                [result.best.sparsity],
+                [result.best.objective],
+                s=200,
+                facecolors="none",
+                edgecolors="black",
+                lw=2,
+                zorder=4,
+                label="chosen",
+            )
         bottom.set_xlabel("sparsity")
         bottom.set_ylabel("objective")
         bottom.legend(fontsize=8, loc="upper left")

@@ -18,6 +18,7 @@ class SurrogateView:
         accuracy_mean, accuracy_low, accuracy_high: accuracy posterior (±2σ band).
         objective_mean, objective_low, objective_high: objective posterior (±2σ band).
         feasible_probability: ``P(accuracy meets the constraint)`` at each grid point.
+
     """
 
     grid: list[float]
@@ -47,6 +48,7 @@ class SearchResult:
             answer was certain; ``reason`` says why it stopped.
         surrogate: posteriors for plotting (1-D searches), else None.
         seed: the seed used (drawn at random when none was given).
+
     """
 
     best: Trial | None
@@ -76,10 +78,17 @@ class SearchResult:
         """One human-readable paragraph."""
         head = f"{self.evaluations} evaluations ({self.reason})"
         if self.best is None:
-            closest = "" if self.closest is None else (
-                f"; closest: sparsity {_fmt(self.closest.sparsity)} with accuracy "
-                f"{self.closest.accuracy:.4g}")
-            return f"no feasible sparsity found under {self.constraint.description}{closest}; {head}"
+            closest = (
+                ""
+                if self.closest is None
+                else (
+                    f"; closest: sparsity {_fmt(self.closest.sparsity)} with accuracy "
+                    f"{self.closest.accuracy:.4g}"
+                )
+            )
+            return (
+                f"no feasible sparsity found under {self.constraint.description}{closest}; {head}"
+            )
         return (
             f"best sparsity {_fmt(self.best.sparsity)}: accuracy {self.best.accuracy:.4g}, "
             f"objective {self.best.objective:.4g} under {self.constraint.description}; {head}"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 
 import torch
@@ -39,6 +39,7 @@ def fit_gp(x: torch.Tensor, y: torch.Tensor):  # type: ignore[no-untyped-def]
 
     Returns:
         The fitted model, in eval mode.
+
     """
     from botorch.fit import fit_gpytorch_mll
     from botorch.models import SingleTaskGP
@@ -49,10 +50,8 @@ def fit_gp(x: torch.Tensor, y: torch.Tensor):  # type: ignore[no-untyped-def]
     mll = ExactMarginalLogLikelihood(gp.likelihood, gp)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # optimizer chatter on tiny data sets
-        try:
+        with suppress(Exception):  # keep the prior hyperparameters if fitting fails
             fit_gpytorch_mll(mll)
-        except Exception:  # noqa: BLE001 - keep the prior hyperparameters if fitting fails
-            pass
     return gp.eval()
 
 
@@ -79,6 +78,7 @@ class LevelSet:
         p_feasible: fraction of sample paths with some feasible point.
         mean, std: of the largest feasible grid point over those paths (unit interval).
         low, high: its 2.5 % and 97.5 % quantiles.
+
     """
 
     p_feasible: float
@@ -114,8 +114,9 @@ def largest_feasible(  # type: ignore[no-untyped-def]
         first = feasible.to(torch.int64).argmax(dim=1)  # (samples,)
         after = torch.arange(m).unsqueeze(0) >= first.unsqueeze(1)
         stops = (~feasible) & after
-        last = torch.where(stops.any(dim=1), stops.to(torch.int64).argmax(dim=1) - 1,
-                           torch.full_like(first, m - 1))
+        last = torch.where(
+            stops.any(dim=1), stops.to(torch.int64).argmax(dim=1) - 1, torch.full_like(first, m - 1)
+        )
     else:
         last = (m - 1) - torch.flip(feasible, dims=[1]).to(torch.int64).argmax(dim=1)
     values = grid[last[any_feasible], 0].to(DTYPE)

@@ -25,6 +25,7 @@ class Trial:
         extra: other metrics returned by ``evaluate``.
         error: the error message when the trial failed.
         seed: the search seed.
+
     """
 
     index: int
@@ -69,6 +70,7 @@ def parse_outcome(value: object) -> tuple[float, float, dict[str, Any]]:
     Raises:
         ValueError: anything else, or non-finite numbers (the trial is then recorded
             as failed).
+
     """
     extra: dict[str, Any] = {}
     if isinstance(value, Mapping):
@@ -76,20 +78,25 @@ def parse_outcome(value: object) -> tuple[float, float, dict[str, Any]]:
             raise ValueError(f"evaluate returned a mapping without accuracy/objective: {value!r}")
         accuracy, objective = value["accuracy"], value["objective"]
         extra = {k: v for k, v in value.items() if k not in ("accuracy", "objective")}
-    elif isinstance(value, Sequence) and not isinstance(value, (str, bytes)) and len(value) in (2, 3):
+    elif (
+        isinstance(value, Sequence) and not isinstance(value, (str, bytes)) and len(value) in (2, 3)
+    ):
         accuracy, objective = value[0], value[1]
         if len(value) == 3:
             if not isinstance(value[2], Mapping):
-                raise ValueError(f"the third item returned by evaluate must be a dict, got {value[2]!r}")
+                raise ValueError(
+                    f"the third item returned by evaluate must be a dict, got {value[2]!r}"
+                )
             extra = dict(value[2])
     else:
         raise ValueError(
-            f"evaluate must return (accuracy, objective), got {value!r} of type {type(value).__name__}"
+            f"evaluate must return (accuracy, objective), got {value!r} "
+            f"of type {type(value).__name__}"
         )
     numbers = []
     for name, number in (("accuracy", accuracy), ("objective", objective)):
         try:
-            as_float = float(number)  # type: ignore[arg-type]
+            as_float = float(number)
         except (TypeError, ValueError):
             raise ValueError(f"evaluate returned a non-numeric {name}: {number!r}") from None
         if not math.isfinite(as_float):

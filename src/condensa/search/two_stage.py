@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
@@ -52,6 +53,7 @@ class TwoStageSettings:
         decreasing: exploit that accuracy usually falls with sparsity: the level set
             sought is the end of the first feasible run. With False, the largest
             feasible sparsity anywhere (slower to pin down, correct for any shape).
+
     """
 
     initial: int = 3
@@ -71,12 +73,15 @@ class TwoStageSettings:
         if self.initial < 1 or self.grid < 3 or self.samples < 8:
             raise ConfigError("initial >= 1, grid >= 3 and samples >= 8 are required")
         if not 0.0 < self.feasible_probability < 1.0:
-            raise ConfigError(f"feasible_probability must lie in (0, 1), got {self.feasible_probability!r}")
+            raise ConfigError(
+                f"feasible_probability must lie in (0, 1), got {self.feasible_probability!r}"
+            )
 
 
 def clip_margin(margin: torch.Tensor) -> torch.Tensor:
-    """Clip margins to ``[-c, c]``, ``c`` twice the smaller of the largest positive and
-    largest negative margin.
+    """Clip margins to ``[-c, c]``, ``c`` twice the smaller extreme margin.
+
+    ``c`` is twice the smaller of the largest positive and the largest negative margin.
 
     Accuracy collapses far past the level set (0.92 -> 0.3), and a stationary GP fitted
     to such a cliff becomes uncertain everywhere; clipping keeps every sign (so the
@@ -93,7 +98,11 @@ class TwoStage:
     """Proposes the next sparsity from the trials so far (deterministic given the seed)."""
 
     def __init__(
-        self, bounds: tuple[float, float], constraint: Constraint, settings: TwoStageSettings, seed: int
+        self,
+        bounds: tuple[float, float],
+        constraint: Constraint,
+        settings: TwoStageSettings,
+        seed: int,
     ) -> None:
         self.low, self.high = bounds
         self.constraint = constraint
@@ -133,18 +142,26 @@ class TwoStage:
         torch.manual_seed(self.seed + n)
         blocked = self._blocked(trials)
         if len(x) < 2:
-            free = [u for u in np.linspace(0, 1, 11) if not blocked[round(u * (len(self.grid) - 1))]]
+            free = [
+                u for u in np.linspace(0, 1, 11) if not blocked[round(u * (len(self.grid) - 1))]
+            ]
             return self.to_sparsity(float(free[n % len(free)] if free else 0.5)), "initial"
         acc_gp, obj_gp = fit_gp(x, margin), fit_gp(x, objective)
         acc = posterior(acc_gp, self.grid)
         level = largest_feasible(
-            acc_gp, self.grid, self.settings.samples, self.seed + n,
-            decreasing=self.settings.decreasing, start=self._known_feasible(x, acc.mean),
+            acc_gp,
+            self.grid,
+            self.settings.samples,
+            self.seed + n,
+            decreasing=self.settings.decreasing,
+            start=self._known_feasible(x, acc.mean),
         )
         remaining = self._budget_left
         level_point = self._level_set_point(acc.mean, acc.std, level, blocked)
         objective_point = self._objective_point(obj_gp, acc.mean, acc.std, trials, blocked, level)
-        if level_point is not None and (objective_point is None or remaining > self.settings.reserve):
+        if level_point is not None and (
+            objective_point is None or remaining > self.settings.reserve
+        ):
             return self.to_sparsity(level_point), "level-set"
         if objective_point is not None:
             return self.to_sparsity(objective_point), "objective"
@@ -193,8 +210,13 @@ class TwoStage:
         return float(u[int(score.argmax())])
 
     def _objective_point(
-        self, obj_gp, mean: torch.Tensor, std: torch.Tensor, trials: list[Trial],  # type: ignore[no-untyped-def]
-        blocked: torch.Tensor, level: LevelSet,
+        self,
+        obj_gp: Any,
+        mean: torch.Tensor,
+        std: torch.Tensor,
+        trials: list[Trial],
+        blocked: torch.Tensor,
+        level: LevelSet,
     ) -> float | None:
         s = self.settings
         candidates = (probability_feasible(mean, std) >= s.feasible_probability) & ~blocked
@@ -213,7 +235,9 @@ class TwoStage:
             return None
         return float(self.grid[int(score.argmax()), 0])
 
-    def view(self, trials: list[Trial]) -> tuple[SurrogateView | None, LevelSet | None, torch.Tensor | None]:
+    def view(
+        self, trials: list[Trial]
+    ) -> tuple[SurrogateView | None, LevelSet | None, torch.Tensor | None]:
         """The final posteriors on the grid (in sparsity units), the level set, and P(feasible)."""
         with single_thread():
             return self._view(trials)
@@ -228,8 +252,12 @@ class TwoStage:
         acc_gp, obj_gp = fit_gp(x, margin), fit_gp(x, objective)
         acc, obj = posterior(acc_gp, self.grid), posterior(obj_gp, self.grid)
         level = largest_feasible(
-            acc_gp, self.grid, self.settings.samples, self.seed + len(trials),
-            decreasing=self.settings.decreasing, start=self._known_feasible(x, acc.mean),
+            acc_gp,
+            self.grid,
+            self.settings.samples,
+            self.seed + len(trials),
+            decreasing=self.settings.decreasing,
+            start=self._known_feasible(x, acc.mean),
         )
         p = probability_feasible(acc.mean, acc.std)
         if self.settings.decreasing and level.p_feasible > 0:

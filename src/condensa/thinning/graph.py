@@ -25,19 +25,51 @@ Source = tuple[str, int]
 
 PRODUCERS = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d)
 CHANNELWISE_MODULES = (
-    nn.ReLU, nn.ReLU6, nn.LeakyReLU, nn.GELU, nn.SiLU, nn.Sigmoid, nn.Tanh, nn.ELU, nn.Hardswish,
-    nn.Hardtanh, nn.Identity, nn.Dropout, nn.Dropout2d, nn.MaxPool1d, nn.MaxPool2d, nn.MaxPool3d,
-    nn.AvgPool1d, nn.AvgPool2d, nn.AvgPool3d, nn.AdaptiveAvgPool1d, nn.AdaptiveAvgPool2d,
-    nn.AdaptiveAvgPool3d, nn.AdaptiveMaxPool2d,
+    nn.ReLU,
+    nn.ReLU6,
+    nn.LeakyReLU,
+    nn.GELU,
+    nn.SiLU,
+    nn.Sigmoid,
+    nn.Tanh,
+    nn.ELU,
+    nn.Hardswish,
+    nn.Hardtanh,
+    nn.Identity,
+    nn.Dropout,
+    nn.Dropout2d,
+    nn.MaxPool1d,
+    nn.MaxPool2d,
+    nn.MaxPool3d,
+    nn.AvgPool1d,
+    nn.AvgPool2d,
+    nn.AvgPool3d,
+    nn.AdaptiveAvgPool1d,
+    nn.AdaptiveAvgPool2d,
+    nn.AdaptiveAvgPool3d,
+    nn.AdaptiveMaxPool2d,
 )
 PER_CHANNEL_MODULES = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d)
 CHANNELWISE_FUNCTIONS: set[Callable[..., Any]] = {
-    torch.relu, torch.sigmoid, torch.tanh, nn.functional.relu, nn.functional.relu6,
-    nn.functional.gelu, nn.functional.silu, nn.functional.leaky_relu, nn.functional.dropout,
-    nn.functional.max_pool1d, nn.functional.max_pool2d, nn.functional.max_pool3d,
-    nn.functional.avg_pool1d, nn.functional.avg_pool2d, nn.functional.avg_pool3d,
-    nn.functional.adaptive_avg_pool1d, nn.functional.adaptive_avg_pool2d,
-    nn.functional.adaptive_max_pool2d, nn.functional.hardswish,
+    torch.relu,
+    torch.sigmoid,
+    torch.tanh,
+    nn.functional.relu,
+    nn.functional.relu6,
+    nn.functional.gelu,
+    nn.functional.silu,
+    nn.functional.leaky_relu,
+    nn.functional.dropout,
+    nn.functional.max_pool1d,
+    nn.functional.max_pool2d,
+    nn.functional.max_pool3d,
+    nn.functional.avg_pool1d,
+    nn.functional.avg_pool2d,
+    nn.functional.avg_pool3d,
+    nn.functional.adaptive_avg_pool1d,
+    nn.functional.adaptive_avg_pool2d,
+    nn.functional.adaptive_max_pool2d,
+    nn.functional.hardswish,
 }
 CHANNELWISE_METHODS = {"relu", "sigmoid", "tanh", "contiguous", "clone", "detach"}
 ADD_FUNCTIONS = {operator.add, torch.add, operator.iadd}
@@ -50,6 +82,7 @@ class Channels:
     Attributes:
         dim: the channel dimension (1 for `(N, C, ...)`, -1 for `(..., F)`).
         sources: one set of producer channels per channel position.
+
     """
 
     dim: int
@@ -66,6 +99,7 @@ class ThinningGraph:
     Raises:
         UnsupportedModuleError: the model cannot be traced, or a producer's channels
             flow into an operation the thinning cannot follow (named, with the op).
+
     """
 
     def __init__(self, model: nn.Module, example_inputs: tuple[torch.Tensor, ...]) -> None:
@@ -176,16 +210,23 @@ class ThinningGraph:
             return self._unsupported(node, f"method .{node.target}()")
         return None
 
-    def _unsupported(self, node: fx.Node, what: str) -> None:
+    def _unsupported(self, node: fx.Node, what: str) -> Channels | None:
+        """Raise if tracked channels reach ``node``; an untracked use is harmless (None)."""
         if self._tracked_inputs(node):
+            where = (
+                node.stack_trace.strip().splitlines()[-1]
+                if node.stack_trace
+                else node.format_node()
+            )
             raise UnsupportedModuleError(
-                f"cannot thin through {what} at graph node {node.name!r} (called from "
-                f"{node.stack_trace.strip().splitlines()[-1] if node.stack_trace else node.format_node()}); "
+                f"cannot thin through {what} at graph node {node.name!r} (called from {where}); "
                 "pruned channels would flow into an operation whose channel mapping is unknown"
             )
         return None
 
-    def _flatten(self, node: fx.Node, incoming: Channels | None, start: int, end: int) -> Channels | None:
+    def _flatten(
+        self, node: fx.Node, incoming: Channels | None, start: int, end: int
+    ) -> Channels | None:
         if incoming is None:
             return None
         arg = node.args[0]

@@ -8,13 +8,16 @@ added to the new bias (constants of removed input channels folded in).
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import torch
 from torch import nn
 
 from condensa.errors import UnsupportedModuleError
 
-Slicer = Callable[[nn.Module, "torch.Tensor | None", "torch.Tensor | None", "torch.Tensor | None"], nn.Module]
+Slicer = Callable[
+    [nn.Module, "torch.Tensor | None", "torch.Tensor | None", "torch.Tensor | None"], nn.Module
+]
 
 
 def _copy_(target: torch.Tensor, value: torch.Tensor) -> None:
@@ -34,8 +37,13 @@ def slice_linear(module: nn.Module, keep_out, keep_in, bias_delta) -> nn.Module:
     if keep_out is not None:
         weight = weight[keep_out]
         bias = None if bias is None else bias[keep_out]
-    new = nn.Linear(weight.shape[1], weight.shape[0], bias=bias is not None,
-                    device=weight.device, dtype=weight.dtype)
+    new = nn.Linear(
+        weight.shape[1],
+        weight.shape[0],
+        bias=bias is not None,
+        device=weight.device,
+        dtype=weight.dtype,
+    )
     _copy_(new.weight, weight)
     if bias is not None:
         _copy_(new.bias, bias)
@@ -62,11 +70,19 @@ def slice_conv(module: nn.Module, keep_out, keep_in, bias_delta) -> nn.Module:  
         bias = None if bias is None else bias[keep_out]
     out_channels = weight.shape[0]
     in_channels = out_channels if depthwise else weight.shape[1]
-    new = type(module)(
-        in_channels, out_channels, module.kernel_size, stride=module.stride,  # type: ignore[arg-type]
-        padding=module.padding, dilation=module.dilation,  # type: ignore[arg-type]
-        groups=out_channels if depthwise else 1, bias=bias is not None,
-        padding_mode=module.padding_mode, device=weight.device, dtype=weight.dtype,
+    factory: Any = type(module)  # the kernel/padding tuples have the module's own arity
+    new = factory(
+        in_channels,
+        out_channels,
+        module.kernel_size,
+        stride=module.stride,
+        padding=module.padding,
+        dilation=module.dilation,
+        groups=out_channels if depthwise else 1,
+        bias=bias is not None,
+        padding_mode=module.padding_mode,
+        device=weight.device,
+        dtype=weight.dtype,
     )
     _copy_(new.weight, weight)
     if bias is not None:
@@ -79,17 +95,23 @@ def slice_batchnorm(module: nn.Module, keep, _keep_in=None, _delta=None) -> nn.M
     assert isinstance(module, nn.modules.batchnorm._BatchNorm)
     if keep is None:
         return module
-    new = type(module)(int(keep.sum()), eps=module.eps, momentum=module.momentum,
-                       affine=module.affine, track_running_stats=module.track_running_stats,
-                       device=keep.device)
+    new = type(module)(
+        int(keep.sum()),
+        eps=module.eps,
+        momentum=module.momentum,
+        affine=module.affine,
+        track_running_stats=module.track_running_stats,
+        device=keep.device,
+    )
     with torch.no_grad():
-        if module.affine:
-            new.weight.copy_(module.weight[keep])
-            new.bias.copy_(module.bias[keep])
-        if module.track_running_stats:
-            new.running_mean.copy_(module.running_mean[keep])  # type: ignore[index]
-            new.running_var.copy_(module.running_var[keep])  # type: ignore[index]
-            new.num_batches_tracked.copy_(module.num_batches_tracked)  # type: ignore[arg-type]
+        for name in ("weight", "bias", "running_mean", "running_var"):
+            source, target = getattr(module, name), getattr(new, name)
+            if isinstance(source, torch.Tensor) and isinstance(target, torch.Tensor):
+                target.copy_(source[keep])
+        if isinstance(new.num_batches_tracked, torch.Tensor) and isinstance(
+            module.num_batches_tracked, torch.Tensor
+        ):
+            new.num_batches_tracked.copy_(module.num_batches_tracked)
     return new
 
 
@@ -98,9 +120,16 @@ def slice_lstm(module: nn.Module, _keep_out, keep_in, _delta) -> nn.Module:  # t
     assert isinstance(module, nn.LSTM)
     if keep_in is None:
         return module
-    new = nn.LSTM(int(keep_in.sum()), module.hidden_size, module.num_layers, bias=module.bias,
-                  batch_first=module.batch_first, dropout=module.dropout,
-                  bidirectional=module.bidirectional, proj_size=module.proj_size)
+    new = nn.LSTM(
+        int(keep_in.sum()),
+        module.hidden_size,
+        module.num_layers,
+        bias=module.bias,
+        batch_first=module.batch_first,
+        dropout=module.dropout,
+        bidirectional=module.bidirectional,
+        proj_size=module.proj_size,
+    )
     with torch.no_grad():
         for name, param in module.named_parameters():
             value = param.detach()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Sequence
+from typing import cast
 
 import torch
 from torch import fx, nn
@@ -32,7 +33,7 @@ def _foldable(module: nn.Module) -> bool:
         return True
     if isinstance(module, (nn.Conv1d, nn.Conv2d, nn.Conv3d)):
         padding = module.padding
-        return module.groups == 1 and (padding == "valid" or all(p == 0 for p in padding))  # type: ignore[union-attr]
+        return module.groups == 1 and (padding == "valid" or all(p == 0 for p in padding))
     return False
 
 
@@ -74,10 +75,13 @@ def thin(
 
     Example:
         >>> small = condensa.thin(condensa.compress(model, FilterPrune(0.5)), x)  # doctest: +SKIP
+
     """
     if residual not in RESIDUAL_POLICIES:
         raise ConfigError(f"residual must be one of {RESIDUAL_POLICIES}, got {residual!r}")
-    inputs = (example_inputs,) if isinstance(example_inputs, torch.Tensor) else tuple(example_inputs)
+    inputs = (
+        (example_inputs,) if isinstance(example_inputs, torch.Tensor) else tuple(example_inputs)
+    )
     had_masks = bool(masks(model))
     plain = bake(model)
     was_training = plain.training
@@ -86,7 +90,8 @@ def thin(
     producers = {
         str(n.target): graph.modules[str(n.target)]
         for n in graph.gm.graph.nodes
-        if n.op == "call_module" and isinstance(graph.modules[str(n.target)], PRODUCERS)
+        if n.op == "call_module"
+        and isinstance(graph.modules[str(n.target)], PRODUCERS)
         and getattr(graph.modules[str(n.target)], "groups", 1) == 1
     }
     dead: dict[str, torch.Tensor] = {}
@@ -121,9 +126,7 @@ def _positions(channels: Channels) -> list[frozenset[Source]]:
     return channels.sources
 
 
-def _fixpoint(
-    graph: ThinningGraph, removable: set[Source], residual: str
-) -> dict[str, set[int]]:
+def _fixpoint(graph: ThinningGraph, removable: set[Source], residual: str) -> dict[str, set[int]]:
     """Shrink ``removable`` until every use can drop its positions; return them per use."""
     changed = True
     removed: dict[str, set[int]] = {}
@@ -132,7 +135,11 @@ def _fixpoint(
         removed = {}
         for node, channels in graph.uses:
             module = graph.modules.get(str(node.target)) if node.op == "call_module" else None
-            value = graph.values[node.args[0].name] if node.args and isinstance(node.args[0], fx.Node) else None
+            value = (
+                graph.values[node.args[0].name]
+                if node.args and isinstance(node.args[0], fx.Node)
+                else None
+            )
             drop: set[int] = set()
             for i, sources in enumerate(_positions(channels)):
                 keep = (
@@ -141,8 +148,12 @@ def _fixpoint(
                     or (residual == "keep" and len(sources) > 1)
                     or not sources <= removable
                 )
-                if not keep and module is not None and not isinstance(module, PER_CHANNEL_MODULES) \
-                        and getattr(module, "groups", 1) == 1:
+                if (
+                    not keep
+                    and module is not None
+                    and not isinstance(module, PER_CHANNEL_MODULES)
+                    and getattr(module, "groups", 1) == 1
+                ):
                     constant = _constant(value, channels.dim, i) if value is not None else None
                     keep = constant is None or (constant != 0.0 and not _foldable(module))
                 if keep:
@@ -192,15 +203,19 @@ def _rebuild(
     return plain
 
 
-def _folded(module: nn.Module, value: torch.Tensor, dim: int, drop: set[int]) -> torch.Tensor | None:
+def _folded(
+    module: nn.Module, value: torch.Tensor, dim: int, drop: set[int]
+) -> torch.Tensor | None:
     """Bias change that replaces the removed (constant) input channels."""
-    weight = module.weight.detach()  # type: ignore[union-attr]
+    weight = cast(torch.Tensor, module.weight).detach()
     delta = torch.zeros(weight.shape[0], dtype=weight.dtype, device=weight.device)
     for i in sorted(drop):
         constant = _constant(value, dim, i)
         if constant:
             column = weight[:, i]
-            delta += (column.reshape(weight.shape[0], -1).sum(dim=1) if column.dim() > 1 else column) * constant
+            delta += (
+                column.reshape(weight.shape[0], -1).sum(dim=1) if column.dim() > 1 else column
+            ) * constant
     return delta if bool(delta.any()) else None
 
 
