@@ -22,6 +22,7 @@ from condensa.errors import (
     ShapeError,
     UnsupportedModuleError,
 )
+from condensa.export import export_onnx
 from condensa.io import load, save
 from condensa.stats import LayerStats, ModelStats, stats
 from condensa.thinning import thin
@@ -40,6 +41,7 @@ __all__ = [
     "UnsupportedModuleError",
     "__version__",
     "compress",
+    "export_onnx",
     "functional",
     "load",
     "masking",
