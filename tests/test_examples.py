@@ -1,6 +1,7 @@
 import importlib.util
 from pathlib import Path
 
+import pytest
 import torch
 from torch import nn
 
@@ -40,3 +41,13 @@ def test_custom_scheme_follows_its_rules():
 def test_custom_scheme_example_main_runs(capsys):
     _load("custom_scheme").main()
     assert "Condensa model statistics" in capsys.readouterr().out
+
+
+@pytest.mark.slow
+def test_search_example_finds_a_feasible_smaller_model(tmp_path):
+    """The search story: a feasible FilterPrune sparsity, fewer MACs, a saved file and a plot."""
+    outcome = _load("search_digits").main(budget=4, out=tmp_path)
+    assert outcome.search.best is not None
+    assert outcome.search.best.accuracy >= outcome.baseline_accuracy - 0.01
+    assert -outcome.search.best.objective <= outcome.baseline_objective.value
+    assert (tmp_path / "digits.condensa").exists() and (tmp_path / "search.png").exists()
