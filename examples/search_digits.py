@@ -53,9 +53,8 @@ def main(budget: int = 6, out: Path | None = None) -> condensa.CompressionSearch
         thinned = condensa.thin(outcome.model, example)
         condensa.save(outcome.model, out / "digits.condensa", zoo="digits_cnn")
         params = sum(p.numel() for p in thinned.parameters())
-        print(
-            f"thinned model: {params:,} parameters (dense {sum(p.numel() for p in model.parameters()):,})"
-        )
+        dense = sum(p.numel() for p in model.parameters())
+        print(f"thinned model: {params:,} parameters (dense {dense:,})")
     print("plot:", plot_search(outcome.search, out / "search.png"))
     return outcome
 
