@@ -87,3 +87,10 @@ def test_input_size_validation(cnn):
         condensa.stats(cnn, input_size=(1, 0, 8, 8))
     with pytest.raises(condensa.ConfigError, match="not both"):
         condensa.stats(cnn, torch.zeros(1, 1, 8, 8), input_size=(1, 1, 8, 8))
+
+
+def test_layers_without_bias():
+    """A conv with bias=False has a None bias parameter: it is skipped, not an error."""
+    model = nn.Sequential(nn.Conv2d(1, 2, 3, bias=False), nn.Flatten(), nn.Linear(2 * 36, 3))
+    st = condensa.stats(model, input_size=(1, 1, 8, 8))
+    assert st.layers[0].numel == 2 * 9

@@ -182,7 +182,7 @@ def _fmt(value: int | None) -> str:
 
 
 def _tensor_names(module: nn.Module) -> list[str]:
-    names = list(module._parameters)
+    names = [n for n, p in module._parameters.items() if p is not None]  # bias=False: None
     if parametrize.is_parametrized(module):
         names += [n for n in module.parametrizations if n not in names]  # type: ignore[union-attr]
     return names
