@@ -8,7 +8,7 @@ added to the new bias (constants of removed input channels folded in).
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 import torch
 from torch import nn
@@ -25,11 +25,15 @@ def _copy_(target: torch.Tensor, value: torch.Tensor) -> None:
         target.copy_(value)
 
 
-def slice_linear(module: nn.Module, keep_out, keep_in, bias_delta) -> nn.Module:  # type: ignore[no-untyped-def]
-    """Rows (``keep_out``) and columns (``keep_in``) of a Linear."""
-    assert isinstance(module, nn.Linear)
-    weight = module.weight.detach()
-    bias = None if module.bias is None else module.bias.detach()
+def _sliced(
+    module: nn.Module,
+    keep_out: torch.Tensor | None,
+    keep_in: torch.Tensor | None,
+    bias_delta: torch.Tensor | None,
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """``(weight, bias)`` of ``module`` with rows/columns kept and ``bias_delta`` folded in."""
+    weight = cast(torch.Tensor, module.weight).detach()
+    bias = None if module.bias is None else cast(torch.Tensor, module.bias).detach()
     if bias_delta is not None:
         bias = bias_delta if bias is None else bias + bias_delta
     if keep_in is not None:
@@ -37,6 +41,13 @@ def slice_linear(module: nn.Module, keep_out, keep_in, bias_delta) -> nn.Module:
     if keep_out is not None:
         weight = weight[keep_out]
         bias = None if bias is None else bias[keep_out]
+    return weight, bias
+
+
+def slice_linear(module: nn.Module, keep_out, keep_in, bias_delta) -> nn.Module:  # type: ignore[no-untyped-def]
+    """Rows (``keep_out``) and columns (``keep_in``) of a Linear."""
+    assert isinstance(module, nn.Linear)
+    weight, bias = _sliced(module, keep_out, keep_in, bias_delta)
     new = nn.Linear(
         weight.shape[1],
         weight.shape[0],
@@ -59,15 +70,7 @@ def slice_conv(module: nn.Module, keep_out, keep_in, bias_delta) -> nn.Module:  
     depthwise = module.groups > 1
     if depthwise and module.groups != module.in_channels:
         raise UnsupportedModuleError(f"cannot slice grouped convolution {module}")
-    weight = module.weight.detach()
-    bias = None if module.bias is None else module.bias.detach()
-    if bias_delta is not None:
-        bias = bias_delta if bias is None else bias + bias_delta
-    if keep_in is not None and not depthwise:
-        weight = weight[:, keep_in]
-    if keep_out is not None:
-        weight = weight[keep_out]
-        bias = None if bias is None else bias[keep_out]
+    weight, bias = _sliced(module, keep_out, None if depthwise else keep_in, bias_delta)
     out_channels = weight.shape[0]
     in_channels = out_channels if depthwise else weight.shape[1]
     factory: Any = type(module)  # the kernel/padding tuples have the module's own arity
