@@ -31,9 +31,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--sparsities", type=float, nargs="+", default=[0.8, 0.9])
-    parser.add_argument("--baseline-steps", type=int, default=3000)
-    parser.add_argument("--iterations", type=int, default=10)
-    parser.add_argument("--steps", type=int, default=250)
+    parser.add_argument("--baseline-steps", type=int, default=1500)
+    parser.add_argument("--iterations", type=int, default=8)
+    parser.add_argument("--steps", type=int, default=150)
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args()
     if args.quick:
