@@ -199,3 +199,16 @@ def test_lstm_weights_are_targets():
     assert zeros >= sum(w.numel() for w in weights) // 2  # int8 may round a few more to zero
     logits, _ = small(torch.randint(0, 30, (4, 2)))
     assert logits.shape == (4, 2, 30)
+
+
+def test_tied_weights_are_refused_with_advice():
+    """Embedding and decoder sharing one Parameter would get two masks: refused, named."""
+    from condensa import zoo
+
+    model = zoo.LSTMLanguageModel(30, embedding_dim=8, hidden_dim=8, tie_weights=True)
+    with pytest.raises(
+        SelectionError, match=r"'encoder.weight' and 'decoder.weight' are the same \(tied\)"
+    ):
+        schemes.Prune(0.5, types=["Embedding", "Linear"]).plan(model)
+    plan = schemes.Prune(0.5, types=["Embedding", "Linear"], exclude="decoder").plan(model)
+    assert plan.fqns == ["encoder.weight"]

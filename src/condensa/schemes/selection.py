@@ -195,8 +195,14 @@ class Selection:
         return chosen
 
     def targets(self, model: nn.Module) -> list[Target]:
-        """The selected modules' weight tensors as :class:`Target` objects."""
-        return [
+        """The selected modules' weight tensors as :class:`Target` objects.
+
+        Raises:
+            SelectionError: two selected targets are one shared (tied) tensor, which
+                would get two different masks.
+
+        """
+        targets = [
             Target(
                 fqn=f"{name}.{param}" if name else param,
                 module_name=name,
@@ -206,6 +212,16 @@ class Selection:
             for name, module in self.modules(model)
             for param in weight_names(module)
         ]
+        seen: dict[int, str] = {}
+        for t in targets:
+            key = id(_stored(t.module, t.param_name))
+            if key in seen:
+                raise SelectionError(
+                    f"{seen[key]!r} and {t.fqn!r} are the same (tied) tensor; select only one "
+                    f"of them (e.g. exclude=[r'^{re.escape(t.module_name)}$'])"
+                )
+            seen[key] = t.fqn
+        return targets
 
     def to_dict(self) -> dict[str, list[str]]:
         """Plain data for scheme specs (only the options a user sets)."""
@@ -214,6 +230,13 @@ class Selection:
             "include": list(self.include),
             "exclude": list(self.exclude),
         }
+
+
+def _stored(module: nn.Module, name: str) -> object:
+    """The stored Parameter behind ``module.<name>`` (its original when parametrized)."""
+    if parametrize.is_parametrized(module, name):
+        return module.parametrizations[name].original  # type: ignore[index,union-attr]
+    return module._parameters.get(name)
 
 
 def weight_names(module: nn.Module) -> list[str]:
