@@ -4,6 +4,7 @@ from torch import nn
 
 import condensa
 from condensa import schemes
+from tests.conftest import make_mlp
 
 
 def test_dense_model_counts(mlp):
@@ -94,3 +95,12 @@ def test_layers_without_bias():
     model = nn.Sequential(nn.Conv2d(1, 2, 3, bias=False), nn.Flatten(), nn.Linear(2 * 36, 3))
     st = condensa.stats(model, input_size=(1, 1, 8, 8))
     assert st.layers[0].numel == 2 * 9
+
+
+def test_real_file_bytes_beside_ideal_bytes():
+    small = condensa.compress(make_mlp(), schemes.Prune(0.9))
+    st = condensa.stats(small, file_bytes=True)
+    assert st.file_bytes is not None and st.file_bytes > st.compressed_bytes
+    assert st.file_bytes < st.dense_bytes
+    assert "saved file" in st.table()
+    assert condensa.stats(small).file_bytes is None

@@ -63,6 +63,8 @@ class ModelStats:
     """Per-layer rows and totals. ``str(stats)`` renders a table."""
 
     layers: tuple[LayerStats, ...] = field(default_factory=tuple)
+    file_bytes: int | None = None
+    """Bytes of the file :func:`condensa.save` writes (when measured with ``file_bytes=True``)."""
 
     @property
     def numel(self) -> int:
@@ -117,6 +119,7 @@ class ModelStats:
             "compression_ratio": self.compression_ratio,
             "macs": self.macs,
             "effective_macs": self.effective_macs,
+            "file_bytes": self.file_bytes,
             "layers": [{**asdict(r), "sparsity": r.sparsity} for r in self.layers],
         }
 
@@ -135,7 +138,15 @@ class ModelStats:
         from rich.table import Table
 
         has_macs = self.macs is not None
-        table = Table(title="Condensa model statistics", show_footer=True)
+        caption = (
+            None
+            if self.file_bytes is None
+            else (
+                f"saved file: {self.file_bytes:,} bytes "
+                f"({self.dense_bytes / self.file_bytes:.2f}x smaller than dense)"
+            )
+        )
+        table = Table(title="Condensa model statistics", show_footer=True, caption=caption)
         ratio = f"{self.compression_ratio:.2f}x"
         columns = [
             ("layer", "total"),
@@ -236,6 +247,7 @@ def stats(
     example_inputs: torch.Tensor | Sequence[torch.Tensor] | None = None,
     *,
     input_size: Sequence[int] | None = None,
+    file_bytes: bool = False,
 ) -> ModelStats:
     """Statistics of ``model``: per module with parameters, and totals.
 
@@ -243,6 +255,8 @@ def stats(
         model: any model, compressed or not (it is not modified).
         example_inputs: inputs for one forward pass, used to count MACs.
         input_size: alternatively, the shape of a single random input tensor.
+        file_bytes: also save the model to a temporary file and report its real size
+            beside the ideal compressed bytes (index overhead and metadata included).
 
     Returns:
         A :class:`ModelStats`; ``print()`` it for a table.
@@ -297,4 +311,13 @@ def stats(
                 effective_macs=effective_macs,
             )
         )
-    return ModelStats(layers=tuple(rows))
+    measured = None
+    if file_bytes:
+        import tempfile
+        from pathlib import Path
+
+        from condensa.io import save
+
+        with tempfile.TemporaryDirectory() as folder:
+            measured = save(model, Path(folder) / "model.condensa").stat().st_size
+    return ModelStats(layers=tuple(rows), file_bytes=measured)
