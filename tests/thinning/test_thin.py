@@ -62,9 +62,7 @@ class Bottleneck(nn.Module):
         out = torch.relu(self.bn1(self.reduce(x)))
         out = torch.relu(self.bn2(self.mid(out)))
         x = torch.relu(self.expand(out) + x)
-        return self.fc(
-            x.mean((2, 3)) if False else nn.functional.adaptive_avg_pool2d(x, 1).flatten(1)
-        )
+        return self.fc(nn.functional.adaptive_avg_pool2d(x, 1).flatten(1))
 
 
 class LinearIntoLSTM(nn.Module):

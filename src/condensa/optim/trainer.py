@@ -175,9 +175,6 @@ class SupervisedTrainer:
         self.grad_clip = grad_clip
         self.progress = progress
 
-    def _lr_factor(self, step: int, steps: int) -> float:
-        return lr_factor(self.schedule, step, steps)
-
     def train(
         self,
         model: nn.Module,

@@ -3,10 +3,31 @@
 
 from __future__ import annotations
 
+import textwrap
 from pathlib import Path
+from typing import Any
 
 from condensa.errors import CondensaError
 from condensa.search.result import SearchResult
+
+
+def _scatter_trials(ax: Any, feasible: list, infeasible: list, x: str, y: str) -> None:
+    """Feasible trials as green dots, infeasible ones as red crosses."""
+    ax.scatter(
+        [getattr(t, x) for t in feasible],
+        [getattr(t, y) for t in feasible],
+        c="tab:green",
+        zorder=3,
+        label="feasible trial",
+    )
+    ax.scatter(
+        [getattr(t, x) for t in infeasible],
+        [getattr(t, y) for t in infeasible],
+        c="tab:red",
+        marker="x",
+        zorder=3,
+        label="infeasible trial",
+    )
 
 
 def plot_search(result: SearchResult, path: str | Path, *, title: str | None = None) -> Path:
@@ -35,19 +56,7 @@ def plot_search(result: SearchResult, path: str | Path, *, title: str | None = N
     if view is None:
         fig, ax = plt.subplots(figsize=(7, 4))
         ax.plot([t.index for t in ok], [t.objective for t in ok], color="0.6", lw=1)
-        ax.scatter(
-            [t.index for t in feasible],
-            [t.objective for t in feasible],
-            c="tab:green",
-            label="feasible",
-        )
-        ax.scatter(
-            [t.index for t in infeasible],
-            [t.objective for t in infeasible],
-            c="tab:red",
-            marker="x",
-            label="infeasible",
-        )
+        _scatter_trials(ax, feasible, infeasible, "index", "objective")
         if result.best is not None:
             ax.scatter(
                 [result.best.index],
@@ -72,21 +81,7 @@ def plot_search(result: SearchResult, path: str | Path, *, title: str | None = N
         )
         top.plot(view.grid, view.accuracy_mean, color="tab:blue", label="GP mean")
         top.axhline(result.constraint.threshold, color="tab:red", ls="--", label="threshold")
-        top.scatter(
-            [t.sparsity for t in feasible],
-            [t.accuracy for t in feasible],
-            c="tab:green",
-            zorder=3,
-            label="feasible trial",
-        )
-        top.scatter(
-            [t.sparsity for t in infeasible],
-            [t.accuracy for t in infeasible],
-            c="tab:red",
-            marker="x",
-            zorder=3,
-            label="infeasible trial",
-        )
+        _scatter_trials(top, feasible, infeasible, "sparsity", "accuracy")
         if result.s_acc is not None:
             top.axvline(
                 result.s_acc,
@@ -113,21 +108,7 @@ def plot_search(result: SearchResult, path: str | Path, *, title: str | None = N
                 label="GP ±2σ (P(feasible) ≥ 0.5)",
             )
             bottom.plot(xs, pick(view.objective_mean), color="tab:purple", label="GP mean")
-        bottom.scatter(
-            [t.sparsity for t in feasible],
-            [t.objective for t in feasible],
-            c="tab:green",
-            zorder=3,
-            label="feasible trial",
-        )
-        bottom.scatter(
-            [t.sparsity for t in infeasible],
-            [t.objective for t in infeasible],
-            c="tab:red",
-            marker="x",
-            zorder=3,
-            label="infeasible trial",
-        )
+        _scatter_trials(bottom, feasible, infeasible, "sparsity", "objective")
         if result.best is not None:
             bottom.scatter(
                 [result.best.sparsity],
@@ -142,7 +123,7 @@ def plot_search(result: SearchResult, path: str | Path, *, title: str | None = N
         bottom.set_xlabel("sparsity")
         bottom.set_ylabel("objective")
         bottom.legend(fontsize=8, loc="upper left")
-    fig.suptitle(title or result.summary()[:110], fontsize=9)
+    fig.suptitle(textwrap.fill(title or result.summary(), 90), fontsize=9)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=110)

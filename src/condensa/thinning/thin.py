@@ -11,7 +11,7 @@ from torch import fx, nn
 
 from condensa.errors import CondensaError, ConfigError
 from condensa.masking import bake, masks
-from condensa.thinning.graph import PER_CHANNEL_MODULES, PRODUCERS, Channels, Source, ThinningGraph
+from condensa.thinning.graph import PER_CHANNEL_MODULES, PRODUCERS, Source, ThinningGraph
 from condensa.thinning.slicers import slicer_for
 
 RESIDUAL_POLICIES = ("strict", "keep")
@@ -122,10 +122,6 @@ def thin(
     return thinned.train(was_training)
 
 
-def _positions(channels: Channels) -> list[frozenset[Source]]:
-    return channels.sources
-
-
 def _fixpoint(graph: ThinningGraph, removable: set[Source], residual: str) -> dict[str, set[int]]:
     """Shrink ``removable`` until every use can drop its positions; return them per use."""
     changed = True
@@ -141,7 +137,7 @@ def _fixpoint(graph: ThinningGraph, removable: set[Source], residual: str) -> di
                 else None
             )
             drop: set[int] = set()
-            for i, sources in enumerate(_positions(channels)):
+            for i, sources in enumerate(channels.sources):
                 keep = (
                     KEPT in sources
                     or node.op == "output"
