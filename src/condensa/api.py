@@ -10,7 +10,7 @@ keeps the best feasible compressed model.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -18,10 +18,12 @@ import torch
 from torch import nn
 
 from condensa.errors import ConfigError
+from condensa.io import load, save
 from condensa.objectives import Measurement
 from condensa.optim import DC, LC, FineTune, Trainer
 from condensa.schemes import Scheme, from_dict
 from condensa.search import SearchResult, search_sparsity
+from condensa.stats import stats
 
 SchemeFactory = Callable[[float], Scheme]
 Objective = Callable[[nn.Module, torch.Tensor], "Measurement | float"]
@@ -76,6 +78,11 @@ class CompressionSearch:
         baseline_objective: the objective measured on the uncompressed model.
         metric: the accuracy metric's name.
 
+    Each trial's ``extra`` holds ``objective_value``/``objective_unit``/``objective_spread``
+    (the measurement), ``sparsity_actual`` (zeros among the compressed weights),
+    ``compression_ratio`` (dense float32 bytes / ideal compressed bytes) and, when
+    trial models are saved, ``file`` and ``file_bytes``.
+
     """
 
     search: SearchResult
@@ -83,7 +90,11 @@ class CompressionSearch:
     baseline_accuracy: float
     baseline_objective: Measurement
     metric: str
-    measurements: dict[int, Measurement] = field(default_factory=dict)
+
+
+def trial_path(folder: Path, sparsity: Any) -> Path:
+    """Where the model compressed at ``sparsity`` is saved inside ``folder``."""
+    return folder / f"trial-s{float(sparsity):.6f}.condensa"
 
 
 def _measure(objective: Objective, model: nn.Module, example_input: torch.Tensor) -> Measurement:
@@ -109,6 +120,8 @@ def search_compression(
     seed: int | None = None,
     journal: str | Path | None = None,
     callback: Callable[[Any], None] | None = None,
+    models: str | Path | None = None,
+    save_options: Mapping[str, Any] | None = None,
 ) -> CompressionSearch:
     """Infer the sparsity maximizing ``objective`` under an accuracy constraint, and compress.
 
@@ -132,6 +145,10 @@ def search_compression(
         seed: the search seed.
         journal: trial journal for resuming (see :func:`condensa.search.search_sparsity`).
         callback: called with each trial.
+        models: a directory where each trial's compressed model is saved
+            (:func:`condensa.save`, named by its sparsity); a resumed search loads the
+            chosen model from there instead of compressing again.
+        save_options: ``zoo=``/``factory=``/``kwargs=`` recorded in the saved files.
 
     Returns:
         A :class:`CompressionSearch`.
@@ -151,24 +168,29 @@ def search_compression(
     baseline = float(trainer.evaluate(model)[metric])
     baseline_objective = _measure(objective, model, example_input)
     best: dict[str, Any] = {"model": None, "score": None}
-    measurements: dict[int, Measurement] = {}
-    counter = {"n": 0}
+    folder = Path(models) if models is not None else None
+    if folder is not None:
+        folder.mkdir(parents=True, exist_ok=True)
 
     def evaluate(sparsity: float) -> dict[str, Any]:
         result = compressor.compress(model, make_scheme(float(sparsity)))
         accuracy = float(trainer.evaluate(result.model)[metric])
         measured = _measure(objective, result.model, example_input)
-        measurements[counter["n"]] = measured
-        counter["n"] += 1
+        st = stats(result.model)
+        extra: dict[str, Any] = {
+            "objective_value": measured.value,
+            "objective_unit": measured.unit,
+            "objective_spread": measured.spread,
+            "sparsity_actual": st.sparsity,
+            "compression_ratio": st.compression_ratio,
+        }
+        if folder is not None:
+            path = save(result.model, trial_path(folder, sparsity), **dict(save_options or {}))
+            extra.update(file=path.name, file_bytes=path.stat().st_size)
         feasible_now = (accuracy <= threshold) if lower else (accuracy >= threshold)
         if feasible_now and (best["score"] is None or measured.score > best["score"]):
             best.update(model=result.model, score=measured.score, sparsity=sparsity)
-        return {
-            "accuracy": accuracy,
-            "objective": measured.score,
-            "objective_value": measured.value,
-            "objective_spread": measured.spread,
-        }
+        return {"accuracy": accuracy, "objective": measured.score, **extra}
 
     from condensa.search import Constraint
 
@@ -194,8 +216,10 @@ def search_compression(
     if result.best is not None:
         if best["model"] is not None and best.get("sparsity") == result.best.sparsity:
             chosen = best["model"]
+        elif folder is not None and trial_path(folder, result.best.sparsity).is_file():
+            chosen = load(trial_path(folder, result.best.sparsity), model)
         else:  # resumed from a journal, or the GP vetoed the observed best: recompute
             sparsity = result.best.sparsity
             assert isinstance(sparsity, float)  # search_compression searches one sparsity
             chosen = compressor.compress(model, make_scheme(sparsity)).model
-    return CompressionSearch(result, chosen, baseline, baseline_objective, metric, measurements)
+    return CompressionSearch(result, chosen, baseline, baseline_objective, metric)

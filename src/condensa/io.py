@@ -186,19 +186,41 @@ def _describe(p: nn.Module) -> dict[str, Any]:
     raise ConfigError(f"cannot save the parametrization {type(p).__name__} (not Condensa's)")
 
 
+def build_model(name: str, kwargs: Mapping[str, Any] | None = None) -> nn.Module:
+    """A fresh model from a zoo name or a ``"package.module:function"`` factory path.
+
+    Raises:
+        ConfigError: unknown zoo name (the valid ones listed), a factory path that does
+            not import, or arguments the factory refuses.
+
+    """
+    kwargs = dict(kwargs or {})
+    if ":" not in name:
+        from condensa import zoo
+
+        return zoo.get(name, **kwargs)
+    module_name, _, attr = name.partition(":")
+    try:
+        factory = getattr(importlib.import_module(module_name), attr)
+    except (ImportError, AttributeError) as exc:
+        raise ConfigError(f"cannot import factory {name!r}: {type(exc).__name__}: {exc}") from None
+    if not callable(factory):
+        raise ConfigError(f"factory {name!r} is not callable")
+    try:
+        model = factory(**kwargs)
+    except TypeError as exc:
+        raise ConfigError(f"invalid arguments for factory {name!r}: {exc}") from None
+    if not isinstance(model, nn.Module):
+        raise ConfigError(f"factory {name!r} returned {type(model).__name__}, not an nn.Module")
+    return model
+
+
 def _build(architecture: Mapping[str, Any]) -> nn.Module:
     kwargs = dict(architecture.get("kwargs", {}))
     if "zoo" in architecture:
-        from condensa import zoo
-
-        return zoo.get(architecture["zoo"], **kwargs)
+        return build_model(architecture["zoo"], kwargs)
     if "factory" in architecture:
-        module_name, _, attr = architecture["factory"].partition(":")
-        try:
-            factory = getattr(importlib.import_module(module_name), attr)
-        except (ImportError, AttributeError) as exc:
-            raise ConfigError(f"cannot import factory {architecture['factory']!r}: {exc}") from None
-        return factory(**kwargs)
+        return build_model(architecture["factory"], kwargs)
     raise ConfigError(
         "the file records no architecture: pass model= (an instance of the uncompressed "
         "architecture) or save with zoo= / factory="

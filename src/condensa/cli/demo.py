@@ -1,102 +1,112 @@
-"""`condensa demo`: train a small CNN on digits, compress it two ways, show the gains."""
+"""`condensa demo`: the main job on the embedded default, end to end, in a few minutes.
+
+A small CNN is trained on scikit-learn's digits, then two constrained searches infer
+the sparsity (at most 1 accuracy point below the baseline, 10 compressions each, short
+L-C runs): the smallest file with ``Compose([Prune(s), Quantize("float16")])``, and the
+highest measured throughput with ``FilterPrune(s)``. Each search writes a run
+directory with a report.
+"""
 
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
-import torch
 from rich.console import Console
 from rich.table import Table
-from torch.utils.data import DataLoader
 
-import condensa
-from condensa import schemes
-from condensa.data import load_digits
-from condensa.optim import FineTune, SupervisedTrainer
-from condensa.zoo import DigitsCNN
+from condensa.cli.config import resolve
 
 
-@dataclass(frozen=True)
-class DemoConfig:
-    """Settings of the demo run."""
-
-    epochs: int = 15
-    finetune_epochs: int = 5
-    batch_size: int = 64
-    seed: int = 0
-    threads: int = 2
-
-
-def run_demo(config: DemoConfig, console: Console) -> dict[str, dict[str, float]]:
-    """Train, compress with two schemes, fine-tune with masks, print tables.
-
-    Returns:
-        ``{scheme name: {"dc_accuracy", "ft_accuracy", "sparsity", "compression_ratio"}}``.
-
-    """
-    torch.set_num_threads(config.threads)
-    torch.manual_seed(config.seed)
-    start = time.perf_counter()
-    train_set, test_set = load_digits(seed=config.seed)
-    generator = torch.Generator().manual_seed(config.seed)
-    train_loader = DataLoader(
-        train_set, batch_size=config.batch_size, shuffle=True, generator=generator
-    )
-    trainer = SupervisedTrainer(
-        train_loader, DataLoader(test_set, batch_size=256), lr=3e-3, schedule="cosine"
-    )
-    steps_per_epoch = len(train_loader)
-    model = DigitsCNN()
-    trainer.train(model, config.epochs * steps_per_epoch)
-    baseline = trainer.evaluate(model)["accuracy"]
-    console.print(
-        f"[bold]Baseline[/bold] DigitsCNN on scikit-learn digits: test accuracy "
-        f"{baseline:.2%} ({len(train_set)} train / {len(test_set)} test images, "
-        f"{time.perf_counter() - start:.1f}s)"
-    )
-    strategies = {
-        'Compose([Prune(0.9), Quantize("float16")])': schemes.Compose(
-            [schemes.Prune(0.9), schemes.Quantize("float16")]
-        ),
-        "FilterPrune(0.5)": schemes.FilterPrune(0.5),
+def demo_configs(
+    output: Path, *, budget: int, seed: int, threads: int
+) -> dict[str, dict[str, Any]]:
+    """The two runs' configs (the second reuses the first's baseline model)."""
+    common: dict[str, Any] = {
+        "seed": seed,
+        "threads": threads,
+        "model": {"name": "digits_cnn"},
+        "data": {"name": "digits", "batch_size": 64},
+        "train": {"epochs": 15, "lr": 3e-3, "schedule": "cosine"},
+        "method": {
+            "name": "lc",
+            "options": {"iterations": 3, "steps": 50, "first_steps": 80, "finetune_steps": 100},
+        },
+        "constraint": {"max_drop": 0.01},
+        "search": {"budget": budget, "bounds": [0.0, 0.99]},
     }
-    results: dict[str, dict[str, float]] = {}
-    summary = Table(title="Compression summary")
-    for column in ("scheme", "accuracy DC", "after fine-tune", "sparsity", "compression", "MACs"):
-        summary.add_column(column, justify="left" if column == "scheme" else "right")
-    dense_stats = condensa.stats(model, input_size=(1, 1, 8, 8))
-    for name, scheme in strategies.items():
-        steps = config.finetune_epochs * steps_per_epoch
-        result = FineTune(trainer, steps=steps, finetune_lr_scale=0.3).compress(model, scheme)
-        compressed = result.model
-        dc_accuracy = result.history[0]["val_accuracy"]
-        ft_accuracy = trainer.evaluate(compressed)["accuracy"]
-        st = condensa.stats(compressed, input_size=(1, 1, 8, 8))
-        console.print(f"\n[bold]{name}[/bold]")
-        console.print(st.rich_table())
-        assert dense_stats.macs and st.effective_macs  # measured with input_size
-        results[name] = {
-            "dc_accuracy": dc_accuracy,
-            "ft_accuracy": ft_accuracy,
-            "sparsity": st.sparsity,
-            "compression_ratio": st.compression_ratio,
-            "macs_ratio": dense_stats.macs / st.effective_macs,
-        }
-        summary.add_row(
-            name,
-            f"{dc_accuracy:.2%}",
-            f"{ft_accuracy:.2%}",
-            f"{st.sparsity:.3f}",
-            f"{st.compression_ratio:.1f}x",
-            f"{dense_stats.macs / st.effective_macs:.2f}x fewer",
+    memory = {
+        **common,
+        "name": "demo: smallest file (Prune + float16)",
+        "output": str(output / "memory"),
+        "scheme": {
+            "type": "Compose",
+            "schemes": [
+                {"type": "Prune", "sparsity": 0.5},
+                {"type": "Quantize", "dtype": "float16"},
+            ],
+        },
+        "objective": {"name": "memory"},
+    }
+    throughput = {
+        **common,
+        "name": "demo: fastest model (FilterPrune)",
+        "output": str(output / "throughput"),
+        "model": {"name": "digits_cnn", "checkpoint": str(output / "memory" / "baseline.condensa")},
+        "scheme": {"type": "FilterPrune", "sparsity": 0.5},
+        "objective": {"name": "throughput", "batch_size": 256, "repeats": 15},
+    }
+    return {
+        name: resolve([("demo", spec)])
+        for name, spec in (("memory", memory), ("throughput", throughput))
+    }
+
+
+def run_demo(
+    output: Path,
+    console: Console,
+    *,
+    budget: int = 10,
+    seed: int = 0,
+    threads: int = 2,
+    force: bool = False,
+    verbose: bool = False,
+) -> dict[str, dict[str, Any]]:
+    """Run both searches and their reports; print what was chosen. Returns the summaries."""
+    from condensa.cli.report import write_report
+    from condensa.cli.runner import run_search
+
+    start = time.perf_counter()
+    summaries: dict[str, dict[str, Any]] = {}
+    pages: dict[str, Path] = {}
+    for name, config in demo_configs(output, budget=budget, seed=seed, threads=threads).items():
+        console.rule(f"[bold]{config['name']}[/bold]")
+        summaries[name] = run_search(
+            config, Path(config["output"]), console, force=force, verbose=verbose
         )
-    console.print()
-    console.print(f"Baseline accuracy {baseline:.2%}")
-    console.print(summary)
-    console.print(
-        "compression = dense float32 bytes / ideal compressed bytes (non-zeros x value bytes); "
-        "MACs counted without all-zero filters and neurons.\n"
-        f"Done in {time.perf_counter() - start:.1f}s."
+        pages[name] = write_report(config["output"])[1]
+    table = Table(
+        title=f"Condensa demo: digits CNN, budget {budget}, at most 1 point below baseline"
     )
-    return results
+    for column in ("search", "chosen sparsity", "accuracy", "baseline", "file", "MACs", "speedup"):
+        table.add_column(column, justify="left" if column == "search" else "right")
+    for name, summary in summaries.items():
+        chosen, base = summary.get("chosen"), summary["baseline"]
+        if not chosen:
+            table.add_row(name, "none feasible", "—", f"{base['validation']:.2%}", "—", "—", "—")
+            continue
+        table.add_row(
+            name,
+            f"{chosen['target_sparsity']:.3f}",
+            f"{chosen['validation']:.2%}",
+            f"{base['validation']:.2%}",
+            f"{chosen['file_ratio']:.1f}x smaller",
+            f"{chosen['macs_ratio']:.2f}x fewer",
+            f"{chosen['speedup']:.2f}x",
+        )
+    console.print(table)
+    for name, page in pages.items():
+        console.print(f"report ({name}): {page}")
+    console.print(f"done in {time.perf_counter() - start:.0f}s")
+    return summaries

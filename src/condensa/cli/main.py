@@ -14,6 +14,48 @@ from condensa.errors import CondensaError, ConfigError
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
 
 
+def _common(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("-q", "--quiet", action="store_true", help="print only the summary")
+    parser.add_argument("-v", "--verbose", action="store_true", help="show training progress bars")
+
+
+def _run_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("config", help="run config (TOML); see docs/getting_started.md")
+    parser.add_argument("-o", "--output", help="run directory (config key: output)")
+    parser.add_argument("--seed", type=int, help="config key: seed")
+    parser.add_argument("--threads", type=int, help="torch CPU threads (config key: threads)")
+    parser.add_argument("--device", help="cpu or cuda (config key: device)")
+    parser.add_argument("--method", help="lc, finetune or dc (config key: method.name)")
+    parser.add_argument("--max-drop", type=float, help="config key: constraint.max_drop")
+    parser.add_argument(
+        "-s",
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override any config key, e.g. --set method.options.steps=100 (repeatable)",
+    )
+    parser.add_argument(
+        "--force", action="store_true", help="replace a different run in the output directory"
+    )
+    _common(parser)
+
+
+def _model_options(parser: argparse.ArgumentParser, *, shape_required: bool) -> None:
+    parser.add_argument("model", help="a file written by condensa.save (*.condensa)")
+    parser.add_argument(
+        "--input-shape",
+        required=shape_required,
+        help="shape of an example input batch, e.g. 1,1,28,28",
+    )
+    parser.add_argument(
+        "--input-dtype",
+        default="float32",
+        choices=("float32", "int64"),
+        help="int64 for token inputs of language models",
+    )
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="condensa", description="Programmable model compression for PyTorch."
@@ -21,63 +63,83 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--debug", action="store_true", help="print tracebacks on errors")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     demo = commands.add_parser(
-        "demo", help="train a small CNN on scikit-learn digits and compress it two ways"
+        "demo",
+        help="search the sparsity of a small digits CNN twice (memory, then throughput)",
     )
-    demo.add_argument("--epochs", type=int, default=15, help="baseline training epochs")
-    demo.add_argument("--finetune-epochs", type=int, default=5, help="masked fine-tuning epochs")
+    demo.add_argument("-o", "--output", default="runs/demo", help="where the two runs go")
+    demo.add_argument("--budget", type=int, default=10, help="compressions per search")
     demo.add_argument("--seed", type=int, default=0)
     demo.add_argument("--threads", type=int, default=2, help="torch CPU threads")
-    demo.add_argument("-q", "--quiet", action="store_true", help="print only the summary")
-    return parser
-
-
-def _positive(name: str, value: int) -> int:
-    if value < 1:
-        raise ConfigError(f"--{name} must be a positive integer, got {value}")
-    return value
-
-
-def _demo(args: argparse.Namespace, console: Console) -> int:
-    from condensa.cli.demo import DemoConfig, run_demo
-
-    config = DemoConfig(
-        epochs=_positive("epochs", args.epochs),
-        finetune_epochs=_positive("finetune-epochs", args.finetune_epochs),
-        seed=args.seed,
-        threads=_positive("threads", args.threads),
+    demo.add_argument("--force", action="store_true", help="replace earlier demo runs")
+    _common(demo)
+    search = commands.add_parser(
+        "search", help="infer the sparsity that maximizes the objective under the constraint"
     )
-    run_demo(config, console)
-    return EXIT_OK
+    _run_options(search)
+    search.add_argument("--budget", type=int, help="config key: search.budget")
+    search.add_argument("--objective", help="memory, throughput, latency or macs")
+    compress = commands.add_parser("compress", help="compress once at a given sparsity")
+    _run_options(compress)
+    compress.add_argument("--sparsity", type=float, help="config key: search.sparsity")
+    report = commands.add_parser("report", help="write report.md and report.html of a run")
+    report.add_argument("run_dir", help="a run directory written by search or compress")
+    _common(report)
+    stats = commands.add_parser("stats", help="per-layer sparsity, bytes and MACs of a saved model")
+    _model_options(stats, shape_required=False)
+    _common(stats)
+    thin = commands.add_parser("thin", help="remove pruned filters/neurons; show the gains")
+    _model_options(thin, shape_required=True)
+    thin.add_argument("-o", "--output", help="write the thinned model: *.onnx or *.pt2")
+    _common(thin)
+    export = commands.add_parser("export", help="export the deployable model to ONNX")
+    _model_options(export, shape_required=True)
+    export.add_argument("-o", "--output", required=True, help="destination *.onnx")
+    _common(export)
+    return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit code (0 ok, 1 failure, 2 usage/config error)."""
+    from condensa.cli import commands
+
     parser = _parser()
     try:
         args = parser.parse_args(argv)
     except SystemExit as exc:  # argparse exits 2 on usage errors, 0 on --help
         return int(exc.code or 0)
+    if hasattr(sys.stdout, "reconfigure"):  # progress lines appear as they happen in logs too
+        sys.stdout.reconfigure(line_buffering=True)
     # at least 132 columns so tables stay readable in logs and pipes
     width = max(132, shutil.get_terminal_size((132, 24)).columns)
-    console = Console(quiet=getattr(args, "quiet", False), width=width)
+    console = Console(quiet=getattr(args, "quiet", False), width=width, highlight=False)
     errors = Console(stderr=True)
     if args.command is None:
         parser.print_help()
         return EXIT_USAGE
+    handlers = {
+        "demo": commands.demo,
+        "search": commands.search,
+        "compress": commands.compress,
+        "report": commands.report,
+        "stats": commands.stats,
+        "thin": commands.thin,
+        "export": commands.export,
+    }
     try:
-        return {"demo": _demo}[args.command](args, console)
+        handlers[args.command](args, console)
+        return EXIT_OK
     except ConfigError as exc:
         if args.debug:
             raise
-        errors.print(f"condensa: error: {exc}", markup=False, highlight=False)
+        errors.print(f"condensa: error: {exc}", markup=False, highlight=False, soft_wrap=True)
         return EXIT_USAGE
     except CondensaError as exc:
         if args.debug:
             raise
-        errors.print(f"condensa: error: {exc}", markup=False, highlight=False)
+        errors.print(f"condensa: error: {exc}", markup=False, highlight=False, soft_wrap=True)
         return EXIT_FAILURE
     except KeyboardInterrupt:
-        errors.print("condensa: interrupted")
+        errors.print("condensa: interrupted (a search resumes when run again)")
         return EXIT_FAILURE
 
 

@@ -5,7 +5,13 @@ Each objective is called as ``objective(model, example_input) -> Measurement``.
 
 from condensa.objectives.measurement import Measurement
 from condensa.objectives.size import MAC_MODES, Macs, Memory
-from condensa.objectives.speed import Latency, Throughput, deployable, threads
+from condensa.objectives.speed import (
+    Latency,
+    Throughput,
+    compare_throughput,
+    deployable,
+    threads,
+)
 
 Flops = Macs  # the usual name; one MAC = two FLOPs, Condensa counts MACs
 
@@ -13,6 +19,7 @@ __all__ = [
     "MAC_MODES",
     "Flops",
     "Latency",
+    "compare_throughput",
     "Macs",
     "Measurement",
     "Memory",

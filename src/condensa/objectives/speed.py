@@ -116,3 +116,32 @@ class Latency(_Timer):
     def __call__(self, model: nn.Module, example_input: torch.Tensor) -> Measurement:
         """Measure ``model``."""
         return Measurement.of(self.times(model, example_input), "s", higher_is_better=False)
+
+
+def compare_throughput(
+    reference: nn.Module,
+    candidate: nn.Module,
+    example_input: torch.Tensor,
+    *,
+    batch_size: int = 64,
+    threads: int | None = None,
+    rounds: int = 5,
+    repeats: int = 10,
+) -> tuple[Measurement, Measurement]:
+    """Throughput of two models measured side by side: ``rounds`` interleaved rounds.
+
+    Interleaving keeps machine noise (other processes, frequency changes) from favouring
+    either model. Returns ``(reference, candidate)`` measurements over all samples.
+    """
+    if isinstance(rounds, bool) or not isinstance(rounds, int) or rounds < 1:
+        raise ConfigError(f"rounds must be an integer >= 1, got {rounds!r}")
+    timer = Throughput(batch_size=batch_size, threads=threads, warmup=2, repeats=repeats)
+    runnable = [deployable(m, example_input) for m in (reference, candidate)]
+    samples: list[list[float]] = [[], []]
+    for _ in range(rounds):
+        for i, model in enumerate(runnable):
+            samples[i] += timer(model, example_input).samples
+    return (
+        Measurement.of(samples[0], "samples/s"),
+        Measurement.of(samples[1], "samples/s"),
+    )

@@ -112,6 +112,15 @@ class LC:
             repeats an uninterrupted one when the loaders draw from torch's RNG.
         checkpoint: path where the :class:`LCState` is saved after every iteration.
         callback: called with each iteration's history record.
+        calibrate_batches: after each C step, re-estimate the compressed model's
+            BatchNorm statistics on this many training batches when the trainer has a
+            ``calibrate(model, batches)`` method (0: never). The L step trains the
+            uncompressed w, so its BatchNorm statistics do not describe θ: with pruned
+            filters the mismatch alone can take a CNN to chance accuracy.
+        finetune_steps: after the last iteration, fine-tune the best θ with its masks
+            fixed for this many steps (at ``finetune_lr_scale`` times the trainer's LR),
+            kept when it validates at least as well; 0 (default) returns θ as L-C left it.
+            Short L-C runs leave θ untrained on its support; this closes that gap.
 
     Example:
         >>> lc = LC(trainer, iterations=10, steps=500)
@@ -136,7 +145,24 @@ class LC:
         seed: int = 0,
         checkpoint: str | Path | None = None,
         callback: Callable[[dict[str, float]], None] | None = None,
+        calibrate_batches: int = 20,
+        finetune_steps: int = 0,
+        finetune_lr_scale: float = 0.3,
     ) -> None:
+        if (
+            isinstance(finetune_steps, bool)
+            or not isinstance(finetune_steps, int)
+            or finetune_steps < 0
+        ):
+            raise ConfigError(f"finetune_steps must be an integer >= 0, got {finetune_steps!r}")
+        if (
+            isinstance(calibrate_batches, bool)
+            or not isinstance(calibrate_batches, int)
+            or calibrate_batches < 0
+        ):
+            raise ConfigError(
+                f"calibrate_batches must be an integer >= 0, got {calibrate_batches!r}"
+            )
         for name, value in (("iterations", iterations), ("steps", steps)):
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ConfigError(f"{name} must be a positive integer, got {value!r}")
@@ -160,6 +186,8 @@ class LC:
         self.seed = seed
         self.checkpoint = None if checkpoint is None else Path(checkpoint)
         self.callback = callback
+        self.calibrate_batches = calibrate_batches
+        self.finetune_steps, self.finetune_lr_scale = finetune_steps, float(finetune_lr_scale)
 
     def mu(self, iteration: int) -> float:
         """μ of L-C iteration ``iteration`` (0 for the initial direct compression)."""
@@ -229,6 +257,9 @@ class LC:
                     ) from None
                 record["penalty"] = float(penalty().detach())
             compressed = self._c_step(w_model, scheme, params, lam, mu)
+            calibrate = getattr(self.trainer, "calibrate", None)
+            if self.calibrate_batches and calibrate is not None:
+                calibrate(compressed, self.calibrate_batches)
             theta = {f: _forward_value(compressed, f) for f in fqns}
             if mu > 0:
                 lam = {f: lam[f] - mu * (params[f].detach() - theta[f]) for f in fqns}
@@ -260,7 +291,33 @@ class LC:
             if self.checkpoint is not None:
                 state.save(self.checkpoint)
         assert best_model is not None and best_score is not None  # iteration 0 always runs
+        if self.finetune_steps:
+            best_model, best_score, best_iteration = self._polish(
+                best_model, best_score, best_iteration, history
+            )
         return CompressionResult(best_model, history, best_score, best_iteration, state)
+
+    def _polish(
+        self, model: nn.Module, score: float, iteration: int, history: list[dict[str, float]]
+    ) -> tuple[nn.Module, float, int]:
+        """Masked fine-tuning of the best θ; kept only when it validates at least as well."""
+        tuned = copy_model(model)
+        torch.manual_seed(self.seed + self.iterations + 1)
+        loss = self.trainer.train(tuned, self.finetune_steps, lr_scale=self.finetune_lr_scale)
+        metrics = self.trainer.evaluate(tuned)
+        tuned_score = self.selector.score(metrics)
+        record = {
+            "iteration": float(self.iterations + 1),
+            "finetune_steps": float(self.finetune_steps),
+            "train_loss": loss,
+            **{f"val_{k}": float(v) for k, v in metrics.items()},
+        }
+        history.append(record)
+        if self.callback is not None:
+            self.callback(record)
+        if self.selector.better(tuned_score, score) or tuned_score == score:
+            return tuned, tuned_score, self.iterations + 1
+        return model, score, iteration
 
     @staticmethod
     def _c_step(

@@ -117,6 +117,34 @@ def run_steps(
     return total / steps
 
 
+@torch.no_grad()
+def calibrate_batchnorm(model: nn.Module, loader: Iterable[Any], batches: int) -> bool:
+    """Recompute BatchNorm running statistics from ``batches`` ``(inputs, ...)`` batches."""
+    norms = [
+        m
+        for m in model.modules()
+        if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.track_running_stats
+    ]
+    if not norms:
+        return False
+    momenta = [m.momentum for m in norms]
+    for m in norms:
+        m.reset_running_stats()
+        m.momentum = None  # cumulative average over the calibration batches
+    was_training = model.training
+    model.train()
+    device = next(model.parameters()).device
+    source = _cycle(loader)
+    try:
+        for _ in range(batches):
+            model(next(source)[0].to(device))
+    finally:
+        for m, momentum in zip(norms, momenta, strict=True):
+            m.momentum = momentum
+        model.train(was_training)
+    return True
+
+
 def sgd(params: Iterable[nn.Parameter], lr: float) -> torch.optim.Optimizer:
     """SGD with Nesterov momentum 0.9 and weight decay 5e-4 (the usual CNN recipe)."""
     return torch.optim.SGD(params, lr=lr, momentum=0.9, nesterov=True, weight_decay=5e-4)
@@ -207,6 +235,17 @@ class SupervisedTrainer:
             extra_loss=extra_loss,
             progress=self.progress,
         )
+
+    @torch.no_grad()
+    def calibrate(self, model: nn.Module, batches: int = 20) -> bool:
+        """Re-estimate BatchNorm running statistics on ``batches`` training batches.
+
+        A compressed model (pruned filters, changed weights) no longer matches the
+        statistics its BatchNorm layers gathered before compression; this recomputes
+        them (cumulative average) without changing any weight. Returns False when the
+        model has no BatchNorm layer tracking statistics.
+        """
+        return calibrate_batchnorm(model, self.train_loader, batches)
 
     @torch.no_grad()
     def evaluate(self, model: nn.Module) -> dict[str, float]:

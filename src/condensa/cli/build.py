@@ -1,0 +1,251 @@
+"""From a resolved run config to live objects: data, model, trainers, objective, method."""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, Subset
+
+from condensa.errors import CondensaError, ConfigError
+from condensa.io import build_model
+from condensa.objectives import Latency, Macs, Memory, Throughput
+from condensa.optim import (
+    DC,
+    LC,
+    FineTune,
+    LanguageModelTrainer,
+    SupervisedTrainer,
+    Trainer,
+    adam,
+    sgd,
+)
+from condensa.optim.language import sgd_plain
+
+
+@dataclass
+class Setup:
+    """What a run works with.
+
+    Attributes:
+        trainer: trains and evaluates on the validation data (the constraint's data).
+        tester: evaluates on the test data (reported, never used to choose).
+        example_input: one batch, for tracing, thinning and measuring.
+        steps_per_epoch: training steps in one pass over the training data.
+        make_model: builds a fresh, untrained instance of the architecture.
+        architecture: ``{"zoo"|"factory": name, "kwargs": ...}`` recorded in saved files.
+        validation_source: ``"held-out training data"`` or ``"test set"``.
+
+    """
+
+    trainer: Trainer
+    tester: Trainer
+    example_input: torch.Tensor
+    steps_per_epoch: int
+    make_model: Callable[[], nn.Module]
+    architecture: dict[str, Any]
+    validation_source: str
+
+
+def _split(dataset: Any, fraction: float, seed: int) -> tuple[Any, Any]:
+    n = len(dataset)
+    order = torch.randperm(n, generator=torch.Generator().manual_seed(seed)).tolist()
+    held = round(n * fraction)
+    return Subset(dataset, order[held:]), Subset(dataset, order[:held])
+
+
+def _image_data(config: Mapping[str, Any]) -> tuple[Any, Any]:
+    data = config["data"]
+    name, root = data["name"], data["root"] or None
+    if name == "digits":
+        from condensa.data import load_digits
+
+        return load_digits(seed=config["seed"])
+    if name in ("fashion-mnist", "mnist"):
+        from condensa.data import load_mnist
+
+        kind = "fashion" if name == "fashion-mnist" else "mnist"
+        return load_mnist(root, kind=kind, pad_to=data["pad_to"] or None)
+    if name == "cifar10":
+        from condensa.data import load_cifar10
+
+        if root is None:
+            raise ConfigError("data.root must name the cifar-10-batches-py directory")
+        return load_cifar10(root)
+    raise ConfigError(f"data.name {name!r} is not an image dataset")
+
+
+def _optimizer(name: str) -> Any:
+    return {"adam": adam, "sgd": sgd}[name]
+
+
+def _language_setup(config: Mapping[str, Any], progress: bool) -> Setup:
+    from condensa.data import batchify, kjv_text, load_corpus
+
+    data, train = config["data"], config["train"]
+    path = Path(data["root"]) if data["root"] else kjv_text()
+    corpus = load_corpus(path, min_count=3)
+    train_tokens = batchify(corpus.train, data["batch_size"])
+    if data["subset"]:
+        train_tokens = train_tokens[: data["subset"]]
+    valid, test = (batchify(t, data["eval_batch_size"]) for t in (corpus.valid, corpus.test))
+    common = {"bptt": data["bptt"], "schedule": train["schedule"]}
+    optimizer = sgd_plain if train["optimizer"] == "sgd" else adam
+    clip = train["grad_clip"] or None
+    trainer = LanguageModelTrainer(
+        train_tokens,
+        valid,
+        lr=train["lr"],
+        optimizer=optimizer,
+        grad_clip=clip,
+        progress=progress,
+        **common,
+    )
+    tester = LanguageModelTrainer(train_tokens, test, **common)
+    kwargs = {"vocab_size": len(corpus.vocab), **config["model"]["kwargs"]}
+    name = config["model"]["name"]
+    return Setup(
+        trainer,
+        tester,
+        valid[: data["bptt"]],
+        max(1, (train_tokens.shape[0] - 1) // data["bptt"]),
+        lambda: build_model(name, kwargs),
+        _architecture(name, kwargs),
+        "validation split of the corpus",
+    )
+
+
+def _architecture(name: str, kwargs: Mapping[str, Any]) -> dict[str, Any]:
+    key = "factory" if ":" in name else "zoo"
+    return {key: name, "kwargs": dict(kwargs)}
+
+
+def setup(config: Mapping[str, Any], *, progress: bool = False) -> Setup:
+    """Load the data and build the trainers for ``config`` (nothing is trained)."""
+    data, train = config["data"], config["train"]
+    if data["name"] in ("text", "kjv"):
+        return _language_setup(config, progress)
+    train_set, test_set = _image_data(config)
+    if data["subset"]:
+        train_set = Subset(train_set, range(min(data["subset"], len(train_set))))
+    if data["validation"]:
+        train_set, val_set = _split(train_set, data["validation"], config["seed"])
+        source = f"{len(val_set)} held-out training samples"
+    else:
+        val_set, source = test_set, "test set"
+    generator = torch.Generator().manual_seed(config["seed"])
+    loader = DataLoader(train_set, batch_size=data["batch_size"], shuffle=True, generator=generator)
+    trainer = SupervisedTrainer(
+        loader,
+        DataLoader(val_set, batch_size=512),
+        lr=train["lr"],
+        optimizer=_optimizer(train["optimizer"]),
+        schedule=train["schedule"],
+        grad_clip=train["grad_clip"] or None,
+        progress=progress,
+    )
+    tester = SupervisedTrainer(loader, DataLoader(test_set, batch_size=512))
+    example = torch.stack([test_set[i][0] for i in range(min(8, len(test_set)))])
+    name, kwargs = config["model"]["name"], dict(config["model"]["kwargs"])
+    return Setup(
+        trainer,
+        tester,
+        example,
+        len(loader),
+        lambda: build_model(name, kwargs),
+        _architecture(name, kwargs),
+        source,
+    )
+
+
+def objective(config: Mapping[str, Any]) -> Callable[..., Any]:
+    """The measured objective named by ``[objective]``."""
+    spec = config["objective"]
+    threads = spec["threads"] or None
+    timing = {"batch_size": spec["batch_size"], "threads": threads, "repeats": spec["repeats"]}
+    timing["warmup"] = spec["warmup"]
+    name = spec["name"]
+    if name == "memory":
+        return Memory()
+    if name == "throughput":
+        return Throughput(**timing)
+    if name == "latency":
+        return Latency(**{**timing, "batch_size": spec["batch_size"]})
+    return Macs(spec["mode"])
+
+
+METHOD_DEFAULTS: dict[str, dict[str, Any]] = {
+    "lc": {"iterations": 5, "steps": 200},
+    "finetune": {"steps": 500},
+    "dc": {},
+}
+
+
+def method(config: Mapping[str, Any], trainer: Trainer, metric: str) -> Any:
+    """The compression method (L-C, DC + fine-tuning, DC) with its options checked."""
+    name = config["method"]["name"]
+    cls = {"lc": LC, "finetune": FineTune, "dc": DC}[name]
+    options = {**METHOD_DEFAULTS[name], **config["method"]["options"]}
+    accepted = [p for p in inspect.signature(cls).parameters if p not in ("self", "trainer")]
+    unknown = sorted(set(options) - set(accepted) - {"metric"})
+    if unknown:
+        raise ConfigError(
+            f"method.options: unknown option(s) {', '.join(unknown)} for {name!r}; "
+            "valid: "
+            + ", ".join(a for a in accepted if a not in ("metric", "callback", "checkpoint"))
+        )
+    options["metric"] = metric
+    try:
+        return cls(trainer, **options)
+    except TypeError as exc:  # pragma: no cover - guarded by the check above
+        raise ConfigError(f"method.options: {exc}") from None
+
+
+def load_checkpoint(model: nn.Module, path: str | Path) -> nn.Module:
+    """Load weights into ``model``: a Condensa file, a safetensors file or a state_dict ``.pt``.
+
+    Raises:
+        ConfigError: missing file, or keys/shapes that do not match (the first differences shown).
+
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"model.checkpoint {str(path)!r} not found")
+    if path.suffix == ".condensa":
+        from condensa.io import load
+
+        return load(path, model)
+    state: Any
+    if path.suffix == ".safetensors":
+        from safetensors.torch import load_file
+
+        state = load_file(str(path))
+    else:
+        try:
+            state = torch.load(path, map_location="cpu", weights_only=True)
+        except Exception as exc:
+            raise CondensaError(f"cannot read checkpoint {str(path)!r}: {exc}") from None
+        if isinstance(state, Mapping) and "state_dict" in state:
+            state = state["state_dict"]
+    if not isinstance(state, Mapping):
+        raise ConfigError(f"checkpoint {str(path)!r} holds no state_dict")
+    expected = model.state_dict()
+    missing = [k for k in expected if k not in state]
+    unexpected = [k for k in state if k not in expected]
+    shapes = [
+        f"{k}: {tuple(state[k].shape)} vs {tuple(v.shape)}"
+        for k, v in expected.items()
+        if k in state and tuple(state[k].shape) != tuple(v.shape)
+    ]
+    if missing or unexpected or shapes:
+        raise ConfigError(
+            f"checkpoint {str(path)!r} does not match {type(model).__name__}: "
+            f"missing {missing[:3]}, unexpected {unexpected[:3]}, shape mismatches {shapes[:3]}"
+        )
+    model.load_state_dict(state)
+    return model

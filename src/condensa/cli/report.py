@@ -1,0 +1,298 @@
+"""`condensa report RUN_DIR`: report.md and a self-contained report.html from summary.json."""
+
+from __future__ import annotations
+
+import base64
+import html
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from condensa.cli.rundir import RunDir, write_text
+
+
+def _bytes(n: float | None) -> str:
+    if n is None:
+        return "—"
+    for unit, size in (("MB", 1e6), ("KB", 1e3)):
+        if n >= size:
+            return f"{n / size:.2f} {unit}"
+    return f"{n:.0f} B"
+
+
+def _speed(m: Mapping[str, Any] | None) -> str:
+    if not m:
+        return "—"
+    return f"{m['value']:.4g} ± {m['spread'] / 2:.2g} {m['unit']}"
+
+
+def _metric(value: float | None, name: str) -> str:
+    if value is None:
+        return "—"
+    return (
+        f"{value:.2%}" if name.startswith("accuracy") or name.startswith("top") else f"{value:.4g}"
+    )
+
+
+def comparison_rows(summary: Mapping[str, Any]) -> list[list[str]]:
+    """Rows of the baseline vs chosen table (first row: header)."""
+    metric, base, chosen = summary["metric"], summary["baseline"], summary.get("chosen")
+    rows = [["", "baseline", "chosen" if chosen else "chosen (none feasible)"]]
+
+    def row(label: str, fmt: Any, key: str) -> None:
+        rows.append([label, fmt(base.get(key)), fmt(chosen.get(key)) if chosen else "—"])
+
+    row(
+        f"{metric} (validation: {summary['validation_source']})",
+        lambda v: _metric(v, metric),
+        "validation",
+    )
+    row(f"{metric} (test)", lambda v: _metric(v, metric), "test")
+    row("sparsity", lambda v: "—" if v is None else f"{v:.4f}", "sparsity")
+    row("non-zero parameters", lambda v: "—" if v is None else f"{v:,}", "nonzeros")
+    row(
+        "parameters after thinning",
+        lambda v: "—" if v is None else f"{v:,}",
+        "deployable_parameters",
+    )
+    row("MACs per sample (deployable)", lambda v: "—" if v is None else f"{v:,.0f}", "macs")
+    row("bytes on disk", _bytes, "file_bytes")
+    row("ideal bytes (non-zeros)", _bytes, "ideal_bytes")
+    row("throughput (median ± IQR/2)", _speed, "throughput")
+    if chosen:
+        rows.append(["compression (file bytes)", "1.00x", f"{chosen['file_ratio']:.2f}x"])
+        rows.append(
+            [
+                "compression (ideal, fp32 dense / non-zeros)",
+                "1.00x",
+                f"{chosen['ideal_ratio']:.2f}x",
+            ]
+        )
+        rows.append(["MACs reduction", "1.00x", f"{chosen['macs_ratio']:.2f}x"])
+        rows.append(["measured speedup", "1.00x", f"{chosen['speedup']:.2f}x"])
+    return rows
+
+
+def trial_rows(summary: Mapping[str, Any]) -> list[list[str]]:
+    """Rows of the trial table (first row: header)."""
+    rows = [["#", "stage", "sparsity", summary["metric"], "feasible", "objective", "file", "time"]]
+    best = summary.get("best_trial")
+    for t in summary.get("trials", []):
+        extra = t.get("extra", {})
+        if t.get("error"):
+            rows.append(
+                [
+                    str(t["index"] + 1),
+                    t["stage"],
+                    f"{t['sparsity']:.4f}",
+                    "failed",
+                    "—",
+                    t["error"][:60],
+                    "—",
+                    f"{t['wall_s']:.1f}s",
+                ]
+            )
+            continue
+        value = extra.get("objective_value", t["objective"])
+        mark = " (chosen)" if t["index"] == best else ""
+        rows.append(
+            [
+                f"{t['index'] + 1}{mark}",
+                t["stage"],
+                f"{t['sparsity']:.4f}",
+                _metric(t["accuracy"], summary["metric"]),
+                "yes" if t["feasible"] else "no",
+                f"{value:.4g} {extra.get('objective_unit', '')}",
+                _bytes(extra.get("file_bytes")),
+                f"{t['wall_s']:.1f}s",
+            ]
+        )
+    return rows
+
+
+def layer_chart(summary: Mapping[str, Any], path: Path) -> Path | None:
+    """Horizontal bars: each layer's sparsity in the chosen model (None when nothing chosen)."""
+    chosen = summary.get("chosen")
+    if not chosen or not chosen.get("layers"):
+        return None
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:  # pragma: no cover - depends on the environment
+        return None
+    layers = chosen["layers"]
+    fig, ax = plt.subplots(figsize=(7, 0.6 + 0.32 * len(layers)))
+    names = [f"{r['name']} ({r['kind']}, {r['numel']:,})" for r in layers]
+    import numpy as np
+
+    y = np.arange(len(layers))
+    ax.barh(y - 0.2, [r["sparsity"] for r in layers], 0.4, color="tab:blue", label="zeros (masked)")
+    removed = [r.get("removed") for r in layers]
+    if any(v is not None for v in removed):
+        ax.barh(
+            y + 0.2,
+            [v or 0.0 for v in removed],
+            0.4,
+            color="tab:orange",
+            label="removed by thinning (deployable model)",
+        )
+    ax.legend(loc="lower right", fontsize=8)
+    ax.set_yticks(y, names, fontsize=8)
+    ax.invert_yaxis()
+    ax.set_xlim(0, 1)
+    ax.set_xlabel("fraction of the layer's parameters")
+    ax.set_title("Per-layer sparsity of the chosen model")
+    ax.grid(axis="x", alpha=0.3)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def _headline(summary: Mapping[str, Any]) -> str:
+    chosen, metric = summary.get("chosen"), summary["metric"]
+    config = summary["config"]
+    if summary["kind"] == "compress":
+        head = (
+            f"One compression at sparsity {chosen['target_sparsity']:.4f}" if chosen else "No model"
+        )
+    elif chosen:
+        value = _metric(chosen["validation"], metric)
+        reference = _metric(summary["baseline"]["validation"], metric)
+        head = (
+            f"Chosen sparsity {chosen['target_sparsity']:.4f} after {len(summary['trials'])} "
+            f"compression runs (budget {config['search']['budget']}): {metric} {value} "
+            f"(baseline {reference}, threshold {_metric(summary['threshold'], metric)}), "
+            f"{chosen['file_ratio']:.2f}x smaller file, "
+            f"{chosen['speedup']:.2f}x measured throughput."
+        )
+    else:
+        closest = summary.get("closest") or {}
+        head = (
+            f"No feasible compression was found in {len(summary['trials'])} runs: no trial met "
+            f"{metric} threshold {_metric(summary.get('threshold'), metric)}. Closest: sparsity "
+            f"{closest.get('sparsity', float('nan')):.4f} with {metric} "
+            f"{_metric(closest.get('accuracy'), metric)}."
+        )
+    return head
+
+
+def _settings(summary: Mapping[str, Any]) -> list[str]:
+    c = summary["config"]
+    lines = [
+        f"model: {c['model']['name']} {c['model']['kwargs'] or ''}".rstrip(),
+        f"data: {c['data']['name']}; constraint checked on the {summary['validation_source']}",
+        f"method: {c['method']['name']} {c['method']['options'] or ''}".rstrip(),
+        f"objective: {c['objective']['name']}",
+        f"wall time: {summary['wall_s']:.1f}s"
+        + (
+            f" (this invocation; trials took {summary['trials_wall_s']:.1f}s in all)"
+            if "trials_wall_s" in summary
+            else ""
+        ),
+    ]
+    if summary.get("s_acc") is not None:
+        spread = summary["s_acc_std"] or 0.0
+        lines.append(
+            f"estimated s_acc (largest feasible sparsity): {summary['s_acc']:.4f} ± {spread:.4f}"
+        )
+    if summary.get("reason"):
+        lines.append(f"search stopped: {summary['reason']}")
+    return lines
+
+
+def _md_table(rows: Sequence[Sequence[str]]) -> str:
+    out = ["| " + " | ".join(rows[0]) + " |", "|" + "---|" * len(rows[0])]
+    out += ["| " + " | ".join(r) + " |" for r in rows[1:]]
+    return "\n".join(out)
+
+
+def _html_table(rows: Sequence[Sequence[str]]) -> str:
+    head = "".join(f"<th>{html.escape(c)}</th>" for c in rows[0])
+    body = "".join(
+        "<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in r) + "</tr>" for r in rows[1:]
+    )
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+def _image(path: Path) -> str:
+    data = base64.b64encode(path.read_bytes()).decode("ascii")
+    return f'<img alt="{html.escape(path.stem)}" src="data:image/png;base64,{data}">'
+
+
+STYLE = """
+body{font-family:system-ui,sans-serif;max-width:60rem;margin:2rem auto;padding:0 1rem;color:#222}
+table{border-collapse:collapse;margin:1rem 0}
+td,th{border:1px solid #ccc;padding:.3rem .6rem;text-align:right}
+th{background:#f3f3f3}td:first-child{text-align:left}img{max-width:100%}
+pre{background:#f6f6f6;padding:1rem}
+"""
+
+
+def write_report(run_dir: str | Path) -> tuple[Path, Path]:
+    """Write ``report.md`` and ``report.html`` for a finished run; returns their paths."""
+    run = RunDir(run_dir)
+    summary = run.read_summary()
+    figures = {name: run.path / rel for name, rel in summary.get("figures", {}).items()}
+    chart = layer_chart(summary, run.figures / "layers.png")
+    if chart is not None:
+        figures["layers"] = chart
+    scheme = (
+        (run.best / "scheme.toml").read_text() if (run.best / "scheme.toml").is_file() else None
+    )
+    title = f"Condensa report: {summary['config'].get('name') or run.path.name}"
+    headline, settings = _headline(summary), _settings(summary)
+    comparison, trials = comparison_rows(summary), trial_rows(summary)
+
+    md = [
+        f"# {title}",
+        "",
+        headline,
+        "",
+        *[f"- {s}" for s in settings],
+        "",
+        "## Baseline and chosen model",
+        "",
+        _md_table(comparison),
+    ]
+    if len(trials) > 1:
+        md += ["", "## Trials", "", _md_table(trials)]
+    for name, caption in (("search", "Search"), ("layers", "Per-layer sparsity")):
+        if name in figures and figures[name].is_file():
+            md += ["", f"## {caption}", "", f"![{caption}]({figures[name].relative_to(run.path)})"]
+    if scheme:
+        md += [
+            "",
+            "## Scheme (as applied to the chosen model)",
+            "",
+            "```toml",
+            scheme.rstrip(),
+            "```",
+        ]
+    write_text(run.report_md, "\n".join(md) + "\n")
+
+    parts = [
+        f"<h1>{html.escape(title)}</h1>",
+        f"<p>{html.escape(headline)}</p>",
+        "<ul>" + "".join(f"<li>{html.escape(s)}</li>" for s in settings) + "</ul>",
+        "<h2>Baseline and chosen model</h2>",
+        _html_table(comparison),
+    ]
+    if len(trials) > 1:
+        parts += ["<h2>Trials</h2>", _html_table(trials)]
+    for name, caption in (("search", "Search"), ("layers", "Per-layer sparsity")):
+        if name in figures and figures[name].is_file():
+            parts += [f"<h2>{caption}</h2>", _image(figures[name])]
+    if scheme:
+        parts += [
+            "<h2>Scheme (as applied to the chosen model)</h2>",
+            f"<pre>{html.escape(scheme)}</pre>",
+        ]
+    head = f'<meta charset="utf-8"><title>{html.escape(title)}</title><style>{STYLE}</style>'
+    body = "".join(parts)
+    page = f'<!DOCTYPE html><html lang="en"><head>{head}</head><body>{body}</body></html>\n'
+    write_text(run.report_html, page)
+    return run.report_md, run.report_html

@@ -1,0 +1,323 @@
+"""Running a config: the baseline, the search (or one compression), the best model, the summary."""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import torch
+from rich.console import Console
+from torch import nn
+
+from condensa.api import scheme_factory, search_compression
+from condensa.cli import build
+from condensa.cli.config import constraint_kwargs
+from condensa.cli.rundir import RunDir, write_text
+from condensa.errors import CondensaError, ConfigError
+from condensa.io import load, save
+from condensa.objectives import Macs, Measurement, compare_throughput, deployable
+from condensa.optim.result import Selector
+from condensa.search import Trial
+from condensa.stats import stats
+
+
+def _environment(config: Mapping[str, Any]) -> torch.device:
+    torch.set_num_threads(config["threads"])
+    torch.manual_seed(config["seed"])
+    device = torch.device(config["device"]) if config["device"] else torch.device("cpu")
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError(f"device = {config['device']!r} but no CUDA device is available")
+    return device
+
+
+def initial_model(config: Mapping[str, Any], setup: build.Setup, run: RunDir) -> nn.Module:
+    """A fresh instance of the architecture, with the checkpoint loaded when one is given.
+
+    Called before the run directory is touched, so a bad model name, factory or
+    checkpoint leaves nothing behind.
+    """
+    model = setup.make_model()
+    checkpoint = config["model"]["checkpoint"]
+    if checkpoint:
+        model = build.load_checkpoint(model, checkpoint)
+    return model
+
+
+def baseline(
+    config: Mapping[str, Any], setup: build.Setup, run: RunDir, console: Console, model: nn.Module
+) -> nn.Module:
+    """The uncompressed model: the run's saved baseline, the checkpoint, or trained now."""
+    if run.baseline.is_file():
+        console.print(f"baseline: reusing {run.baseline}")
+        return load(run.baseline, setup.make_model())
+    if config["model"]["checkpoint"]:
+        console.print(f"baseline: loaded {config['model']['checkpoint']}")
+    else:
+        steps = max(1, round(config["train"]["epochs"] * setup.steps_per_epoch))
+        start = time.perf_counter()
+        setup.trainer.train(model, steps)
+        console.print(
+            f"baseline: trained {config['model']['name']} for {config['train']['epochs']} epochs "
+            f"({steps} steps, {time.perf_counter() - start:.1f}s)"
+        )
+    save(model, run.baseline, **_save_options(setup))
+    return model
+
+
+def _save_options(setup: build.Setup) -> dict[str, Any]:
+    arch = setup.architecture
+    key = "zoo" if "zoo" in arch else "factory"
+    return {key: arch[key], "kwargs": arch["kwargs"]}
+
+
+def _metric(trainer: Any, model: nn.Module, metric: str) -> float:
+    values = trainer.evaluate(model)
+    if metric not in values:
+        raise ConfigError(
+            f"constraint.metric {metric!r} is not measured; valid: {', '.join(values)}"
+        )
+    return float(values[metric])
+
+
+def _describe(model: nn.Module, setup: build.Setup, metric: str, path: Path) -> dict[str, Any]:
+    st = stats(model)
+    return {
+        "validation": _metric(setup.trainer, model, metric),
+        "test": _metric(setup.tester, model, metric),
+        "sparsity": st.sparsity,
+        "nonzeros": st.nonzeros,
+        "parameters": st.numel,
+        "dense_bytes": st.dense_bytes,
+        "ideal_bytes": st.compressed_bytes,
+        "file_bytes": path.stat().st_size,
+        "macs": Macs()(model, setup.example_input).value / setup.example_input.shape[0],
+        "deployable_parameters": sum(
+            p.numel() for p in deployable(model, setup.example_input).parameters()
+        ),
+    }
+
+
+def _progress(console: Console, budget: int, lower: bool) -> Any:
+    state: dict[str, Any] = {"best": None}
+
+    def callback(trial: Trial) -> None:
+        if trial.failed:
+            console.print(f"trial {trial.index + 1}/{budget}: failed: {trial.error}")
+            return
+        assert trial.objective is not None and trial.accuracy is not None
+        if trial.feasible and (state["best"] is None or trial.objective > state["best"].objective):
+            state["best"] = trial
+        unit = trial.extra.get("objective_unit", "")
+        best = state["best"]
+        console.print(
+            f"trial {trial.index + 1}/{budget} ({trial.stage}): sparsity {trial.sparsity:.4f}  "
+            f"accuracy {trial.accuracy:.4f} {'ok' if trial.feasible else 'below constraint'}  "
+            f"objective {trial.extra.get('objective_value', trial.objective):.4g} {unit}  "
+            f"({trial.wall_s:.1f}s) | best: "
+            + (f"s={best.sparsity:.4f}" if best is not None else "none feasible yet"),
+            markup=False,
+        )
+
+    return callback
+
+
+def _finish(
+    config: Mapping[str, Any],
+    setup: build.Setup,
+    run: RunDir,
+    console: Console,
+    dense: nn.Module,
+    chosen: nn.Module | None,
+    sparsity: float | None,
+) -> dict[str, Any]:
+    """Save the chosen model (compressed, ONNX of the thinned form) and measure both models."""
+    metric = config["constraint"]["metric"]
+    out: dict[str, Any] = {"baseline": _describe(dense, setup, metric, run.baseline)}
+    if chosen is None:
+        out["chosen"] = None
+        return out
+    run.best.mkdir(exist_ok=True)
+    path = save(chosen, run.best / "model.condensa", **_save_options(setup))
+    scheme = scheme_factory(config["scheme"])(float(sparsity or 0.0))
+    write_text(run.best / "scheme.toml", _scheme_toml(scheme))
+    described = _describe(chosen, setup, metric, path)
+    described["target_sparsity"] = sparsity
+    spec = config["objective"]
+    reference, candidate = compare_throughput(
+        dense,
+        chosen,
+        setup.example_input,
+        batch_size=spec["batch_size"],
+        threads=spec["threads"] or None,
+    )
+    out["baseline"]["throughput"] = _plain(reference)
+    described["throughput"] = _plain(candidate)
+    described["speedup"] = candidate.value / reference.value
+    described["file_ratio"] = out["baseline"]["file_bytes"] / described["file_bytes"]
+    described["ideal_ratio"] = out["baseline"]["dense_bytes"] / max(1, described["ideal_bytes"])
+    described["macs_ratio"] = out["baseline"]["macs"] / max(1.0, described["macs"])
+    runnable = deployable(chosen, setup.example_input)
+    kept = {
+        name: sum(p.numel() for p in module.parameters(recurse=False))
+        for name, module in runnable.named_modules()
+    }
+    described["layers"] = [
+        {
+            "name": r.name,
+            "kind": r.kind,
+            "numel": r.numel,
+            "sparsity": 1 - r.nonzeros / r.numel,
+            "removed": 1 - kept[r.name] / r.numel if r.name in kept else None,
+        }
+        for r in stats(chosen).layers
+        if r.numel
+    ]
+    try:
+        from condensa.export import export_onnx
+
+        export_onnx(chosen, setup.example_input, run.best / "model.onnx")
+        described["onnx"] = "best/model.onnx"
+    except CondensaError as exc:
+        described["onnx"] = None
+        console.print(f"ONNX export skipped: {exc}")
+    out["chosen"] = described
+    return out
+
+
+def _scheme_toml(scheme: Any) -> str:
+    from condensa.schemes import to_toml
+
+    return to_toml(scheme)
+
+
+def _plain(measurement: Measurement) -> dict[str, Any]:
+    return {"value": measurement.value, "spread": measurement.spread, "unit": measurement.unit}
+
+
+def run_search(
+    config: Mapping[str, Any], output: Path, console: Console, *, force: bool, verbose: bool = False
+) -> dict[str, Any]:
+    """``condensa search``: the constrained sparsity search, resumable, into ``output``."""
+    start = time.perf_counter()
+    device = _environment(config)
+    run = RunDir(output)
+    setup = build.setup(
+        config, progress=verbose
+    )  # data problems surface before the run dir is touched
+    metric = config["constraint"]["metric"]
+    lower = not Selector(metric).maximize
+    method = build.method(config, setup.trainer, metric)
+    objective = build.objective(config)
+    scheme_factory(config["scheme"])  # validates the spec
+    model = initial_model(config, setup, run)
+    resumed = run.claim(config, force=force)
+    if resumed:
+        console.print(f"resuming the run in {run.path}")
+    dense = baseline(config, setup, run, console, model).to(device)
+    budget = config["search"]["budget"]
+    outcome = search_compression(
+        dense,
+        config["scheme"],
+        trainer=setup.trainer,
+        objective=objective,
+        example_input=setup.example_input.to(device),
+        method=method,
+        metric=metric,
+        budget=budget,
+        bounds=tuple(config["search"]["bounds"]),
+        seed=config["seed"],
+        journal=run.journal,
+        callback=_progress(console, budget, lower),
+        models=run.trials,
+        save_options=_save_options(setup),
+        **constraint_kwargs(config),  # type: ignore[arg-type]
+    )
+    result = outcome.search
+    chosen_sparsity = result.best.sparsity if result.best is not None else None
+    summary: dict[str, Any] = {
+        "kind": "search",
+        "config": dict(config),
+        "metric": metric,
+        "lower_is_better": lower,
+        "validation_source": setup.validation_source,
+        "threshold": result.constraint.threshold,
+        "baseline_objective": _plain(outcome.baseline_objective),
+        "s_acc": result.s_acc,
+        "s_acc_std": result.s_acc_std,
+        "reason": result.reason,
+        "stopped_early": result.stopped_early,
+        "trials": [t.to_dict() for t in result.trials],
+        "best_trial": result.best.index if result.best is not None else None,
+        "closest": result.closest.to_dict() if result.closest is not None else None,
+    }
+    assert chosen_sparsity is None or isinstance(chosen_sparsity, float)
+    summary.update(_finish(config, setup, run, console, dense, outcome.model, chosen_sparsity))
+    summary["figures"] = _plots(result, run, console)
+    summary["wall_s"] = time.perf_counter() - start
+    summary["trials_wall_s"] = sum(t.wall_s for t in result.trials)
+    run.write_summary(_finite(summary))
+    return summary
+
+
+def run_compress(
+    config: Mapping[str, Any],
+    output: Path,
+    sparsity: float,
+    console: Console,
+    *,
+    force: bool,
+    verbose: bool = False,
+) -> dict[str, Any]:
+    """``condensa compress``: one compression at ``sparsity`` into ``output``."""
+    start = time.perf_counter()
+    device = _environment(config)
+    run = RunDir(output)
+    setup = build.setup(config, progress=verbose)
+    metric = config["constraint"]["metric"]
+    method = build.method(config, setup.trainer, metric)
+    make_scheme = scheme_factory(config["scheme"])
+    model = initial_model(config, setup, run)
+    run.claim(config, force=force)
+    dense = baseline(config, setup, run, console, model).to(device)
+    compressed = method.compress(dense, make_scheme(sparsity)).model
+    summary: dict[str, Any] = {
+        "kind": "compress",
+        "config": dict(config),
+        "metric": metric,
+        "lower_is_better": not Selector(metric).maximize,
+        "validation_source": setup.validation_source,
+        "trials": [],
+    }
+    summary.update(_finish(config, setup, run, console, dense, compressed, sparsity))
+    summary["figures"] = {}
+    summary["wall_s"] = time.perf_counter() - start
+    run.write_summary(_finite(summary))
+    return summary
+
+
+def _plots(result: Any, run: RunDir, console: Console) -> dict[str, str]:
+    try:
+        from condensa.search import plot_search
+    except ImportError:  # pragma: no cover
+        return {}
+    run.figures.mkdir(exist_ok=True)
+    try:
+        plot_search(result, run.figures / "search.png", title="Sparsity search")
+    except CondensaError as exc:
+        console.print(f"search plot skipped: {exc}")
+        return {}
+    return {"search": "figures/search.png"}
+
+
+def _finite(value: Any) -> Any:
+    """JSON-safe copy: NaN/inf become None."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, Mapping):
+        return {str(k): _finite(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(v) for v in value]
+    return value
