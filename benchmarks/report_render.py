@@ -22,7 +22,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import numpy as np
 from _report import RESULTS, markdown_table, update_docs, write_results
 
 PNG = b"\x89PNG\r\n\x1a\n"
