@@ -219,10 +219,9 @@ def demo(args: argparse.Namespace, console: Console) -> None:
     """``condensa demo``: two searches on the digits CNN."""
     from condensa.cli.demo import run_demo
 
-    if args.budget < 1 or args.threads < 1:
-        raise ConfigError(
-            f"--budget and --threads must be >= 1, got {args.budget} and {args.threads}"
-        )
+    for flag, value in (("--budget", args.budget), ("--threads", args.threads)):
+        if value < 1:
+            raise ConfigError(f"{flag} must be >= 1, got {value}")
     run_demo(
         Path(args.output),
         console,

@@ -100,7 +100,7 @@ def _describe(model: nn.Module, setup: build.Setup, metric: str, path: Path) -> 
     }
 
 
-def _progress(console: Console, budget: int, lower: bool) -> Any:
+def _progress(console: Console, budget: int, metric: str) -> Any:
     state: dict[str, Any] = {"best": None}
 
     def callback(trial: Trial) -> None:
@@ -114,7 +114,7 @@ def _progress(console: Console, budget: int, lower: bool) -> Any:
         best = state["best"]
         console.print(
             f"trial {trial.index + 1}/{budget} ({trial.stage}): sparsity {trial.sparsity:.4f}  "
-            f"accuracy {trial.accuracy:.4f} {'ok' if trial.feasible else 'below constraint'}  "
+            f"{metric} {trial.accuracy:.4f} {'ok' if trial.feasible else 'misses the constraint'}  "
             f"objective {trial.extra.get('objective_value', trial.objective):.4g} {unit}  "
             f"({trial.wall_s:.1f}s) | best: "
             + (f"s={best.sparsity:.4f}" if best is not None else "none feasible yet"),
@@ -230,7 +230,7 @@ def run_search(
         bounds=tuple(config["search"]["bounds"]),
         seed=config["seed"],
         journal=run.journal,
-        callback=_progress(console, budget, lower),
+        callback=_progress(console, budget, metric),
         models=run.trials,
         save_options=_save_options(setup),
         **constraint_kwargs(config),  # type: ignore[arg-type]

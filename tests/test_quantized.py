@@ -1,0 +1,43 @@
+import pytest
+import torch
+from torch import nn
+
+import condensa
+from condensa import schemes
+from condensa.errors import ConfigError
+from condensa.quantized import int8_inference
+
+
+def _mlp():
+    torch.manual_seed(0)
+    return nn.Sequential(nn.Linear(32, 64), nn.ReLU(), nn.Linear(64, 10))
+
+
+def test_int8_linear_layers_approximate_the_float_model():
+    """int8 kernels replace every Linear; outputs stay within int8 error of the float model."""
+    model = _mlp()
+    x = torch.randn(16, 32)
+    quantized = int8_inference(model, x)
+    kinds = {type(m).__module__ for m in quantized.modules() if "Linear" in type(m).__name__}
+    assert all("quantized" in k for k in kinds), kinds
+    with torch.inference_mode():
+        expected, got = model(x), quantized(x)
+    assert (got - expected).abs().max() < 0.05 * expected.abs().max()
+    assert got.argmax(1).eq(expected.argmax(1)).float().mean() >= 0.9
+
+
+def test_thinned_before_quantizing_and_input_untouched():
+    model = _mlp()
+    x = torch.randn(8, 32)
+    small = condensa.compress(model, schemes.NeuronPrune(0.5))
+    before = {k: v.clone() for k, v in small.state_dict().items()}
+    quantized = int8_inference(small, x)
+    assert quantized[0].weight().shape[0] == 32  # half the neurons removed
+    assert all(torch.equal(before[k], v) for k, v in small.state_dict().items())
+
+
+def test_bad_backend_and_models_without_linear():
+    with pytest.raises(ConfigError, match="backend must be one of"):
+        int8_inference(_mlp(), torch.randn(2, 32), backend="tensorrt")
+    with pytest.raises(ConfigError, match="no nn.Linear"):
+        int8_inference(nn.Sequential(nn.Conv2d(1, 2, 3)), torch.randn(1, 1, 5, 5))
