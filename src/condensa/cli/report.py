@@ -123,7 +123,7 @@ def layer_chart(summary: Mapping[str, Any], path: Path) -> Path | None:
     except ImportError:  # pragma: no cover - depends on the environment
         return None
     layers = chosen["layers"]
-    fig, ax = plt.subplots(figsize=(7, 0.6 + 0.32 * len(layers)))
+    fig, ax = plt.subplots(figsize=(7, 1.5 + 0.32 * len(layers)))
     names = [f"{r['name']} ({r['kind']}, {r['numel']:,})" for r in layers]
     import numpy as np
 
@@ -138,12 +138,12 @@ def layer_chart(summary: Mapping[str, Any], path: Path) -> Path | None:
             color="tab:orange",
             label="removed by thinning (deployable model)",
         )
-    ax.legend(loc="lower right", fontsize=8)
+    ax.legend(loc="lower left", bbox_to_anchor=(0, 1.0), ncol=2, fontsize=8, frameon=False)
     ax.set_yticks(y, names, fontsize=8)
     ax.invert_yaxis()
     ax.set_xlim(0, 1)
     ax.set_xlabel("fraction of the layer's parameters")
-    ax.set_title("Per-layer sparsity of the chosen model")
+    fig.suptitle("Per-layer sparsity of the chosen model")
     ax.grid(axis="x", alpha=0.3)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
