@@ -255,7 +255,7 @@ def run_search(
     }
     assert chosen_sparsity is None or isinstance(chosen_sparsity, float)
     summary.update(_finish(config, setup, run, console, dense, outcome.model, chosen_sparsity))
-    summary["figures"] = _plots(result, run, console)
+    summary["figures"] = _plots(result, run, console, outcome.baseline_objective)
     summary["wall_s"] = time.perf_counter() - start
     summary["trials_wall_s"] = sum(t.wall_s for t in result.trials)
     run.write_summary(_finite(summary))
@@ -298,14 +298,20 @@ def run_compress(
     return summary
 
 
-def _plots(result: Any, run: RunDir, console: Console) -> dict[str, str]:
+def _plots(result: Any, run: RunDir, console: Console, objective: Measurement) -> dict[str, str]:
     try:
         from condensa.search import plot_search
     except ImportError:  # pragma: no cover
         return {}
     run.figures.mkdir(exist_ok=True)
     try:
-        plot_search(result, run.figures / "search.png", title="Sparsity search")
+        plot_search(
+            result,
+            run.figures / "search.png",
+            title="Sparsity search",
+            objective_label=f"objective ({objective.unit})" if objective.unit else "objective",
+            objective_sign=1.0 if objective.higher_is_better else -1.0,
+        )
     except CondensaError as exc:
         console.print(f"search plot skipped: {exc}")
         return {}

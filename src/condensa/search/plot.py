@@ -11,18 +11,20 @@ from condensa.errors import CondensaError
 from condensa.search.result import SearchResult
 
 
-def _scatter_trials(ax: Any, feasible: list, infeasible: list, x: str, y: str) -> None:
-    """Feasible trials as green dots, infeasible ones as red crosses."""
+def _scatter_trials(
+    ax: Any, feasible: list, infeasible: list, x: str, y: str, scale: float = 1.0
+) -> None:
+    """Feasible trials as green dots, infeasible ones as red crosses (``y`` times ``scale``)."""
     ax.scatter(
         [getattr(t, x) for t in feasible],
-        [getattr(t, y) for t in feasible],
+        [scale * getattr(t, y) for t in feasible],
         c="tab:green",
         zorder=3,
         label="feasible trial",
     )
     ax.scatter(
         [getattr(t, x) for t in infeasible],
-        [getattr(t, y) for t in infeasible],
+        [scale * getattr(t, y) for t in infeasible],
         c="tab:red",
         marker="x",
         zorder=3,
@@ -30,12 +32,21 @@ def _scatter_trials(ax: Any, feasible: list, infeasible: list, x: str, y: str) -
     )
 
 
-def plot_search(result: SearchResult, path: str | Path, *, title: str | None = None) -> Path:
+def plot_search(
+    result: SearchResult,
+    path: str | Path,
+    *,
+    title: str | None = None,
+    objective_label: str = "objective",
+    objective_sign: float = 1.0,
+) -> Path:
     """Draw ``result`` to a PNG file and return its path.
 
     1-D searches get two panels: the accuracy GP (mean, ±2σ band, threshold, trials,
     estimated s_acc) and the objective GP over the range deemed feasible, with the
     chosen trial. Multi-dimensional searches get the trials' objective by evaluation.
+    ``objective_sign=-1`` draws a minimized objective (bytes, seconds) as its value
+    rather than as the maximized score; ``objective_label`` names its axis.
 
     Raises:
         CondensaError: matplotlib is not installed (``pip install 'condensa[search]'``).
@@ -55,19 +66,20 @@ def plot_search(result: SearchResult, path: str | Path, *, title: str | None = N
     view = result.surrogate
     if view is None:
         fig, ax = plt.subplots(figsize=(7, 4))
-        ax.plot([t.index for t in ok], [t.objective for t in ok], color="0.6", lw=1)
-        _scatter_trials(ax, feasible, infeasible, "index", "objective")
+        sign = objective_sign
+        ax.plot([t.index for t in ok], [sign * t.objective for t in ok], color="0.6", lw=1)
+        _scatter_trials(ax, feasible, infeasible, "index", "objective", sign)
         if result.best is not None:
             ax.scatter(
                 [result.best.index],
-                [result.best.objective],
+                [sign * result.best.objective],
                 s=160,
                 facecolors="none",
                 edgecolors="black",
                 label="chosen",
             )
         ax.set_xlabel("evaluation")
-        ax.set_ylabel("objective")
+        ax.set_ylabel(objective_label)
         ax.legend()
     else:
         fig, (top, bottom) = plt.subplots(2, 1, figsize=(8, 7), sharex=True)
@@ -98,7 +110,8 @@ def plot_search(result: SearchResult, path: str | Path, *, title: str | None = N
         mask = [p >= 0.5 for p in view.feasible_probability]
         xs = [g for g, m in zip(view.grid, mask, strict=True) if m]
         if xs:
-            pick = lambda values: [v for v, m in zip(values, mask, strict=True) if m]  # noqa: E731
+            sign = objective_sign
+            pick = lambda values: [sign * v for v, m in zip(values, mask, strict=True) if m]  # noqa: E731
             bottom.fill_between(
                 xs,
                 pick(view.objective_low),
@@ -108,11 +121,11 @@ def plot_search(result: SearchResult, path: str | Path, *, title: str | None = N
                 label="GP ±2σ (P(feasible) ≥ 0.5)",
             )
             bottom.plot(xs, pick(view.objective_mean), color="tab:purple", label="GP mean")
-        _scatter_trials(bottom, feasible, infeasible, "sparsity", "objective")
+        _scatter_trials(bottom, feasible, infeasible, "sparsity", "objective", objective_sign)
         if result.best is not None:
             bottom.scatter(
                 [result.best.sparsity],
-                [result.best.objective],
+                [objective_sign * result.best.objective],
                 s=200,
                 facecolors="none",
                 edgecolors="black",
@@ -121,7 +134,7 @@ def plot_search(result: SearchResult, path: str | Path, *, title: str | None = N
                 label="chosen",
             )
         bottom.set_xlabel("sparsity")
-        bottom.set_ylabel("objective")
+        bottom.set_ylabel(objective_label)
         bottom.legend(fontsize=8, loc="upper left")
     fig.suptitle(textwrap.fill(title or result.summary(), 90), fontsize=9)
     fig.tight_layout()
