@@ -82,8 +82,12 @@ def _metric(trainer: Any, model: nn.Module, metric: str) -> float:
     return float(values[metric])
 
 
-def _describe(model: nn.Module, setup: build.Setup, metric: str, path: Path) -> dict[str, Any]:
+def _describe(
+    model: nn.Module, runnable: nn.Module, setup: build.Setup, metric: str, path: Path
+) -> dict[str, Any]:
+    """Metrics, sizes and MACs of ``model``; ``runnable`` is its deployable (thinned) form."""
     st = stats(model)
+    example = setup.example_input
     return {
         "validation": _metric(setup.trainer, model, metric),
         "test": _metric(setup.tester, model, metric),
@@ -93,10 +97,8 @@ def _describe(model: nn.Module, setup: build.Setup, metric: str, path: Path) -> 
         "dense_bytes": st.dense_bytes,
         "ideal_bytes": st.compressed_bytes,
         "file_bytes": path.stat().st_size,
-        "macs": Macs()(model, setup.example_input).value / setup.example_input.shape[0],
-        "deployable_parameters": sum(
-            p.numel() for p in deployable(model, setup.example_input).parameters()
-        ),
+        "macs": Macs("dense")(runnable, example).value / example.shape[0],
+        "deployable_parameters": sum(p.numel() for p in runnable.parameters()),
     }
 
 
@@ -135,7 +137,10 @@ def _finish(
 ) -> dict[str, Any]:
     """Save the chosen model (compressed, ONNX of the thinned form) and measure both models."""
     metric = config["constraint"]["metric"]
-    out: dict[str, Any] = {"baseline": _describe(dense, setup, metric, run.baseline)}
+    dense_runnable = deployable(dense, setup.example_input)
+    out: dict[str, Any] = {
+        "baseline": _describe(dense, dense_runnable, setup, metric, run.baseline)
+    }
     if chosen is None:
         out["chosen"] = None
         return out
@@ -143,7 +148,8 @@ def _finish(
     path = save(chosen, run.best / "model.condensa", **_save_options(setup))
     scheme = scheme_factory(config["scheme"])(float(sparsity or 0.0))
     write_text(run.best / "scheme.toml", _scheme_toml(scheme))
-    described = _describe(chosen, setup, metric, path)
+    runnable = deployable(chosen, setup.example_input)
+    described = _describe(chosen, runnable, setup, metric, path)
     described["target_sparsity"] = sparsity
     spec = config["objective"]
     reference, candidate = compare_throughput(
@@ -159,7 +165,6 @@ def _finish(
     described["file_ratio"] = out["baseline"]["file_bytes"] / described["file_bytes"]
     described["ideal_ratio"] = out["baseline"]["dense_bytes"] / max(1, described["ideal_bytes"])
     described["macs_ratio"] = out["baseline"]["macs"] / max(1.0, described["macs"])
-    runnable = deployable(chosen, setup.example_input)
     kept = {
         name: sum(p.numel() for p in module.parameters(recurse=False))
         for name, module in runnable.named_modules()
