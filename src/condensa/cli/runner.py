@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -202,34 +203,65 @@ def _plain(measurement: Measurement) -> dict[str, Any]:
     return {"value": measurement.value, "spread": measurement.spread, "unit": measurement.unit}
 
 
+@dataclass
+class _Prepared:
+    """A run ready to compress: its directory, data and trainers, method, baseline model."""
+
+    run: RunDir
+    setup: build.Setup
+    metric: str
+    method: Any
+    dense: nn.Module
+    device: torch.device
+
+
+def _prepare(
+    config: Mapping[str, Any], output: Path, console: Console, *, force: bool, verbose: bool
+) -> _Prepared:
+    """Validate everything, then claim the run directory and get the baseline.
+
+    Data, model, checkpoint, method options and scheme are checked before the directory
+    is touched, so a mistake leaves nothing behind.
+    """
+    device = _environment(config)
+    run = RunDir(output)
+    setup = build.setup(config, progress=verbose)
+    metric = config["constraint"]["metric"]
+    method = build.method(config, setup.trainer, metric)
+    scheme_factory(config["scheme"])  # validates the spec
+    model = initial_model(config, setup, run)
+    if run.claim(config, force=force):
+        console.print(f"resuming the run in {run.path}")
+    dense = baseline(config, setup, run, console, model).to(device)
+    return _Prepared(run, setup, metric, method, dense, device)
+
+
+def _summary_head(kind: str, config: Mapping[str, Any], ready: _Prepared) -> dict[str, Any]:
+    return {
+        "kind": kind,
+        "config": dict(config),
+        "metric": ready.metric,
+        "lower_is_better": not Selector(ready.metric).maximize,
+        "validation_source": ready.setup.validation_source,
+    }
+
+
 def run_search(
     config: Mapping[str, Any], output: Path, console: Console, *, force: bool, verbose: bool = False
 ) -> dict[str, Any]:
     """``condensa search``: the constrained sparsity search, resumable, into ``output``."""
     start = time.perf_counter()
-    device = _environment(config)
-    run = RunDir(output)
-    setup = build.setup(
-        config, progress=verbose
-    )  # data problems surface before the run dir is touched
-    metric = config["constraint"]["metric"]
-    lower = not Selector(metric).maximize
-    method = build.method(config, setup.trainer, metric)
     objective = build.objective(config)
-    scheme_factory(config["scheme"])  # validates the spec
-    model = initial_model(config, setup, run)
-    resumed = run.claim(config, force=force)
-    if resumed:
-        console.print(f"resuming the run in {run.path}")
-    dense = baseline(config, setup, run, console, model).to(device)
+    ready = _prepare(config, output, console, force=force, verbose=verbose)
+    run, setup, metric = ready.run, ready.setup, ready.metric
     budget = config["search"]["budget"]
     outcome = search_compression(
-        dense,
+        ready.dense,
         config["scheme"],
         trainer=setup.trainer,
         objective=objective,
-        example_input=setup.example_input.to(device),
-        method=method,
+        example_input=setup.example_input.to(ready.device),
+        method=ready.method,
         metric=metric,
         budget=budget,
         bounds=tuple(config["search"]["bounds"]),
@@ -242,24 +274,24 @@ def run_search(
     )
     result = outcome.search
     chosen_sparsity = result.best.sparsity if result.best is not None else None
-    summary: dict[str, Any] = {
-        "kind": "search",
-        "config": dict(config),
-        "metric": metric,
-        "lower_is_better": lower,
-        "validation_source": setup.validation_source,
-        "threshold": result.constraint.threshold,
-        "baseline_objective": _plain(outcome.baseline_objective),
-        "s_acc": result.s_acc,
-        "s_acc_std": result.s_acc_std,
-        "reason": result.reason,
-        "stopped_early": result.stopped_early,
-        "trials": [t.to_dict() for t in result.trials],
-        "best_trial": result.best.index if result.best is not None else None,
-        "closest": result.closest.to_dict() if result.closest is not None else None,
-    }
+    summary = _summary_head("search", config, ready)
+    summary.update(
+        {
+            "threshold": result.constraint.threshold,
+            "baseline_objective": _plain(outcome.baseline_objective),
+            "s_acc": result.s_acc,
+            "s_acc_std": result.s_acc_std,
+            "reason": result.reason,
+            "stopped_early": result.stopped_early,
+            "trials": [t.to_dict() for t in result.trials],
+            "best_trial": result.best.index if result.best is not None else None,
+            "closest": result.closest.to_dict() if result.closest is not None else None,
+        }
+    )
     assert chosen_sparsity is None or isinstance(chosen_sparsity, float)
-    summary.update(_finish(config, setup, run, console, dense, outcome.model, chosen_sparsity))
+    summary.update(
+        _finish(config, setup, run, console, ready.dense, outcome.model, chosen_sparsity)
+    )
     summary["figures"] = _plots(result, run, console, outcome.baseline_objective)
     summary["wall_s"] = time.perf_counter() - start
     summary["trials_wall_s"] = sum(t.wall_s for t in result.trials)
@@ -278,28 +310,17 @@ def run_compress(
 ) -> dict[str, Any]:
     """``condensa compress``: one compression at ``sparsity`` into ``output``."""
     start = time.perf_counter()
-    device = _environment(config)
-    run = RunDir(output)
-    setup = build.setup(config, progress=verbose)
-    metric = config["constraint"]["metric"]
-    method = build.method(config, setup.trainer, metric)
-    make_scheme = scheme_factory(config["scheme"])
-    model = initial_model(config, setup, run)
-    run.claim(config, force=force)
-    dense = baseline(config, setup, run, console, model).to(device)
-    compressed = method.compress(dense, make_scheme(sparsity)).model
-    summary: dict[str, Any] = {
-        "kind": "compress",
-        "config": dict(config),
-        "metric": metric,
-        "lower_is_better": not Selector(metric).maximize,
-        "validation_source": setup.validation_source,
-        "trials": [],
-    }
-    summary.update(_finish(config, setup, run, console, dense, compressed, sparsity))
+    ready = _prepare(config, output, console, force=force, verbose=verbose)
+    scheme = scheme_factory(config["scheme"])(sparsity)
+    compressed = ready.method.compress(ready.dense, scheme).model
+    summary = _summary_head("compress", config, ready)
+    summary["trials"] = []
+    summary.update(
+        _finish(config, ready.setup, ready.run, console, ready.dense, compressed, sparsity)
+    )
     summary["figures"] = {}
     summary["wall_s"] = time.perf_counter() - start
-    run.write_summary(_finite(summary))
+    ready.run.write_summary(_finite(summary))
     return summary
 
 
