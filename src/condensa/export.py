@@ -8,6 +8,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from condensa.atomic import atomic_path
 from condensa.errors import CondensaError
 
 
@@ -49,19 +50,20 @@ def export_onnx(
     if not isinstance(expected, torch.Tensor):
         raise CondensaError("ONNX export supports models with a single tensor output")
     path.parent.mkdir(parents=True, exist_ok=True)
-    torch.onnx.export(
-        runnable,
-        (example_input,),
-        str(path),
-        input_names=["input"],
-        output_names=["output"],
-        dynamic_axes={"input": {0: "batch"}, "output": {0: "batch"}},
-        opset_version=opset,
-        dynamo=False,
-    )
-    session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    (got,) = session.run(None, {"input": example_input.detach().cpu().numpy()})
-    worst = float(np.abs(got - expected.detach().cpu().numpy()).max())
-    if worst > atol:
-        raise CondensaError(f"ONNX outputs differ from PyTorch by {worst:.3g} (> atol {atol})")
+    with atomic_path(path) as tmp:  # a failed export or check never replaces a good file
+        torch.onnx.export(
+            runnable,
+            (example_input,),
+            str(tmp),
+            input_names=["input"],
+            output_names=["output"],
+            dynamic_axes={"input": {0: "batch"}, "output": {0: "batch"}},
+            opset_version=opset,
+            dynamo=False,
+        )
+        session = onnxruntime.InferenceSession(str(tmp), providers=["CPUExecutionProvider"])
+        (got,) = session.run(None, {"input": example_input.detach().cpu().numpy()})
+        worst = float(np.abs(got - expected.detach().cpu().numpy()).max())
+        if worst > atol:
+            raise CondensaError(f"ONNX outputs differ from PyTorch by {worst:.3g} (> atol {atol})")
     return path

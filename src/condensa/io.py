@@ -5,13 +5,16 @@ tensor is stored as its kept values in the storage dtype (float32, float16, bflo
 or int8 with float32 per-channel scales) plus the kept positions, encoded as the
 smallest of: nothing (dense), a bitmask, or split Golomb-Rice gap codes (near the
 entropy bound at high sparsity; see ``benchmarks/storage.py``). Other tensors are
-stored as they are. Loading never unpickles: the architecture comes from the
-caller, or from a zoo name / ``package.module:factory`` path recorded at save time.
+stored as they are.
+
+A file is data, never code: loading never unpickles, never imports or calls what a
+file names (only the built-in zoo is rebuilt from a recorded name; any other factory
+is named by the caller), and checks every size the file claims against its bytes and
+the model's shapes before allocating (see :mod:`condensa.filecheck`).
 """
 
 from __future__ import annotations
 
-import importlib
 import json
 from collections.abc import Mapping
 from pathlib import Path
@@ -22,7 +25,10 @@ import torch
 from torch import nn
 from torch.nn.utils import parametrize
 
+from condensa.architecture import from_file, meta_shapes, record
+from condensa.atomic import atomic_path
 from condensa.errors import CondensaError, ConfigError
+from condensa.filecheck import Entry, check_shapes, parse_entries, parse_metadata
 from condensa.functional.encoding import (
     best_rice_parameter,
     bitmask_decode,
@@ -30,26 +36,26 @@ from condensa.functional.encoding import (
     rice_decode,
     rice_encode,
 )
-from condensa.functional.quantize import DTYPES, quantize_int8
+from condensa.functional.quantize import quantize_int8
 from condensa.masking import FakeCast, FakeQuantInt8, Mask, copy_model, masks, storage
 
 FORMAT = "condensa"
 VERSION = 1
-TORCH_DTYPES = {"float32": torch.float32, "float64": torch.float64, **DTYPES}
-
-
-def _architecture(zoo: str | None, factory: str | None, kwargs: Mapping[str, Any] | None) -> dict:
-    if zoo is not None and factory is not None:
-        raise ConfigError("record either zoo= or factory=, not both")
-    out: dict[str, Any] = {"kwargs": dict(kwargs or {})}
-    if zoo is not None:
-        out["zoo"] = zoo
-    if factory is not None:
-        if ":" not in factory:
-            raise ConfigError(f"factory must look like 'package.module:function', got {factory!r}")
-        out["factory"] = factory
-    json.dumps(out)  # kwargs must be plain data
-    return out
+TORCH_DTYPES: dict[str, torch.dtype] = {
+    name: getattr(torch, name)
+    for name in (
+        "float32",
+        "float64",
+        "float16",
+        "bfloat16",
+        "int64",
+        "int32",
+        "int16",
+        "int8",
+        "uint8",
+        "bool",
+    )
+}
 
 
 def _encode_positions(mask: np.ndarray) -> tuple[str, dict[str, np.ndarray], dict[str, int]]:
@@ -65,17 +71,23 @@ def _encode_positions(mask: np.ndarray) -> tuple[str, dict[str, np.ndarray], dic
     return "bitmask", {"bits": bitmask}, {}
 
 
-def _decode_positions(
-    kind: str, parts: Mapping[str, np.ndarray], info: Mapping[str, Any]
-) -> np.ndarray:
-    n, kept = int(info["numel"]), int(info["kept"])
-    if kind == "dense":
-        return np.ones(n, dtype=bool)
-    if kind == "bitmask":
-        return bitmask_decode(parts["bits"], n)
-    if kind == "rice":
-        return rice_decode(parts["unary"], parts["rest"], int(info["k"]), n, kept)
-    raise ConfigError(f"unknown position encoding {kind!r}")
+def _decode_positions(path: str, entry: Entry) -> np.ndarray:
+    parts = entry.arrays
+    try:
+        if entry.positions == "dense":
+            return np.ones(entry.numel, dtype=bool)
+        if entry.positions == "bitmask":
+            mask = bitmask_decode(parts["bits"], entry.numel)
+        else:
+            mask = rice_decode(parts["unary"], parts["rest"], entry.k, entry.numel, entry.kept)
+    except ValueError as exc:
+        raise CondensaError(f"{path!r} is malformed: tensor {entry.fqn!r}: {exc}") from None
+    if int(mask.sum()) != entry.kept:
+        raise CondensaError(
+            f"{path!r} is malformed: tensor {entry.fqn!r} keeps {int(mask.sum())} positions, "
+            f"claims {entry.kept}"
+        )
+    return mask
 
 
 def save(
@@ -92,16 +104,24 @@ def save(
         model: a compressed (or plain) model.
         path: destination, conventionally ``*.condensa``.
         zoo: zoo name to record so :func:`load` can rebuild the architecture.
-        factory: or a ``"package.module:function"`` path to record instead.
-        kwargs: keyword arguments for the zoo model or factory.
+        factory: or a ``"package.module:function"`` path to record instead (a Python
+            class or function; :func:`load` never imports it by itself: the reader
+            names it again with ``load(path, factory=...)``).
+        kwargs: keyword arguments for the zoo model or factory (plain JSON data).
 
     Returns:
         The path written.
+
+    Raises:
+        ConfigError: an unknown zoo name, a factory that is not an importable class or
+            function, or kwargs it does not accept; nothing is written.
+        OSError: the file could not be written (an existing file is left as it was).
 
     """
     from safetensors.numpy import save_file
 
     path = Path(path)
+    architecture = record(zoo, factory, kwargs)
     found_masks = masks(model)
     tensors: dict[str, np.ndarray] = {}
     entries: dict[str, dict[str, Any]] = {}
@@ -125,12 +145,11 @@ def save(
     metadata = {
         "format": FORMAT,
         "version": str(VERSION),
-        "architecture": json.dumps(_architecture(zoo, factory, kwargs), separators=(",", ":")),
+        "architecture": json.dumps(architecture, separators=(",", ":")),
         "tensors": json.dumps(entries, separators=(",", ":")),
     }
-    tmp = path.with_name(path.name + ".tmp")
-    save_file(tensors, str(tmp), metadata=metadata)
-    tmp.replace(path)
+    with atomic_path(path) as tmp:
+        save_file(tensors, str(tmp), metadata=metadata)
     return path
 
 
@@ -186,49 +205,8 @@ def _describe(p: nn.Module) -> dict[str, Any]:
     raise ConfigError(f"cannot save the parametrization {type(p).__name__} (not Condensa's)")
 
 
-def build_model(name: str, kwargs: Mapping[str, Any] | None = None) -> nn.Module:
-    """A fresh model from a zoo name or a ``"package.module:function"`` factory path.
-
-    Raises:
-        ConfigError: unknown zoo name (the valid ones listed), a factory path that does
-            not import, or arguments the factory refuses.
-
-    """
-    kwargs = dict(kwargs or {})
-    if ":" not in name:
-        from condensa import zoo
-
-        return zoo.get(name, **kwargs)
-    module_name, _, attr = name.partition(":")
-    try:
-        factory = getattr(importlib.import_module(module_name), attr)
-    except (ImportError, AttributeError) as exc:
-        raise ConfigError(f"cannot import factory {name!r}: {type(exc).__name__}: {exc}") from None
-    if not callable(factory):
-        raise ConfigError(f"factory {name!r} is not callable")
-    try:
-        model = factory(**kwargs)
-    except TypeError as exc:
-        raise ConfigError(f"invalid arguments for factory {name!r}: {exc}") from None
-    if not isinstance(model, nn.Module):
-        raise ConfigError(f"factory {name!r} returned {type(model).__name__}, not an nn.Module")
-    return model
-
-
-def _build(architecture: Mapping[str, Any]) -> nn.Module:
-    kwargs = dict(architecture.get("kwargs", {}))
-    if "zoo" in architecture:
-        return build_model(architecture["zoo"], kwargs)
-    if "factory" in architecture:
-        return build_model(architecture["factory"], kwargs)
-    raise ConfigError(
-        "the file records no architecture: pass model= (an instance of the uncompressed "
-        "architecture) or save with zoo= / factory="
-    )
-
-
 def read(path: str | Path) -> tuple[dict[str, str], dict[str, np.ndarray]]:
-    """The metadata and raw arrays of a Condensa file (no model is built).
+    """The metadata and raw arrays of a Condensa file (no model is built, nothing is called).
 
     Raises:
         CondensaError: missing, truncated or corrupt file, or not a Condensa file
@@ -242,9 +220,12 @@ def read(path: str | Path) -> tuple[dict[str, str], dict[str, np.ndarray]]:
     if not path.is_file():
         raise CondensaError(f"no file at {str(path)!r}")
     try:
+        # safetensors checks the header's offsets against the file's size before reading
         with safe_open(str(path), framework="numpy") as handle:
             metadata = handle.metadata() or {}
             arrays = {key: handle.get_tensor(key) for key in handle.keys()}  # noqa: SIM118
+    except MemoryError:
+        raise CondensaError(f"{str(path)!r} claims more memory than is available") from None
     except Exception as exc:  # safetensors raises its own error types
         raise CondensaError(
             f"{str(path)!r} is not a readable Condensa file (truncated, corrupt, or another "
@@ -252,86 +233,137 @@ def read(path: str | Path) -> tuple[dict[str, str], dict[str, np.ndarray]]:
         ) from None
     if metadata.get("format") != FORMAT:
         raise CondensaError(f"{str(path)!r} is a safetensors file but not a Condensa one")
-    if int(metadata.get("version", "0")) > VERSION:
+    version = metadata.get("version", "0")
+    if not version.isdigit() or len(version) > 6:
+        raise CondensaError(f"{str(path)!r} is malformed: format version {version[:20]!r}")
+    if int(version) > VERSION:
         raise ConfigError(
-            f"{str(path)!r} has format version {metadata['version']}; this Condensa reads "
+            f"{str(path)!r} has format version {version}; this Condensa reads "
             f"up to {VERSION}: upgrade condensa"
         )
     return metadata, arrays
 
 
-def load(path: str | Path, model: nn.Module | None = None) -> nn.Module:
+MIN_BUILD_LIMIT = 1 << 30
+"""Bytes a model rebuilt by :func:`load` may always take (1 GiB) ..."""
+BUILD_EXPANSION = 1024
+"""... or this many times the file's size, whichever is larger (see ``max_bytes``)."""
+
+
+def _tensor_names(state_keys: Any) -> dict[str, str]:
+    """``{state_dict key: tensor fqn}`` with parametrization internals mapped or dropped."""
+    out = {}
+    for key in state_keys:
+        if key.endswith((".mask", ".code", ".axis")) and ".parametrizations." in key:
+            continue
+        out[key] = key.replace(".parametrizations.", ".").replace(".original", "")
+    return out
+
+
+def load(
+    path: str | Path,
+    model: nn.Module | None = None,
+    *,
+    factory: str | Any | None = None,
+    max_bytes: int | None = None,
+) -> nn.Module:
     """Rebuild a model saved by :func:`save`, masks and quantization included.
+
+    Loading runs no code named by the file: the architecture is ``model`` (copied), or
+    built by the caller's ``factory`` with the file's keyword arguments, or, only when
+    the file names one, a model of the built-in zoo. Every size the file claims is
+    checked against its bytes and against the architecture's shapes (built first on
+    the ``meta`` device) before memory is allocated.
 
     Args:
         path: the file.
-        model: an instance of the uncompressed architecture (copied, not modified);
-            optional when the file records a zoo name or factory.
+        model: an instance of the uncompressed architecture (copied, not modified).
+        factory: or a ``"package.module:function"`` path (or callable) building it,
+            called with the kwargs recorded in the file. Needed when the file was
+            saved with ``factory=``: a factory named by a file is never imported.
+        max_bytes: most bytes a model built here (from ``factory`` or the zoo) may
+            take; default: the larger of 1 GiB and 1024x the file's size.
 
     Returns:
         The compressed model, with the same outputs as the saved one (bit-exact for
         float32 and float16 storage).
 
     Raises:
-        CondensaError / ConfigError: see :func:`read`; keys that do not match the model.
+        CondensaError: see :func:`read`; a malformed record (sizes that contradict the
+            bytes), tensors that do not match the architecture's names and shapes, or
+            a model larger than ``max_bytes``.
+        ConfigError: the file names a factory and none was given, or no architecture.
 
     """
+    name = str(path)
     metadata, arrays = read(path)
-    entries = json.loads(metadata["tensors"])
-    target = (
-        copy_model(model) if model is not None else _build(json.loads(metadata["architecture"]))
-    )
-    state = target.state_dict()
-    expected = {k.replace(".parametrizations.", ".").replace(".original", "") for k in state}
-    expected = {k for k in expected if not k.endswith((".mask", ".code", ".axis"))}
-    missing, unexpected = sorted(expected - set(entries)), sorted(set(entries) - expected)
-    if missing or unexpected:
-        raise ConfigError(
-            f"{str(path)!r} does not match {type(target).__name__}: missing {missing[:5]}, "
-            f"unexpected {unexpected[:5]}"
+    saved, table = parse_metadata(name, metadata)
+    entries = parse_entries(name, table, arrays)
+    if model is not None:
+        target = copy_model(model)
+    else:
+        build = from_file(name, saved, factory)
+        shapes = meta_shapes(build)
+        check_shapes(
+            name, entries, {_tensor_names([k])[k]: v for k, v in shapes.items()}, "its architecture"
         )
+        limit = (
+            max_bytes
+            if max_bytes is not None
+            else max(MIN_BUILD_LIMIT, BUILD_EXPANSION * Path(path).stat().st_size)
+        )
+        claimed = sum(e.dense_bytes for e in entries.values())
+        if claimed > limit:
+            raise CondensaError(
+                f"{name!r} describes a model of {claimed:,} bytes from "
+                f"{Path(path).stat().st_size:,} bytes on disk (limit {limit:,}); pass "
+                "max_bytes= or model= to load it anyway"
+            )
+        target = build()
+    state_names = _tensor_names(target.state_dict().keys())
+    shapes = {
+        state_names[k]: tuple(v.shape) for k, v in target.state_dict().items() if k in state_names
+    }
+    check_shapes(name, entries, shapes, type(target).__name__)
     with torch.no_grad():
-        for fqn, info in entries.items():
-            module_name, _, name = fqn.rpartition(".")
+        for fqn, entry in entries.items():
+            module_name, _, tensor_name = fqn.rpartition(".")
             module = target.get_submodule(module_name)
-            value, mask = _restore(fqn, info, arrays)
-            if parametrize.is_parametrized(module, name):
-                parametrize.remove_parametrizations(module, name, leave_parametrized=False)
-            getattr(module, name).copy_(value.to(getattr(module, name).dtype))
-            for spec in info.get("parametrizations", []):
+            value, mask = _restore(name, entry)
+            if parametrize.is_parametrized(module, tensor_name):
+                parametrize.remove_parametrizations(module, tensor_name, leave_parametrized=False)
+            getattr(module, tensor_name).copy_(value.to(getattr(module, tensor_name).dtype))
+            for spec in entry.parametrizations:
                 parametrize.register_parametrization(
-                    module, name, _parametrization(spec, mask.reshape(value.shape))
+                    module, tensor_name, _parametrization(spec, mask.reshape(value.shape))
                 )
     return target
 
 
 def _parametrization(spec: Mapping[str, Any], mask: torch.Tensor) -> nn.Module:
-    kind = spec.get("type")
-    if kind == "mask":
+    if spec["type"] == "mask":
         return Mask(mask)
-    if kind == "cast":
+    if spec["type"] == "cast":
         return FakeCast(spec["dtype"])
-    if kind == "int8":
-        return FakeQuantInt8(int(spec["axis"]))
-    raise ConfigError(f"unknown parametrization {kind!r} in the file")
+    return FakeQuantInt8(int(spec["axis"]))
 
 
-def _restore(fqn: str, info: Mapping[str, Any], arrays: Mapping[str, np.ndarray]):  # type: ignore[no-untyped-def]
-    parts = {
-        key.split("::", 1)[1]: arr for key, arr in arrays.items() if key.startswith(f"{fqn}::")
-    }
-    flat_mask = _decode_positions(info["positions"], parts, info)
-    dtype = TORCH_DTYPES.get(info["dtype"], torch.float32)
-    values = parts["values"]
-    if info["storage"] == "int8":
-        scale = torch.from_numpy(parts["scale"])
-        full_q = torch.zeros(info["numel"], dtype=torch.int8)
-        full_q[torch.from_numpy(flat_mask)] = torch.from_numpy(values)
-        dense = (full_q.reshape(info["shape"]).float() * scale).to(dtype)
-        return dense, torch.from_numpy(flat_mask)
-    kept = torch.from_numpy(values)
-    if info["storage"] == "bfloat16":
+def _restore(path: str, entry: Entry) -> tuple[torch.Tensor, torch.Tensor]:
+    """The dense tensor and its flat keep-mask, from checked parts."""
+    flat_mask = torch.from_numpy(_decode_positions(path, entry))
+    dtype = TORCH_DTYPES[entry.dtype]
+    values = entry.arrays["values"]
+    if entry.storage == "int8":
+        scale_shape = [1] * len(entry.shape)
+        if scale_shape:
+            scale_shape[entry.axis] = entry.shape[entry.axis]
+        scale = torch.from_numpy(entry.arrays["scale"].copy()).reshape(scale_shape)
+        full_q = torch.zeros(entry.numel, dtype=torch.int8)
+        full_q[flat_mask] = torch.from_numpy(values.copy())
+        return (full_q.reshape(entry.shape).float() * scale).to(dtype), flat_mask
+    kept = torch.from_numpy(values.copy())
+    if entry.storage == "bfloat16":
         kept = kept.view(torch.bfloat16)
-    dense = torch.zeros(info["numel"], dtype=dtype)
-    dense[torch.from_numpy(flat_mask)] = kept.to(dtype)
-    return dense.reshape(info["shape"]), torch.from_numpy(flat_mask)
+    dense = torch.zeros(entry.numel, dtype=dtype)
+    dense[flat_mask] = kept.to(dtype)
+    return dense.reshape(entry.shape), flat_mask

@@ -8,7 +8,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from condensa.cli.rundir import RunDir, write_text
+from condensa.atomic import atomic_path, write_text
+from condensa.cli.rundir import RunDir
 
 
 def _bytes(n: float | None) -> str:
@@ -147,8 +148,11 @@ def layer_chart(summary: Mapping[str, Any], path: Path) -> Path | None:
     ax.grid(axis="x", alpha=0.3)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    try:
+        with atomic_path(path) as tmp:
+            fig.savefig(tmp, dpi=110, format=path.suffix.lstrip(".") or "png")
+    finally:
+        plt.close(fig)
     return path
 
 

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import torch
 
+from condensa.atomic import write_text
 from condensa.errors import CondensaError, ConfigError
 
 UNK, EOS = "<unk>", "<eos>"
@@ -177,7 +178,5 @@ def kjv_text(cache: str | Path | None = None) -> Path:
             words = re.findall(r"[a-z]+(?:'[a-z]+)?|[^\sa-z]", match.group(1).lower())
             verses.append(" ".join(words))
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text("\n".join(verses) + "\n", encoding="utf-8")
-    tmp.replace(path)
+    write_text(path, "\n".join(verses) + "\n")
     return path

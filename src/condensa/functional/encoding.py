@@ -86,13 +86,22 @@ def rice_encode(mask: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 def rice_decode(unary: np.ndarray, remainders: np.ndarray, k: int, n: int, kept: int) -> np.ndarray:
-    """Inverse of :func:`rice_encode`: the `(n,)` bool mask with ``kept`` True entries."""
+    """Inverse of :func:`rice_encode`: the `(n,)` bool mask with ``kept`` True entries.
+
+    Raises:
+        ValueError: the streams hold fewer than ``kept`` codes or reach past ``n``.
+
+    """
     mask = np.zeros(n, dtype=bool)
     if kept == 0:
         return mask
     bits = np.unpackbits(unary)
     ends = np.flatnonzero(bits == 0)[:kept]
+    if len(ends) < kept:
+        raise ValueError(f"the gap codes hold {len(ends)} entries, {kept} expected")
     quotients = np.diff(np.concatenate([[-1], ends])) - 1
+    if len(quotients) and int(quotients.max()) > (n >> k):
+        raise ValueError(f"a gap code exceeds the {n} positions")
     if k:
         fields = np.unpackbits(remainders, count=kept * k).reshape(kept, k).astype(np.int64)
         rest = fields @ (1 << np.arange(k - 1, -1, -1))
@@ -100,5 +109,7 @@ def rice_decode(unary: np.ndarray, remainders: np.ndarray, k: int, n: int, kept:
         rest = np.zeros(kept, dtype=np.int64)
     gaps = (quotients.astype(np.int64) << k) + rest
     positions = np.cumsum(gaps + 1) - 1
+    if positions[0] < 0 or positions[-1] >= n or np.any(np.diff(positions) <= 0):
+        raise ValueError(f"the gap codes reach position {int(positions[-1])} of {n}")
     mask[positions] = True
     return mask

@@ -23,6 +23,7 @@ from typing import cast
 import torch
 from torch import nn
 
+from condensa.atomic import atomic_path
 from condensa.errors import ConfigError
 from condensa.masking import apply_plan, bake, copy_model, restore
 from condensa.optim.result import CompressionResult, Selector, TrainingDivergedError
@@ -61,10 +62,8 @@ class LCState:
 
     def save(self, path: str | Path) -> None:
         """Write the state atomically (tensors and plain data only)."""
-        path = Path(path)
-        tmp = path.with_name(path.name + ".tmp")
-        torch.save({"format": STATE_FORMAT, "version": STATE_VERSION, **self.__dict__}, tmp)
-        tmp.replace(path)
+        with atomic_path(path) as tmp:
+            torch.save({"format": STATE_FORMAT, "version": STATE_VERSION, **self.__dict__}, tmp)
 
     @classmethod
     def load(cls, path: str | Path) -> LCState:

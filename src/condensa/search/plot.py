@@ -7,6 +7,7 @@ import textwrap
 from pathlib import Path
 from typing import Any
 
+from condensa.atomic import atomic_path
 from condensa.errors import CondensaError
 from condensa.search.result import SearchResult
 
@@ -139,6 +140,9 @@ def plot_search(
     fig.suptitle(textwrap.fill(title or result.summary(), 90), fontsize=9)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    try:
+        with atomic_path(path) as tmp:
+            fig.savefig(tmp, dpi=110, format=path.suffix.lstrip(".") or "png")
+    finally:
+        plt.close(fig)
     return path

@@ -1,0 +1,257 @@
+"""What a Condensa file may claim: every size and name is checked before anything is allocated.
+
+A ``.condensa`` file is untrusted input. Its JSON metadata claims, per tensor, a shape,
+a number of elements, how many entries are kept, how positions are encoded and how
+values are stored; its arrays hold the bytes. :func:`parse_entries` checks each claim
+against the others and against the arrays that are really in the file, so decoding
+allocates only what the file's bytes and the model's shapes justify. Anything
+malformed is a :class:`~condensa.errors.CondensaError` naming the tensor and the claim.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from condensa.errors import CondensaError, ConfigError
+
+PLAIN_DTYPES: dict[str, np.dtype] = {
+    name: np.dtype(name)
+    for name in (
+        "float32",
+        "float64",
+        "float16",
+        "int64",
+        "int32",
+        "int16",
+        "int8",
+        "uint8",
+        "bool",
+    )
+}
+STORAGE_ARRAY_DTYPES: dict[str, np.dtype] = {
+    **PLAIN_DTYPES,
+    "bfloat16": np.dtype(np.int16),  # raw 16 bits: numpy has no bfloat16
+}
+"""Storage dtype name -> the numpy dtype its ``values`` array must have."""
+
+TENSOR_DTYPES = tuple(name for name in STORAGE_ARRAY_DTYPES if name != "int8") + ("int8",)
+"""Dtypes a saved tensor may be restored to."""
+
+ELEMENT_BYTES = {name: dtype.itemsize for name, dtype in STORAGE_ARRAY_DTYPES.items()}
+MAX_RICE_K = 40
+"""Largest Rice parameter accepted (gaps of up to 2**40 entries per remainder)."""
+
+
+def _fail(path: str, fqn: str, claim: str) -> CondensaError:
+    return CondensaError(f"{path!r} is malformed: tensor {fqn!r} {claim}")
+
+
+def _int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One stored tensor, every claim checked.
+
+    Attributes:
+        fqn: the tensor's fully qualified name.
+        shape: its shape; ``numel`` its number of elements.
+        dtype: the dtype it is restored to.
+        storage: how its kept values are stored.
+        positions: ``"dense"``, ``"bitmask"`` or ``"rice"``.
+        kept: number of stored (kept) entries.
+        k: the Rice parameter (``"rice"`` only).
+        axis: the int8 scale axis (``"int8"`` storage only).
+        parametrizations: the parametrization specs to register, checked.
+        arrays: this tensor's arrays from the file, by part name.
+
+    """
+
+    fqn: str
+    shape: tuple[int, ...]
+    numel: int
+    dtype: str
+    storage: str
+    positions: str
+    kept: int
+    k: int
+    axis: int
+    parametrizations: tuple[dict[str, Any], ...]
+    arrays: dict[str, np.ndarray]
+
+    @property
+    def dense_bytes(self) -> int:
+        """Bytes of the restored dense tensor."""
+        return self.numel * ELEMENT_BYTES[self.dtype]
+
+
+def parse_metadata(path: str, metadata: Mapping[str, str]) -> tuple[dict[str, Any], dict]:
+    """The architecture record and the raw tensor table, as JSON objects.
+
+    Raises:
+        CondensaError: missing keys, text that is not JSON, or JSON of the wrong shape.
+
+    """
+    out = []
+    for key in ("architecture", "tensors"):
+        text = metadata.get(key)
+        if not isinstance(text, str):
+            raise CondensaError(f"{path!r} is malformed: no {key!r} record")
+        try:
+            value = json.loads(text)
+        except (ValueError, RecursionError) as exc:
+            raise CondensaError(f"{path!r} is malformed: {key!r} is not JSON ({exc})") from None
+        if not isinstance(value, dict):
+            raise CondensaError(f"{path!r} is malformed: {key!r} must be a JSON object")
+        out.append(value)
+    return out[0], out[1]
+
+
+def _parametrizations(path: str, fqn: str, specs: Any, shape: tuple[int, ...]) -> tuple:
+    if not isinstance(specs, list) or len(specs) > 8:
+        raise _fail(path, fqn, f"has a bad parametrization list {str(specs)[:80]!r}")
+    out = []
+    for spec in specs:
+        kind = spec.get("type") if isinstance(spec, dict) else None
+        if kind == "mask":
+            out.append({"type": "mask"})
+        elif kind == "cast" and spec.get("dtype") in ("float16", "bfloat16"):
+            out.append({"type": "cast", "dtype": spec["dtype"]})
+        elif kind == "int8" and _int(spec.get("axis")) and 0 <= spec["axis"] < max(1, len(shape)):
+            out.append({"type": "int8", "axis": spec["axis"]})
+        else:
+            raise _fail(
+                path,
+                fqn,
+                f"has an unknown or malformed parametrization {str(spec)[:80]!r} "
+                "(valid: mask, cast to float16/bfloat16, int8 with an axis of the tensor)",
+            )
+    return tuple(out)
+
+
+def _array(path: str, fqn: str, arrays: Mapping[str, np.ndarray], part: str) -> np.ndarray:
+    key = f"{fqn}::{part}"
+    if key not in arrays:
+        raise _fail(path, fqn, f"has no {part!r} array in the file")
+    array = arrays[key]
+    if array.ndim != 1 and part != "scale":  # int8 scales keep their broadcast shape
+        raise _fail(path, fqn, f"has a {part!r} array of shape {array.shape}, expected 1-D")
+    return array
+
+
+def _check_positions(
+    path: str, fqn: str, info: Mapping[str, Any], numel: int, kept: int, arrays: Mapping
+) -> tuple[str, int, dict[str, np.ndarray]]:
+    kind = info.get("positions")
+    if kind == "dense":
+        if kept != numel:
+            raise _fail(path, fqn, f"claims dense positions but keeps {kept} of {numel}")
+        return kind, 0, {}
+    if kind == "bitmask":
+        bits = _array(path, fqn, arrays, "bits")
+        if bits.dtype != np.uint8 or bits.size != math.ceil(numel / 8):
+            raise _fail(
+                path, fqn, f"bitmask holds {bits.size} bytes, {math.ceil(numel / 8)} expected"
+            )
+        return kind, 0, {"bits": bits}
+    if kind == "rice":
+        k = info.get("k")
+        if not _int(k) or not 0 <= k <= MAX_RICE_K:
+            raise _fail(path, fqn, f"has Rice parameter {k!r}; valid: 0..{MAX_RICE_K}")
+        unary, rest = _array(path, fqn, arrays, "unary"), _array(path, fqn, arrays, "rest")
+        if unary.dtype != np.uint8 or rest.dtype != np.uint8:
+            raise _fail(path, fqn, "has Rice streams that are not bytes")
+        if rest.size * 8 < kept * k:
+            raise _fail(
+                path, fqn, f"claims {kept} kept entries but its remainders hold {rest.size} bytes"
+            )
+        if unary.size * 8 < kept:
+            raise _fail(
+                path, fqn, f"claims {kept} kept entries but its gap codes hold {unary.size} bytes"
+            )
+        return kind, k, {"unary": unary, "rest": rest}
+    raise _fail(path, fqn, f"has unknown position encoding {kind!r}; valid: dense, bitmask, rice")
+
+
+def _entry(path: str, fqn: str, info: Any, arrays: Mapping[str, np.ndarray]) -> Entry:
+    if not isinstance(info, dict):
+        raise _fail(path, fqn, "has a record that is not a JSON object")
+    shape = info.get("shape")
+    if not isinstance(shape, list) or len(shape) > 8 or not all(_int(d) and d >= 0 for d in shape):
+        raise _fail(path, fqn, f"has shape {shape!r}; expected up to 8 non-negative integers")
+    numel, kept = info.get("numel"), info.get("kept")
+    if not _int(numel) or numel != math.prod(shape):
+        raise _fail(path, fqn, f"claims {numel!r} elements for shape {shape}")
+    if not _int(kept) or not 0 <= kept <= numel:
+        raise _fail(path, fqn, f"claims {kept!r} kept entries of {numel}")
+    dtype, storage = info.get("dtype"), info.get("storage")
+    if dtype not in TENSOR_DTYPES:
+        raise _fail(path, fqn, f"has dtype {dtype!r}; valid: {', '.join(TENSOR_DTYPES)}")
+    if storage not in STORAGE_ARRAY_DTYPES:
+        raise _fail(path, fqn, f"has storage {storage!r}; valid: {', '.join(STORAGE_ARRAY_DTYPES)}")
+    positions, k, parts = _check_positions(path, fqn, info, numel, kept, arrays)
+    values = _array(path, fqn, arrays, "values")
+    if values.dtype != STORAGE_ARRAY_DTYPES[storage] or values.size != kept:
+        raise _fail(
+            path,
+            fqn,
+            f"stores {values.size} {values.dtype} values; {kept} {STORAGE_ARRAY_DTYPES[storage]} "
+            "expected",
+        )
+    parts["values"] = values
+    axis = 0
+    if storage == "int8":
+        axis = info.get("axis")
+        if not _int(axis) or not 0 <= axis < max(1, len(shape)):
+            raise _fail(path, fqn, f"has int8 axis {axis!r} for shape {shape}")
+        scale = _array(path, fqn, arrays, "scale")
+        channels = shape[axis] if len(shape) > axis else 1
+        if scale.dtype != np.float32 or scale.size != channels:
+            raise _fail(path, fqn, f"has {scale.size} int8 scales, {channels} expected")
+        parts["scale"] = scale
+    specs = _parametrizations(path, fqn, info.get("parametrizations", []), tuple(shape))
+    return Entry(fqn, tuple(shape), numel, dtype, storage, positions, kept, k, axis, specs, parts)
+
+
+def parse_entries(
+    path: str, table: Mapping[str, Any], arrays: Mapping[str, np.ndarray]
+) -> dict[str, Entry]:
+    """Every tensor record of a file, checked against the file's arrays.
+
+    Raises:
+        CondensaError: a record whose claims contradict each other or the arrays.
+
+    """
+    return {str(fqn): _entry(path, str(fqn), info, arrays) for fqn, info in table.items()}
+
+
+def check_shapes(
+    path: str, entries: Mapping[str, Entry], shapes: Mapping[str, tuple], model: str
+) -> None:
+    """Refuse a file whose tensors do not have the names and shapes of ``model``'s.
+
+    Raises:
+        ConfigError: names missing or unexpected, or a shape that differs (the first
+            differences are named).
+
+    """
+    missing = sorted(set(shapes) - set(entries))
+    unexpected = sorted(set(entries) - set(shapes))
+    wrong = [
+        f"{fqn}: file {list(e.shape)} vs model {list(shapes[fqn])}"
+        for fqn, e in entries.items()
+        if fqn in shapes and tuple(e.shape) != tuple(shapes[fqn])
+    ]
+    if missing or unexpected or wrong:
+        raise ConfigError(
+            f"{path!r} does not match {model}: missing {missing[:5]}, unexpected "
+            f"{unexpected[:5]}, shape mismatches {wrong[:5]} (a thinned model's file needs "
+            "the thinned architecture)"
+        )

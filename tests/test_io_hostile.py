@@ -1,0 +1,247 @@
+"""Hostile files: loading runs no code and allocates only what the file's bytes justify."""
+
+import json
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+from safetensors.numpy import save_file
+
+import condensa
+from condensa import CondensaError, ConfigError, schemes, zoo
+from condensa.cli import main
+from condensa.io import read
+
+
+def _model_file(tmp_path, name="m.condensa"):
+    model = zoo.get("lenet300100", width=0.25)
+    compressed = condensa.compress(model, schemes.Prune(0.9))
+    return condensa.save(compressed, tmp_path / name, zoo="lenet300100", kwargs={"width": 0.25})
+
+
+def forge(source, target, *, architecture=None, edit=None, arrays=None):
+    """Rewrite a saved file with a hostile architecture record or tensor table."""
+    metadata, stored = read(source)
+    table = json.loads(metadata["tensors"])
+    if edit is not None:
+        edit(table)
+    if architecture is not None:
+        metadata["architecture"] = json.dumps(architecture)
+    metadata["tensors"] = json.dumps(table)
+    save_file({**stored, **(arrays or {})}, str(target), metadata=metadata)
+    return target
+
+
+SYSTEM = {"factory": "os:system", "kwargs": {"command": "touch {marker}"}}
+
+
+def _hostile(tmp_path):
+    marker = tmp_path / "PWNED"
+    architecture = json.loads(json.dumps(SYSTEM).replace("{marker}", str(marker)))
+    path = forge(_model_file(tmp_path), tmp_path / "evil.condensa", architecture=architecture)
+    return path, marker
+
+
+def test_load_never_calls_a_factory_named_by_the_file(tmp_path):
+    """A file naming os:system is refused with advice; the command never runs."""
+    path, marker = _hostile(tmp_path)
+    with pytest.raises(ConfigError, match="never imports or calls what a file names"):
+        condensa.load(path)
+    assert not marker.exists()
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["stats"],
+        ["stats", "--input-shape", "1,784"],
+        ["thin", "--input-shape", "1,784"],
+        ["export", "--input-shape", "1,784", "-o", "OUT.onnx"],
+    ],
+)
+def test_no_cli_command_runs_a_factory_named_by_the_file(tmp_path, capsys, argv):
+    """Every model command refuses the hostile file in one line; the marker never appears."""
+    path, marker = _hostile(tmp_path)
+    argv = [a.replace("OUT", str(tmp_path / "out")) for a in argv]
+    assert main([argv[0], str(path), *argv[1:]]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("condensa: error:") and "--factory" in err and "Traceback" not in err
+    assert not marker.exists()
+
+
+def test_save_refuses_a_factory_that_is_not_a_python_class_or_function(tmp_path):
+    """save(factory="os:system") writes nothing; a builtin cannot build a model."""
+    with pytest.raises(ConfigError, match="not a Python class or function"):
+        condensa.save(zoo.get("lenet5"), tmp_path / "m.condensa", factory="os:system")
+    assert not (tmp_path / "m.condensa").exists()
+
+
+def test_caller_named_builtin_factory_is_refused_too(tmp_path):
+    path, marker = _hostile(tmp_path)
+    with pytest.raises(ConfigError, match="not a Python class or function"):
+        condensa.load(path, factory="os:system")
+    assert not marker.exists()
+
+
+def test_caller_named_factory_loads_a_factory_file(tmp_path):
+    """The documented way to load a file saved with factory=: name the factory again."""
+    model = condensa.compress(zoo.LeNet5(width=0.5), schemes.Prune(0.5))
+    path = condensa.save(
+        model, tmp_path / "f.condensa", factory="condensa.zoo.lenet:LeNet5", kwargs={"width": 0.5}
+    )
+    with pytest.raises(ConfigError, match="factory='package.module:function'"):
+        condensa.load(path)
+    loaded = condensa.load(path, factory="condensa.zoo.lenet:LeNet5")
+    assert condensa.stats(loaded).sparsity == pytest.approx(condensa.stats(model).sparsity)
+
+
+def _first_masked(table):
+    return next(k for k, v in table.items() if v["positions"] != "dense")
+
+
+@pytest.mark.parametrize(
+    "attack",
+    [
+        "numel_1e9",
+        "kept_2e8",
+        "kept_2_pow_40",
+        "shape_huge",
+        "rice_k_huge",
+        "bitmask_short",
+        "values_short",
+        "negative_shape",
+        "unknown_positions",
+        "unknown_parametrization",
+        "bad_dtype",
+        "tensors_not_json",
+        "table_not_object",
+        "int8_bad_axis",
+    ],
+)
+def test_malformed_sizes_are_refused_before_allocation(tmp_path, attack):
+    """Each forged claim is a CondensaError naming the tensor, never a raw exception."""
+    source = _model_file(tmp_path)
+
+    def edit(table):
+        fqn = _first_masked(table)
+        entry = table[fqn]
+        if attack == "numel_1e9":
+            entry["numel"] = 10**9
+        elif attack == "kept_2e8":
+            entry["kept"] = 2 * 10**8
+        elif attack == "kept_2_pow_40":
+            entry["kept"] = 2**40
+            entry["numel"] = 2**40
+            entry["shape"] = [2**40]
+        elif attack == "shape_huge":
+            entry["shape"] = [2**20, 2**20]
+            entry["numel"] = 2**40
+        elif attack == "rice_k_huge":
+            entry["positions"], entry["k"] = "rice", 10**6
+        elif attack == "bitmask_short":
+            entry["positions"], entry["numel"], entry["shape"] = "bitmask", 10**9, [10**9]
+        elif attack == "values_short":
+            entry["kept"] = entry["kept"] - 1
+        elif attack == "negative_shape":
+            entry["shape"] = [-1, 5]
+        elif attack == "unknown_positions":
+            entry["positions"] = "zip"
+        elif attack == "unknown_parametrization":
+            entry["parametrizations"] = [{"type": "pickle"}]
+        elif attack == "bad_dtype":
+            entry["dtype"] = "object"
+        elif attack == "int8_bad_axis":
+            entry["storage"], entry["axis"] = "int8", 99
+        elif attack == "table_not_object":
+            table.clear()
+            table["x"] = [1, 2]
+
+    path = forge(source, tmp_path / "bad.condensa", edit=edit)
+    if attack == "tensors_not_json":
+        metadata, stored = read(source)
+        metadata["tensors"] = "{not json"
+        save_file(stored, str(path), metadata=metadata)
+    with pytest.raises(CondensaError, match="malformed|does not match"):
+        condensa.load(path)
+    with pytest.raises(CondensaError, match="malformed|does not match"):
+        condensa.load(path, zoo.get("lenet300100", width=0.25))
+
+
+def test_hostile_files_fail_with_bounded_memory(tmp_path):
+    """Under a 1 GiB address-space allowance beyond start-up, every attack fails cleanly.
+
+    The attacks once asked for 5-1000 GiB; a clean CondensaError (not a MemoryError or
+    a kill) proves nothing of that size was allocated.
+    """
+    source = _model_file(tmp_path)
+    attacks = {
+        "numel": {"numel": 10**9, "shape": [10**9]},
+        "kept": {"kept": 2 * 10**8},
+        "bits": {"positions": "bitmask", "numel": 2**40, "shape": [2**40]},
+        "rice": {"positions": "rice", "k": 3, "kept": 2**40, "numel": 2**40, "shape": [2**40]},
+    }
+    paths = []
+    for name, change in attacks.items():
+        paths.append(
+            str(
+                forge(
+                    source,
+                    tmp_path / f"{name}.condensa",
+                    edit=lambda t, c=change: t[_first_masked(t)].update(c),
+                )
+            )
+        )
+    # a zoo model whose recorded kwargs make it far larger than the file: refused by size
+    paths.append(
+        str(
+            forge(
+                source,
+                tmp_path / "wide.condensa",
+                architecture={"zoo": "lenet300100", "kwargs": {"width": 400.0}},
+            )
+        )
+    )
+    script = textwrap.dedent(
+        f"""
+        import resource, sys
+        import condensa
+        from condensa import CondensaError
+        soft = int(open('/proc/self/statm').read().split()[0]) * resource.getpagesize()
+        resource.setrlimit(resource.RLIMIT_AS, (soft + (1 << 30), resource.RLIM_INFINITY))
+        for path in {paths!r}:
+            try:
+                condensa.load(path)
+            except CondensaError as exc:
+                print('refused', str(exc)[:60])
+            else:
+                print('LOADED', path)
+        """
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    lines = done.stdout.strip().splitlines()
+    assert len(lines) == len(paths) and all(line.startswith("refused") for line in lines), lines
+
+
+def test_file_model_larger_than_the_limit_is_refused(tmp_path):
+    """A zoo model rebuilt from a tiny file may not exceed max_bytes."""
+    path = _model_file(tmp_path)
+    with pytest.raises(CondensaError, match="describes a model of"):
+        condensa.load(path, max_bytes=1000)
+    assert condensa.load(path) is not None
+
+
+def test_rice_streams_reaching_past_the_tensor_are_refused(tmp_path):
+    """Gap codes whose positions run past numel are malformed, not an IndexError."""
+    source = _model_file(tmp_path)
+    metadata, stored = read(source)
+    table = json.loads(metadata["tensors"])
+    fqn = next(k for k, v in table.items() if v["positions"] == "rice")
+    stored[f"{fqn}::unary"] = np.full_like(stored[f"{fqn}::unary"], 0xFE)  # long gaps
+    save_file(stored, str(tmp_path / "bad.condensa"), metadata=metadata)
+    with pytest.raises(CondensaError, match="malformed"):
+        condensa.load(tmp_path / "bad.condensa")
