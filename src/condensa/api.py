@@ -9,7 +9,7 @@ keeps the best feasible compressed model.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -53,6 +53,26 @@ def scheme_factory(scheme: SchemeFactory | Mapping[str, Any]) -> SchemeFactory:
 
     from_dict(substitute(scheme, 0.5))  # validate now, not at the first trial
     return lambda sparsity: from_dict(substitute(scheme, sparsity))
+
+
+def check_scheme(
+    model: nn.Module, scheme: SchemeFactory | Mapping[str, Any], sparsities: Sequence[float]
+) -> None:
+    """Refuse a scheme that cannot compress ``model`` before any training or search starts.
+
+    Direct compression is applied to a copy at each sparsity (cheap: no training), so a
+    selection pattern that matches nothing, an ``align`` larger than a layer or an
+    unsupported module is reported at once instead of failing every trial.
+
+    Raises:
+        ConfigError: from the scheme, naming what did not match.
+
+    """
+    from condensa.compress import compress
+
+    make_scheme = scheme_factory(scheme)
+    for sparsity in dict.fromkeys(float(s) for s in sparsities):
+        compress(model, make_scheme(sparsity))
 
 
 def _method(method: str | Any, trainer: Trainer, options: Mapping[str, Any], metric: str) -> Any:
@@ -161,6 +181,7 @@ def search_compression(
 
     """
     make_scheme = scheme_factory(scheme)
+    check_scheme(model, make_scheme, bounds)
     compressor = _method(method, trainer, dict(method_options or {}), metric)
     from condensa.optim.result import Selector
 

@@ -72,7 +72,7 @@ def resolve_factory(name: str) -> Callable[..., Any]:
             f"factory {name!r} is a {type(factory).__name__}, not a Python class or function "
             "that builds an nn.Module"
         )
-    return factory  # type: ignore[no-any-return]
+    return factory
 
 
 def _bind(factory: Callable[..., Any], name: str, kwargs: Mapping[str, Any]) -> None:

@@ -149,7 +149,7 @@ def _array(path: str, fqn: str, arrays: Mapping[str, np.ndarray], part: str) -> 
 def _check_positions(
     path: str, fqn: str, info: Mapping[str, Any], numel: int, kept: int, arrays: Mapping
 ) -> tuple[str, int, dict[str, np.ndarray]]:
-    kind = info.get("positions")
+    kind: Any = info.get("positions")
     if kind == "dense":
         if kept != numel:
             raise _fail(path, fqn, f"claims dense positions but keeps {kept} of {numel}")
@@ -162,7 +162,7 @@ def _check_positions(
             )
         return kind, 0, {"bits": bits}
     if kind == "rice":
-        k = info.get("k")
+        k: Any = info.get("k")
         if not _int(k) or not 0 <= k <= MAX_RICE_K:
             raise _fail(path, fqn, f"has Rice parameter {k!r}; valid: 0..{MAX_RICE_K}")
         unary, rest = _array(path, fqn, arrays, "unary"), _array(path, fqn, arrays, "rest")
@@ -183,10 +183,11 @@ def _check_positions(
 def _entry(path: str, fqn: str, info: Any, arrays: Mapping[str, np.ndarray]) -> Entry:
     if not isinstance(info, dict):
         raise _fail(path, fqn, "has a record that is not a JSON object")
-    shape = info.get("shape")
+    shape: Any = info.get("shape")
+    numel: Any = info.get("numel")
+    kept: Any = info.get("kept")
     if not isinstance(shape, list) or len(shape) > 8 or not all(_int(d) and d >= 0 for d in shape):
         raise _fail(path, fqn, f"has shape {shape!r}; expected up to 8 non-negative integers")
-    numel, kept = info.get("numel"), info.get("kept")
     if not _int(numel) or numel != math.prod(shape):
         raise _fail(path, fqn, f"claims {numel!r} elements for shape {shape}")
     if not _int(kept) or not 0 <= kept <= numel:
@@ -206,7 +207,7 @@ def _entry(path: str, fqn: str, info: Any, arrays: Mapping[str, np.ndarray]) -> 
             "expected",
         )
     parts["values"] = values
-    axis = 0
+    axis: Any = 0
     if storage == "int8":
         axis = info.get("axis")
         if not _int(axis) or not 0 <= axis < max(1, len(shape)):

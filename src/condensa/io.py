@@ -25,6 +25,7 @@ import torch
 from torch import nn
 from torch.nn.utils import parametrize
 
+from condensa.architecture import build_model as build_model  # public: io.build_model
 from condensa.architecture import from_file, meta_shapes, record
 from condensa.atomic import atomic_path
 from condensa.errors import CondensaError, ConfigError

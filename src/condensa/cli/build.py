@@ -12,8 +12,8 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, Subset
 
+from condensa.architecture import build_model
 from condensa.errors import CondensaError, ConfigError
-from condensa.io import build_model
 from condensa.objectives import Latency, Macs, Memory, Throughput
 from condensa.optim import (
     DC,
@@ -40,6 +40,7 @@ class Setup:
         make_model: builds a fresh, untrained instance of the architecture.
         architecture: ``{"zoo"|"factory": name, "kwargs": ...}`` recorded in saved files.
         validation_source: ``"held-out training data"`` or ``"test set"``.
+        metrics: the names ``trainer.evaluate`` returns (``constraint.metric`` must be one).
 
     """
 
@@ -50,6 +51,7 @@ class Setup:
     make_model: Callable[[], nn.Module]
     architecture: dict[str, Any]
     validation_source: str
+    metrics: tuple[str, ...]
 
 
 def _split(dataset: Any, fraction: float, seed: int) -> tuple[Any, Any]:
@@ -117,6 +119,7 @@ def _language_setup(config: Mapping[str, Any], progress: bool) -> Setup:
         lambda: build_model(name, kwargs),
         _architecture(name, kwargs),
         "validation split of the corpus",
+        ("loss", "perplexity"),
     )
 
 
@@ -138,6 +141,14 @@ def setup(config: Mapping[str, Any], *, progress: bool = False) -> Setup:
         source = f"{len(val_set)} held-out training samples"
     else:
         val_set, source = test_set, "test set"
+    sizes = {"training": len(train_set), "validation": len(val_set), "test": len(test_set)}
+    if min(sizes.values()) == 0:
+        counts = ", ".join(f"{v} {k}" for k, v in sizes.items())
+        raise ConfigError(
+            f"data {data['name']!r}: an empty split ({counts} samples after "
+            f"data.subset = {data['subset']}, data.validation = "
+            f"{data['validation']}); every split needs at least one sample"
+        )
     generator = torch.Generator().manual_seed(config["seed"])
     loader = DataLoader(train_set, batch_size=data["batch_size"], shuffle=True, generator=generator)
     trainer = SupervisedTrainer(
@@ -160,6 +171,7 @@ def setup(config: Mapping[str, Any], *, progress: bool = False) -> Setup:
         lambda: build_model(name, kwargs),
         _architecture(name, kwargs),
         source,
+        ("loss", "accuracy", "top5"),
     )
 
 

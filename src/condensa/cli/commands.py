@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import argparse
+import io
+import math
 from pathlib import Path
 from typing import Any
 
 import torch
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
+from condensa.atomic import write_bytes
 from condensa.cli.config import parse_assignment, read_config, resolve
 from condensa.errors import ConfigError
 
@@ -54,16 +58,22 @@ def _finish_run(summary: dict[str, Any], output: Path, console: Console) -> None
     metric = summary["metric"]
     if chosen:
         console.print(
-            f"[bold]chosen sparsity {chosen['target_sparsity']:.4f}[/bold]: {metric} "
-            f"{chosen['validation']:.4f} (baseline {summary['baseline']['validation']:.4f}), "
-            f"test {chosen['test']:.4f}; file {chosen['file_ratio']:.2f}x smaller; "
-            f"MACs {chosen['macs_ratio']:.2f}x fewer; measured speedup {chosen['speedup']:.2f}x"
+            Text.assemble(
+                (f"chosen sparsity {chosen['target_sparsity']:.4f}", "bold"),
+                f": {metric} {chosen['validation']:.4f} (baseline "
+                f"{summary['baseline']['validation']:.4f}), test {chosen['test']:.4f}; file "
+                f"{chosen['file_ratio']:.2f}x smaller; MACs {chosen['macs_ratio']:.2f}x fewer; "
+                f"measured speedup {chosen['speedup']:.2f}x",
+            )
         )
     else:
         closest = summary.get("closest") or {}
         console.print(
-            "[bold]no feasible compression found[/bold]; closest trial: sparsity "
-            f"{closest.get('sparsity', float('nan')):.4f}, {metric} {closest.get('accuracy')}"
+            Text.assemble(
+                ("no feasible compression found", "bold"),
+                "; closest trial: sparsity "
+                f"{closest.get('sparsity', float('nan')):.4f}, {metric} {closest.get('accuracy')}",
+            )
         )
     console.print(f"report: {page}  (and {md.name})")
 
@@ -98,9 +108,26 @@ def compress(args: argparse.Namespace, console: Console) -> None:
 def report(args: argparse.Namespace, console: Console) -> None:
     """``condensa report RUN_DIR``."""
     from condensa.cli.report import write_report
+    from condensa.cli.rundir import RunDir
 
-    md, page = write_report(args.run_dir)
+    run = RunDir(args.run_dir)
+    run.read_summary()  # a missing or corrupt summary is refused before the lock is taken
+    with run.locked():
+        try:
+            md, page = write_report(run.path)
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            if isinstance(exc, ConfigError):
+                raise
+            raise ConfigError(
+                f"{str(run.summary)!r} is not a complete run summary ({type(exc).__name__}: "
+                f"{exc}); run the search again to rewrite it"
+            ) from None
+    console.quiet = False
     console.print(f"wrote {md} and {page}")
+
+
+MAX_INPUT_ELEMENTS = 1 << 26
+"""Largest example input accepted by --input-shape (64 Mi elements)."""
 
 
 def _example(args: argparse.Namespace) -> torch.Tensor:
@@ -109,10 +136,15 @@ def _example(args: argparse.Namespace) -> torch.Tensor:
         shape = [int(v) for v in fields]
     except ValueError:
         shape = []
-    if not shape or any(v < 1 for v in shape):
+    if not shape or len(shape) > 8 or any(v < 1 for v in shape):
         raise ConfigError(
-            f"--input-shape must be positive integers separated by commas (e.g. 1,1,28,28), "
-            f"got {args.input_shape!r}"
+            f"--input-shape must be 1 to 8 positive integers separated by commas "
+            f"(e.g. 1,1,28,28), got {args.input_shape!r}"
+        )
+    if math.prod(shape) > MAX_INPUT_ELEMENTS:
+        raise ConfigError(
+            f"--input-shape {args.input_shape!r} has {math.prod(shape):,} elements; at most "
+            f"{MAX_INPUT_ELEMENTS:,} (one small batch is enough)"
         )
     if args.input_dtype == "int64":
         return torch.zeros(shape, dtype=torch.int64)
@@ -124,7 +156,7 @@ def _check_runs(model: torch.nn.Module, example: torch.Tensor) -> None:
     try:
         with torch.no_grad():
             model(example)
-    except (RuntimeError, ValueError, TypeError) as exc:
+    except Exception as exc:  # noqa: BLE001 - whatever the model raises, the input is at fault
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise ConfigError(
             f"the model does not accept an input of shape {tuple(example.shape)} "
@@ -138,7 +170,24 @@ def _load(args: argparse.Namespace) -> torch.nn.Module:
     path = Path(args.model)
     if not path.is_file():
         raise ConfigError(f"model file {str(path)!r} not found")
-    return load(path).eval()
+    return load(path, factory=args.factory).eval()
+
+
+def _output(value: str, suffixes: tuple[str, ...]) -> Path:
+    """A writable destination file: right suffix, an existing folder, not a folder itself."""
+    from condensa.cli.rundir import check_path
+
+    path = Path(value)
+    check_path(path, "--output")
+    if path.suffix not in suffixes:
+        raise ConfigError(f"--output must end in {' or '.join(suffixes)}, got {value!r}")
+    if path.is_dir():
+        raise ConfigError(f"--output {value!r} is a directory; name a file inside it")
+    if not path.parent.is_dir():
+        raise ConfigError(
+            f"--output {value!r}: folder {str(path.parent)!r} does not exist; create it first"
+        )
+    return path
 
 
 def stats(args: argparse.Namespace, console: Console) -> None:
@@ -150,6 +199,7 @@ def stats(args: argparse.Namespace, console: Console) -> None:
     if example is not None:
         _check_runs(model, example)
     result = model_stats(model, example)
+    console.quiet = False  # -q silences progress, never the result
     console.print(result.rich_table())
     size = Path(args.model).stat().st_size
     console.print(
@@ -164,6 +214,7 @@ def thin(args: argparse.Namespace, console: Console) -> None:
     from condensa.objectives import Macs
     from condensa.thinning import thin as thin_model
 
+    output = _output(args.output, (".onnx", ".pt2")) if args.output else None
     model = _load(args)
     example = _example(args)
     _check_runs(model, example)
@@ -178,9 +229,10 @@ def thin(args: argparse.Namespace, console: Console) -> None:
             f"{sum(p.numel() for p in m.parameters()):,}",
             f"{Macs('dense')(m, example).value:,.0f}",
         )
+    console.quiet = False
     console.print(table)
-    if args.output:
-        _write_deployable(model, thinned, example, Path(args.output), console)
+    if output is not None:
+        _write_deployable(model, thinned, example, output, console)
 
 
 def _write_deployable(
@@ -194,11 +246,12 @@ def _write_deployable(
         from condensa.export import export_onnx
 
         export_onnx(model, example, path)
-    elif path.suffix == ".pt2":
-        program = torch.export.export(thinned, (example,))
-        torch.export.save(program, str(path))
     else:
-        raise ConfigError(f"--output must end in .onnx or .pt2, got {str(path)!r}")
+        program = torch.export.export(thinned, (example,))
+        buffer = io.BytesIO()  # serialized in memory, so a full disk fails in Python, cleanly
+        torch.export.save(program, buffer)
+        write_bytes(path, buffer.getvalue())
+    console.quiet = False
     console.print(f"wrote {path} ({path.stat().st_size:,} bytes)")
 
 
@@ -206,22 +259,22 @@ def export(args: argparse.Namespace, console: Console) -> None:
     """``condensa export MODEL --input-shape ... --output M.onnx``."""
     from condensa.export import export_onnx
 
-    path = Path(args.output)
-    if path.suffix != ".onnx":
-        raise ConfigError(f"--output must end in .onnx, got {str(path)!r}")
+    path = _output(args.output, (".onnx",))
     model, example = _load(args), _example(args)
     _check_runs(model, example)
     export_onnx(model, example, path)
+    console.quiet = False
     console.print(f"wrote {path} ({path.stat().st_size:,} bytes), checked with onnxruntime")
 
 
 def demo(args: argparse.Namespace, console: Console) -> None:
     """``condensa demo``: two searches on the digits CNN."""
+    from condensa.cli.config import check_threads
     from condensa.cli.demo import run_demo
 
-    for flag, value in (("--budget", args.budget), ("--threads", args.threads)):
-        if value < 1:
-            raise ConfigError(f"{flag} must be >= 1, got {value}")
+    if args.budget < 1:
+        raise ConfigError(f"--budget must be >= 1, got {args.budget}")
+    check_threads(args.threads, "--threads")
     run_demo(
         Path(args.output),
         console,

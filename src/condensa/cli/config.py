@@ -10,6 +10,8 @@ Command-line flags override keys (``--set section.key=value``).
 from __future__ import annotations
 
 import copy
+import math
+import os
 import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -96,8 +98,42 @@ POSITIVE = {
     ("objective", "repeats"),
     ("search", "budget"),
 }
+NON_NEGATIVE = {
+    ("data", "pad_to"),
+    ("data", "subset"),
+    ("train", "epochs"),
+    ("train", "lr"),
+    ("train", "grad_clip"),
+    ("objective", "warmup"),
+    ("objective", "threads"),
+    ("constraint", "max_drop"),
+    ("constraint", "max_relative_drop"),
+}
 # keys whose value is not part of the run's identity (changing them does not make a new run)
 NOT_IDENTITY = {("", "output"), ("", "threads"), ("", "device"), ("search", "budget")}
+
+
+def max_threads() -> int:
+    """Most torch threads a run may ask for: four per CPU this process may use."""
+    try:
+        cpus = len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - not on Linux
+        cpus = os.cpu_count() or 1
+    return 4 * max(1, cpus)
+
+
+def check_threads(value: int, name: str, *, allow_zero: bool = False) -> None:
+    """Refuse a thread count outside ``1..max_threads()`` (``0`` = default when allowed).
+
+    Raises:
+        ConfigError: naming the key, the value and the valid range.
+
+    """
+    low = 0 if allow_zero else 1
+    if not low <= value <= max_threads():
+        raise ConfigError(
+            f"{name} must be between {low} and {max_threads()} (4 per CPU), got {value}"
+        )
 
 
 def defaults() -> dict[str, Any]:
@@ -119,11 +155,24 @@ def parse_toml(text: str, source: str = "config") -> dict[str, Any]:
 
 
 def read_config(path: str | Path) -> dict[str, Any]:
-    """Read a TOML run config file (not yet validated)."""
+    """Read a TOML run config file (not yet validated).
+
+    Raises:
+        ConfigError: missing, unreadable, not UTF-8, or malformed TOML.
+
+    """
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"config file {str(path)!r} not found")
-    return parse_toml(path.read_text(encoding="utf-8"), str(path))
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(
+            f"config file {str(path)!r} is not UTF-8 text (byte {exc.start}); save it as UTF-8"
+        ) from None
+    except OSError as exc:
+        raise ConfigError(f"cannot read config file {str(path)!r}: {exc.strerror}") from None
+    return parse_toml(text, str(path))
 
 
 def _key(section: str, key: str) -> str:
@@ -141,6 +190,16 @@ def _check_value(section: str, key: str, value: Any, source: str) -> Any:
         raise ConfigError(f"{source}: {name} = {value!r} is not valid; valid: {valid}")
     if (section, key) in POSITIVE and isinstance(value, int) and value < 1:
         raise ConfigError(f"{source}: {name} must be >= 1, got {value!r}")
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ConfigError(f"{source}: {name} must be a finite number, got {value!r}")
+    return _check_range(section, key, value, f"{source}: {name}")
+
+
+def _check_range(section: str, key: str, value: Any, name: str) -> Any:
+    if (section, key) in NON_NEGATIVE and value < 0:
+        raise ConfigError(f"{name} must be >= 0, got {value!r}")
+    if key == "threads":
+        check_threads(value, name, allow_zero=section == "objective")
     return value
 
 
@@ -247,9 +306,6 @@ def validate(config: Mapping[str, Any]) -> None:
         raise ConfigError(
             f"data.validation must be a fraction in [0, 1), got {config['data']['validation']}"
         )
-    for key in ("epochs", "lr"):
-        if config["train"][key] < 0:
-            raise ConfigError(f"train.{key} must be >= 0, got {config['train'][key]}")
 
 
 def constraint_kwargs(config: Mapping[str, Any]) -> dict[str, float]:

@@ -6,12 +6,21 @@ import argparse
 import shutil
 import sys
 from collections.abc import Sequence
+from typing import NoReturn
 
 from rich.console import Console
 
 from condensa.errors import CondensaError, ConfigError
 
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with usage errors as one ``condensa: error:`` line (exit 2)."""
+
+    def error(self, message: str) -> NoReturn:
+        """Print one line naming the problem and where help is, then exit 2."""
+        self.exit(EXIT_USAGE, f"condensa: error: {message} (see {self.prog} --help)\n")
 
 
 def _common(parser: argparse.ArgumentParser) -> None:
@@ -44,6 +53,12 @@ def _run_options(parser: argparse.ArgumentParser) -> None:
 def _model_options(parser: argparse.ArgumentParser, *, shape_required: bool) -> None:
     parser.add_argument("model", help="a file written by condensa.save (*.condensa)")
     parser.add_argument(
+        "--factory",
+        metavar="PACKAGE.MODULE:FUNCTION",
+        help="builds the architecture of a file saved with factory= (a file never names "
+        "code that loading runs; zoo models need no flag)",
+    )
+    parser.add_argument(
         "--input-shape",
         required=shape_required,
         help="shape of an example input batch, e.g. 1,1,28,28",
@@ -57,11 +72,9 @@ def _model_options(parser: argparse.ArgumentParser, *, shape_required: bool) -> 
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="condensa", description="Programmable model compression for PyTorch."
-    )
+    parser = _Parser(prog="condensa", description="Programmable model compression for PyTorch.")
     parser.add_argument("--debug", action="store_true", help="print tracebacks on errors")
-    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     demo = commands.add_parser(
         "demo",
         help="search the sparsity of a small digits CNN twice (memory, then throughput)",
@@ -107,12 +120,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = parser.parse_args(argv)
     except SystemExit as exc:  # argparse exits 2 on usage errors, 0 on --help
         return int(exc.code or 0)
-    if hasattr(sys.stdout, "reconfigure"):  # progress lines appear as they happen in logs too
-        sys.stdout.reconfigure(line_buffering=True)
-    # at least 132 columns so tables stay readable in logs and pipes
-    width = max(132, shutil.get_terminal_size((132, 24)).columns)
-    console = Console(quiet=getattr(args, "quiet", False), width=width, highlight=False)
-    errors = Console(stderr=True)
+    for stream in (sys.stdout, sys.stderr):
+        if hasattr(stream, "reconfigure"):
+            # progress lines appear as they happen in logs too; odd bytes in paths never crash
+            stream.reconfigure(line_buffering=True, errors="backslashreplace")
+    # a terminal: at least 132 columns so tables stay readable; a pipe or file: never cut
+    width = max(132, shutil.get_terminal_size((132, 24)).columns) if sys.stdout.isatty() else 2000
+    console = Console(
+        quiet=getattr(args, "quiet", False), width=width, highlight=False, markup=False
+    )
+    errors = Console(stderr=True, markup=False, highlight=False, width=2000)
     if args.command is None:
         parser.print_help()
         return EXIT_USAGE
@@ -128,19 +145,38 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         handlers[args.command](args, console)
         return EXIT_OK
-    except ConfigError as exc:
-        if args.debug:
-            raise
-        errors.print(f"condensa: error: {exc}", markup=False, highlight=False, soft_wrap=True)
-        return EXIT_USAGE
-    except CondensaError as exc:
-        if args.debug:
-            raise
-        errors.print(f"condensa: error: {exc}", markup=False, highlight=False, soft_wrap=True)
-        return EXIT_FAILURE
     except KeyboardInterrupt:
         errors.print("condensa: interrupted (a search resumes when run again)")
         return EXIT_FAILURE
+    except Exception as exc:
+        if args.debug:
+            raise
+        message, code = _describe(exc)
+        errors.print(f"condensa: error: {message}", soft_wrap=True)
+        return code
+
+
+def _describe(exc: Exception) -> tuple[str, int]:
+    """The one-line message and exit code for an error that ended a command."""
+    if isinstance(exc, ConfigError):
+        return str(exc), EXIT_USAGE
+    if isinstance(exc, CondensaError):
+        return str(exc), EXIT_FAILURE
+    if isinstance(exc, OSError):  # a full disk, a read-only folder, a vanished file...
+        where = f"{exc.filename}: " if exc.filename else ""
+        return (
+            f"{where}{exc.strerror or exc} (nothing valid was overwritten; a search resumes "
+            "when run again)",
+            EXIT_FAILURE,
+        )
+    if isinstance(exc, MemoryError):
+        return "out of memory (try a smaller batch_size or model)", EXIT_FAILURE
+    first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    return (
+        f"internal error: {type(exc).__name__}: {first} (run with --debug for the traceback, "
+        "and please report it)",
+        EXIT_FAILURE,
+    )
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -13,10 +14,11 @@ import torch
 from rich.console import Console
 from torch import nn
 
-from condensa.api import scheme_factory, search_compression
+from condensa.api import check_scheme, scheme_factory, search_compression
+from condensa.atomic import write_text
 from condensa.cli import build
 from condensa.cli.config import constraint_kwargs
-from condensa.cli.rundir import RunDir, write_text
+from condensa.cli.rundir import RunDir
 from condensa.errors import CondensaError, ConfigError
 from condensa.io import load, save
 from condensa.objectives import Macs, Measurement, compare_throughput, deployable
@@ -28,7 +30,14 @@ from condensa.stats import stats
 def _environment(config: Mapping[str, Any]) -> torch.device:
     torch.set_num_threads(config["threads"])
     torch.manual_seed(config["seed"])
-    device = torch.device(config["device"]) if config["device"] else torch.device("cpu")
+    try:
+        device = torch.device(config["device"] or "cpu")
+    except RuntimeError:
+        raise ConfigError(
+            f"device = {config['device']!r} is not a device; valid: cpu, cuda, cuda:N"
+        ) from None
+    if device.type not in ("cpu", "cuda"):
+        raise ConfigError(f"device = {config['device']!r} is not supported; valid: cpu, cuda")
     if device.type == "cuda" and not torch.cuda.is_available():
         raise ConfigError(f"device = {config['device']!r} but no CUDA device is available")
     return device
@@ -65,6 +74,7 @@ def baseline(
             f"({steps} steps, {time.perf_counter() - start:.1f}s)"
         )
     save(model, run.baseline, **_save_options(setup))
+    run.track(run.baseline)
     return model
 
 
@@ -103,10 +113,12 @@ def _describe(
     }
 
 
-def _progress(console: Console, budget: int, metric: str) -> Any:
+def _progress(console: Console, run: RunDir, budget: int, metric: str) -> Any:
     state: dict[str, Any] = {"best": None}
 
     def callback(trial: Trial) -> None:
+        if isinstance(trial.extra.get("file"), str):
+            run.track(run.trials / Path(trial.extra["file"]).name)
         if trial.failed:
             console.print(f"trial {trial.index + 1}/{budget}: failed: {trial.error}")
             return
@@ -149,6 +161,7 @@ def _finish(
     path = save(chosen, run.best / "model.condensa", **_save_options(setup))
     scheme = scheme_factory(config["scheme"])(float(sparsity or 0.0))
     write_text(run.best / "scheme.toml", _scheme_toml(scheme))
+    run.track(path, run.best / "scheme.toml")
     runnable = deployable(chosen, setup.example_input)
     described = _describe(chosen, runnable, setup, metric, path)
     described["target_sparsity"] = sparsity
@@ -185,6 +198,7 @@ def _finish(
         from condensa.export import export_onnx
 
         export_onnx(chosen, setup.example_input, run.best / "model.onnx")
+        run.track(run.best / "model.onnx")
         described["onnx"] = "best/model.onnx"
     except CondensaError as exc:
         described["onnx"] = None
@@ -215,25 +229,36 @@ class _Prepared:
     device: torch.device
 
 
+@contextlib.contextmanager
 def _prepare(
     config: Mapping[str, Any], output: Path, console: Console, *, force: bool, verbose: bool
-) -> _Prepared:
-    """Validate everything, then claim the run directory and get the baseline.
+) -> Iterator[_Prepared]:
+    """Validate everything, then claim (and lock) the run directory and get the baseline.
 
-    Data, model, checkpoint, method options and scheme are checked before the directory
-    is touched, so a mistake leaves nothing behind.
+    Data, model, checkpoint, metric, method options and the scheme (resolved against
+    the model at both search bounds) are checked before the directory is touched, so a
+    mistake leaves nothing behind. The directory stays locked until the block ends.
     """
     device = _environment(config)
     run = RunDir(output)
     setup = build.setup(config, progress=verbose)
     metric = config["constraint"]["metric"]
+    if metric not in setup.metrics:
+        raise ConfigError(
+            f"constraint.metric = {metric!r} is not measured on data {config['data']['name']!r}; "
+            f"valid: {', '.join(setup.metrics)}"
+        )
     method = build.method(config, setup.trainer, metric)
-    scheme_factory(config["scheme"])  # validates the spec
     model = initial_model(config, setup, run)
+    bounds = config["search"]["bounds"]
+    check_scheme(model, config["scheme"], (*bounds, config["search"]["sparsity"]))
     if run.claim(config, force=force):
-        console.print(f"resuming the run in {run.path}")
-    dense = baseline(config, setup, run, console, model).to(device)
-    return _Prepared(run, setup, metric, method, dense, device)
+        console.print(f"resuming the run in {run.path}", markup=False)
+    try:
+        dense = baseline(config, setup, run, console, model).to(device)
+        yield _Prepared(run, setup, metric, method, dense, device)
+    finally:
+        run.release()
 
 
 def _summary_head(kind: str, config: Mapping[str, Any], ready: _Prepared) -> dict[str, Any]:
@@ -252,7 +277,13 @@ def run_search(
     """``condensa search``: the constrained sparsity search, resumable, into ``output``."""
     start = time.perf_counter()
     objective = build.objective(config)
-    ready = _prepare(config, output, console, force=force, verbose=verbose)
+    with _prepare(config, output, console, force=force, verbose=verbose) as ready:
+        return _search(config, objective, ready, console, start)
+
+
+def _search(
+    config: Mapping[str, Any], objective: Any, ready: _Prepared, console: Console, start: float
+) -> dict[str, Any]:
     run, setup, metric = ready.run, ready.setup, ready.metric
     budget = config["search"]["budget"]
     outcome = search_compression(
@@ -267,7 +298,7 @@ def run_search(
         bounds=tuple(config["search"]["bounds"]),
         seed=config["seed"],
         journal=run.journal,
-        callback=_progress(console, budget, metric),
+        callback=_progress(console, run, budget, metric),
         models=run.trials,
         save_options=_save_options(setup),
         **constraint_kwargs(config),  # type: ignore[arg-type]
@@ -295,8 +326,13 @@ def run_search(
     summary["figures"] = _plots(result, run, console, outcome.baseline_objective)
     summary["wall_s"] = time.perf_counter() - start
     summary["trials_wall_s"] = sum(t.wall_s for t in result.trials)
-    run.write_summary(_finite(summary))
+    _write_summary(run, summary)
     return summary
+
+
+def _write_summary(run: RunDir, summary: Mapping[str, Any]) -> None:
+    run.write_summary(_finite(summary))
+    run.track(run.summary)
 
 
 def run_compress(
@@ -310,18 +346,18 @@ def run_compress(
 ) -> dict[str, Any]:
     """``condensa compress``: one compression at ``sparsity`` into ``output``."""
     start = time.perf_counter()
-    ready = _prepare(config, output, console, force=force, verbose=verbose)
-    scheme = scheme_factory(config["scheme"])(sparsity)
-    compressed = ready.method.compress(ready.dense, scheme).model
-    summary = _summary_head("compress", config, ready)
-    summary["trials"] = []
-    summary.update(
-        _finish(config, ready.setup, ready.run, console, ready.dense, compressed, sparsity)
-    )
-    summary["figures"] = {}
-    summary["wall_s"] = time.perf_counter() - start
-    ready.run.write_summary(_finite(summary))
-    return summary
+    with _prepare(config, output, console, force=force, verbose=verbose) as ready:
+        scheme = scheme_factory(config["scheme"])(sparsity)
+        compressed = ready.method.compress(ready.dense, scheme).model
+        summary = _summary_head("compress", config, ready)
+        summary["trials"] = []
+        summary.update(
+            _finish(config, ready.setup, ready.run, console, ready.dense, compressed, sparsity)
+        )
+        summary["figures"] = {}
+        summary["wall_s"] = time.perf_counter() - start
+        _write_summary(ready.run, summary)
+        return summary
 
 
 def _plots(result: Any, run: RunDir, console: Console, objective: Measurement) -> dict[str, str]:
@@ -331,6 +367,7 @@ def _plots(result: Any, run: RunDir, console: Console, objective: Measurement) -
         return {}
     run.figures.mkdir(exist_ok=True)
     try:
+        run.track(run.figures / "search.png")
         plot_search(
             result,
             run.figures / "search.png",

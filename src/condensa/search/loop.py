@@ -17,6 +17,8 @@ from condensa.search.trial import Point, Trial, parse_outcome
 from condensa.search.two_stage import TwoStage, TwoStageSettings
 
 Evaluate = Callable[[Any], Any]
+STOPPING: tuple[type[BaseException], ...] = (OSError, MemoryError, ConfigError)
+"""Errors of ``evaluate`` that stop the search instead of failing one trial."""
 
 
 class Proposer(Protocol):
@@ -80,7 +82,10 @@ def search_sparsity(
     objective)`` (or a mapping with those keys, extras allowed); the objective is
     maximized. It is called at most ``budget`` times. A call that raises or returns
     NaN/None/a wrong shape is recorded as a failed trial, counts against the budget,
-    and the search goes on.
+    and the search goes on, except for errors that are not a property of the point:
+    the environment (``OSError`` such as a full disk, ``MemoryError``, interrupts) and
+    configuration (:class:`~condensa.errors.ConfigError`) stop the search with that
+    error, and the trial is not journaled, so a resumed search runs it again.
 
     Args:
         evaluate: the black box.
@@ -103,7 +108,9 @@ def search_sparsity(
         A :class:`SearchResult`; ``result.best`` is the best *evaluated* feasible trial.
 
     Raises:
-        ConfigError: bad budget, bounds or constraint, or a journal of another problem.
+        ConfigError: bad budget, bounds or constraint, or a journal of another problem;
+            or raised by ``evaluate`` (re-raised as it was).
+        OSError, MemoryError: raised by ``evaluate`` (re-raised as they were).
 
     Example:
         >>> result = search_sparsity(lambda s: (0.9 - 0.5 * s**4, s), accuracy_threshold=0.85)
@@ -168,6 +175,8 @@ def _run_trial(
     start = time.perf_counter()
     try:
         accuracy, objective, extra = parse_outcome(evaluate(point))
+    except STOPPING:
+        raise  # not a property of the point: stop, and retry it when the search resumes
     except Exception as exc:  # noqa: BLE001 - a failed trial is recorded, the search goes on
         return Trial(
             index,
