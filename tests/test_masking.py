@@ -141,3 +141,43 @@ def test_restore_refuses_foreign_parametrizations():
     sd = {"parametrizations.weight.0.scale": torch.ones(1)}
     with pytest.raises(condensa.ConfigError, match="not a Condensa parametrization"):
         masking.restore(nn.Linear(2, 2), sd)
+
+
+def _tied_lm():
+    from condensa import zoo
+
+    torch.manual_seed(0)
+    return zoo.LSTMLanguageModel(40, embedding_dim=8, hidden_dim=8, tie_weights=True)
+
+
+@pytest.mark.parametrize("exclude", [None, r"^encoder$"])
+def test_tied_weights_stay_tied_and_pruned_through_training(exclude):
+    """Compressing one holder of a tied tensor masks every holder; SGD regrows nothing."""
+    model = condensa.compress(
+        _tied_lm(), schemes.Prune(0.7, types=["Embedding", "Linear"], exclude=exclude)
+    )
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.5)
+    tokens = torch.randint(0, 40, (6, 3), generator=torch.Generator().manual_seed(0))
+    for _ in range(3):
+        optimizer.zero_grad()
+        logits, _ = model(tokens)
+        logits.square().mean().backward()
+        optimizer.step()
+    assert torch.equal(model.encoder.weight, model.decoder.weight)
+    assert float((model.decoder.weight == 0).float().mean()) == pytest.approx(0.7, abs=0.01)
+
+
+def test_tied_weights_survive_save_and_load(tmp_path):
+    """The loaded model shares one stored tensor between the tied modules, same outputs."""
+    model = condensa.compress(_tied_lm(), schemes.Prune(0.6)).eval()
+    path = condensa.save(
+        model,
+        tmp_path / "lm.condensa",
+        zoo="lstm_lm",
+        kwargs={"vocab_size": 40, "embedding_dim": 8, "hidden_dim": 8, "tie_weights": True},
+    )
+    loaded = condensa.load(path).eval()
+    stored = loaded.encoder.parametrizations.weight.original
+    assert stored is loaded.decoder.parametrizations.weight.original
+    tokens = torch.randint(0, 40, (5, 2), generator=torch.Generator().manual_seed(1))
+    assert torch.equal(model(tokens)[0], loaded(tokens)[0])

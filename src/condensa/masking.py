@@ -181,6 +181,13 @@ def apply_plan(model: nn.Module, plan: Plan) -> None:
                         elif isinstance(param, Mask):
                             tensor.mul_(param.mask)
                 parametrize.register_parametrization(module, tensor_name, param)
+                if tensor_name == entry.target.param_name:
+                    # tied weights: every holder of the stored tensor sees it compressed
+                    for alias, alias_name in entry.target.aliases:
+                        undo.append(
+                            (alias, alias_name, getattr(alias, alias_name).detach().clone())
+                        )
+                        parametrize.register_parametrization(alias, alias_name, param)
     except Exception:
         for module, tensor_name, saved in reversed(undo):
             if parametrize.is_parametrized(module, tensor_name):

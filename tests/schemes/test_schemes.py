@@ -201,14 +201,14 @@ def test_lstm_weights_are_targets():
     assert logits.shape == (4, 2, 30)
 
 
-def test_tied_weights_are_refused_with_advice():
-    """Embedding and decoder sharing one Parameter would get two masks: refused, named."""
+def test_tied_weights_are_one_target_with_the_other_holder_as_alias():
+    """Embedding and decoder sharing one Parameter are ranked and compressed once."""
     from condensa import zoo
 
     model = zoo.LSTMLanguageModel(30, embedding_dim=8, hidden_dim=8, tie_weights=True)
-    with pytest.raises(
-        SelectionError, match=r"'encoder.weight' and 'decoder.weight' are the same \(tied\)"
-    ):
-        schemes.Prune(0.5, types=["Embedding", "Linear"]).plan(model)
+    plan = schemes.Prune(0.5, types=["Embedding", "Linear"]).plan(model)
+    assert plan.fqns == ["encoder.weight"]
+    (entry,) = list(plan)
+    assert [alias for alias, _ in entry.target.aliases] == [model.decoder]
     plan = schemes.Prune(0.5, types=["Embedding", "Linear"], exclude="decoder").plan(model)
     assert plan.fqns == ["encoder.weight"]

@@ -35,6 +35,9 @@ class Target:
         module_name: FQN of the owning module (``""`` for the root).
         param_name: attribute name on the module (``"weight"``).
         module: the owning module.
+        aliases: ``(module, tensor name)`` of every other place in the model holding
+            the same stored tensor (tied weights); compression applies there too, so
+            tied modules keep seeing one tensor.
 
     """
 
@@ -42,6 +45,7 @@ class Target:
     module_name: str
     param_name: str
     module: nn.Module = field(compare=False, repr=False)
+    aliases: tuple[tuple[nn.Module, str], ...] = field(default=(), compare=False, repr=False)
 
     @property
     def weight(self) -> torch.Tensor:
@@ -197,30 +201,29 @@ class Selection:
     def targets(self, model: nn.Module) -> list[Target]:
         """The selected modules' weight tensors as :class:`Target` objects.
 
-        Raises:
-            SelectionError: two selected targets are one shared (tied) tensor, which
-                would get two different masks.
-
+        A tensor shared by several modules (tied weights, e.g. an embedding and the
+        decoder of a language model) is one target, listed under the first selected
+        module that holds it, with the other holders as its ``aliases``: it is ranked
+        once, compressed once, and every holder sees the compressed tensor.
         """
-        targets = [
-            Target(
-                fqn=f"{name}.{param}" if name else param,
-                module_name=name,
-                param_name=param,
-                module=module,
-            )
-            for name, module in self.modules(model)
-            for param in weight_names(module)
-        ]
-        seen: dict[int, str] = {}
-        for t in targets:
-            key = id(_stored(t.module, t.param_name))
-            if key in seen:
-                raise SelectionError(
-                    f"{seen[key]!r} and {t.fqn!r} are the same (tied) tensor; select only one "
-                    f"of them (e.g. exclude=[r'^{re.escape(t.module_name)}$'])"
+        holders: dict[int, list[tuple[str, nn.Module, str]]] = {}
+        for name, module in model.named_modules():
+            for param in _tensor_names(module):
+                stored = _stored(module, param)
+                if stored is not None:
+                    holders.setdefault(id(stored), []).append((name, module, param))
+        targets, seen = [], set()
+        for name, module in self.modules(model):
+            for param in weight_names(module):
+                key = id(_stored(module, param))
+                if key in seen:
+                    continue
+                seen.add(key)
+                aliases = tuple(
+                    (m, p) for n, m, p in holders.get(key, []) if (n, p) != (name, param)
                 )
-            seen[key] = t.fqn
+                fqn = f"{name}.{param}" if name else param
+                targets.append(Target(fqn, name, param, module, aliases))
         return targets
 
     def to_dict(self) -> dict[str, list[str]]:
@@ -237,6 +240,13 @@ def _stored(module: nn.Module, name: str) -> object:
     if parametrize.is_parametrized(module, name):
         return module.parametrizations[name].original  # type: ignore[index,union-attr]
     return module._parameters.get(name)
+
+
+def _tensor_names(module: nn.Module) -> list[str]:
+    names = [n for n, p in module._parameters.items() if p is not None]
+    if parametrize.is_parametrized(module):
+        names += [n for n in module.parametrizations if n not in names]  # type: ignore[union-attr]
+    return names
 
 
 def weight_names(module: nn.Module) -> list[str]:

@@ -59,10 +59,13 @@ class Journal:
                 raise ConfigError(
                     f"journal {str(self.path)!r} is corrupt at line {number}: {line[:80]!r}"
                 ) from None
-        if not records or records[0].get("type") != "header":
+        if not records or not isinstance(records[0], dict) or records[0].get("type") != "header":
             raise ConfigError(f"{str(self.path)!r} is not a Condensa search journal (no header)")
         header = records[0]
-        if header.get("version", 0) > JOURNAL_VERSION:
+        version = header.get("version", 0)
+        if not isinstance(version, int) or not isinstance(header.get("problem", {}), dict):
+            raise ConfigError(f"journal {str(self.path)!r} has a malformed header")
+        if version > JOURNAL_VERSION:
             raise ConfigError(
                 f"journal {str(self.path)!r} has version {header['version']}; "
                 f"this Condensa reads up to {JOURNAL_VERSION}"
@@ -79,10 +82,37 @@ class Journal:
                 f"{ {k: header.get('problem', {}).get(k) for k in differences} }, this search has "
                 f"{ {k: self.problem.get(k) for k in differences} }); use another journal path"
             )
-        self.trials = [Trial.from_dict(r["trial"]) for r in records[1:] if r.get("type") == "trial"]
+        self.trials = []
+        for number, record in enumerate(records[1:], start=2):
+            if not isinstance(record, dict) or record.get("type") != "trial":
+                continue
+            try:
+                trial = Trial.from_dict(record.get("trial"))
+            except ValueError as exc:
+                raise ConfigError(
+                    f"journal {str(self.path)!r} is corrupt at line {number}: {exc}"
+                ) from None
+            if trial.index != len(self.trials):
+                raise ConfigError(
+                    f"journal {str(self.path)!r} line {number} holds trial index {trial.index}, "
+                    f"expected {len(self.trials)} (duplicate or missing trials: two runs wrote "
+                    "to it at once?); restore it or use another journal path"
+                )
+            self.trials.append(trial)
 
     def append(self, trial: Trial) -> None:
-        """Record ``trial`` and flush it to disk (fsync) before returning."""
+        """Record ``trial`` and flush it to disk (fsync) before returning.
+
+        Raises:
+            ConfigError: its index is not the next one (the journal never holds two
+                trials with one index).
+
+        """
+        if trial.index != len(self.trials):
+            raise ConfigError(
+                f"journal {str(self.path)!r}: trial index {trial.index} appended after "
+                f"{len(self.trials)} trials"
+            )
         self._write_line({"type": "trial", "trial": trial.to_dict()}, mode="a")
         self.trials.append(trial)
 

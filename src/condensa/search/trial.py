@@ -53,12 +53,47 @@ class Trial:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Trial:
-        """Inverse of :meth:`to_dict`."""
-        values = dict(data)
-        if isinstance(values.get("sparsity"), list):
-            values["sparsity"] = tuple(values["sparsity"])
-        names = {f for f in cls.__dataclass_fields__}
-        return cls(**{k: v for k, v in values.items() if k in names})
+        """Inverse of :meth:`to_dict`, checking every field's type (journals are input).
+
+        Raises:
+            ValueError: not a mapping, a missing field, or a field of the wrong type.
+
+        """
+        if not isinstance(data, Mapping):
+            raise ValueError(f"a trial must be a JSON object, got {str(data)[:60]!r}")
+        values = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
+        for name in ("index", "sparsity", "accuracy", "objective", "feasible"):
+            if name not in values:
+                raise ValueError(f"a trial needs {name!r}")
+        sparsity = values["sparsity"]
+        if isinstance(sparsity, list) and sparsity and all(_number(v) for v in sparsity):
+            values["sparsity"] = tuple(float(v) for v in sparsity)
+        elif not _number(sparsity) and not (values.get("error") and sparsity is None):
+            raise ValueError(f"trial sparsity must be a number or a list of them: {sparsity!r}")
+        checks = {
+            "index": lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 0,
+            "accuracy": lambda v: v is None or _number(v),
+            "objective": lambda v: v is None or _number(v),
+            "feasible": lambda v: isinstance(v, bool),
+            "stage": lambda v: isinstance(v, str),
+            "wall_s": _number,
+            "overhead_s": _number,
+            "extra": lambda v: isinstance(v, dict),
+            "error": lambda v: v is None or isinstance(v, str),
+            "seed": lambda v: v is None or (isinstance(v, int) and not isinstance(v, bool)),
+        }
+        for name, valid in checks.items():
+            if name in values and not valid(values[name]):
+                raise ValueError(f"trial field {name!r} has a wrong value {values[name]!r}")
+        if values.get("error") is None and (
+            values["accuracy"] is None or values["objective"] is None
+        ):
+            raise ValueError("a trial that did not fail needs an accuracy and an objective")
+        return cls(**values)
+
+
+def _number(value: object) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
 def parse_outcome(value: object) -> tuple[float, float, dict[str, Any]]:
