@@ -27,7 +27,7 @@ from torch.nn.utils import parametrize
 
 from condensa.architecture import build_model as build_model  # public: io.build_model
 from condensa.architecture import from_file, meta_shapes, record
-from condensa.atomic import atomic_path
+from condensa.atomic import write_bytes
 from condensa.errors import CondensaError, ConfigError
 from condensa.filecheck import Entry, check_shapes, parse_entries, parse_metadata
 from condensa.functional.encoding import (
@@ -116,10 +116,11 @@ def save(
     Raises:
         ConfigError: an unknown zoo name, a factory that is not an importable class or
             function, or kwargs it does not accept; nothing is written.
-        OSError: the file could not be written (an existing file is left as it was).
+        OSError: the file could not be written, e.g. a full disk (an existing file at
+            ``path`` is left as it was).
 
     """
-    from safetensors.numpy import save_file
+    from safetensors.numpy import save as serialize
 
     path = Path(path)
     architecture = record(zoo, factory, kwargs)
@@ -149,8 +150,9 @@ def save(
         "architecture": json.dumps(architecture, separators=(",", ":")),
         "tensors": json.dumps(entries, separators=(",", ":")),
     }
-    with atomic_path(path) as tmp:
-        save_file(tensors, str(tmp), metadata=metadata)
+    # serialized in memory, then written by Python: a full disk is a clean OSError and
+    # the previous file stays (safetensors' own writer reports it as another error type)
+    write_bytes(path, serialize(tensors, metadata=metadata))
     return path
 
 

@@ -15,6 +15,7 @@ from typing import Any
 
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from condensa.cli.config import resolve
 
@@ -81,7 +82,7 @@ def run_demo(
     summaries: dict[str, dict[str, Any]] = {}
     pages: dict[str, Path] = {}
     for name, config in demo_configs(output, budget=budget, seed=seed, threads=threads).items():
-        console.rule(f"[bold]{config['name']}[/bold]")
+        console.rule(Text(config["name"], style="bold"))
         summaries[name] = run_search(
             config, Path(config["output"]), console, force=force, verbose=verbose
         )

@@ -240,13 +240,15 @@ def write_report(run_dir: str | Path) -> tuple[Path, Path]:
     """Write ``report.md`` and ``report.html`` for a finished run; returns their paths."""
     run = RunDir(run_dir)
     summary = run.read_summary()
-    figures = {name: run.path / rel for name, rel in summary.get("figures", {}).items()}
+    # only the run's own figure files are embedded, whatever summary.json names
+    search_png = run.figures / "search.png"
+    figures = {"search": search_png} if "search" in summary.get("figures", {}) else {}
     chart = layer_chart(summary, run.figures / "layers.png")
     if chart is not None:
+        run.track(chart)
         figures["layers"] = chart
-    scheme = (
-        (run.best / "scheme.toml").read_text() if (run.best / "scheme.toml").is_file() else None
-    )
+    scheme_file = run.best / "scheme.toml"
+    scheme = scheme_file.read_text(encoding="utf-8") if scheme_file.is_file() else None
     title = f"Condensa report: {summary['config'].get('name') or run.path.name}"
     headline, settings = _headline(summary), _settings(summary)
     comparison, trials = comparison_rows(summary), trial_rows(summary)

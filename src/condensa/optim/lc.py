@@ -14,6 +14,7 @@ the best validation score is returned.
 
 from __future__ import annotations
 
+import io
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -23,7 +24,7 @@ from typing import cast
 import torch
 from torch import nn
 
-from condensa.atomic import atomic_path
+from condensa.atomic import write_bytes
 from condensa.errors import ConfigError
 from condensa.masking import apply_plan, bake, copy_model, restore
 from condensa.optim.result import CompressionResult, Selector, TrainingDivergedError
@@ -62,8 +63,9 @@ class LCState:
 
     def save(self, path: str | Path) -> None:
         """Write the state atomically (tensors and plain data only)."""
-        with atomic_path(path) as tmp:
-            torch.save({"format": STATE_FORMAT, "version": STATE_VERSION, **self.__dict__}, tmp)
+        buffer = io.BytesIO()  # in memory first: a full disk is a clean OSError, never half a file
+        torch.save({"format": STATE_FORMAT, "version": STATE_VERSION, **self.__dict__}, buffer)
+        write_bytes(path, buffer.getvalue())
 
     @classmethod
     def load(cls, path: str | Path) -> LCState:
