@@ -1,4 +1,4 @@
-"""Faults a real machine produces: a full disk, two runs on one directory, --force near user files."""
+"""Faults a real machine produces: a full disk, two runs on one directory, --force by user files."""
 
 import errno
 import json
@@ -90,9 +90,7 @@ def test_disk_full_while_saving_trials_fails_cleanly_and_resumes(tmp_path, capsy
 
 def _model(tmp_path):
     model = condensa.compress(zoo.get("lenet300100", width=0.25), condensa.schemes.NeuronPrune(0.5))
-    return condensa.save(
-        model, tmp_path / "m.condensa", zoo="lenet300100", kwargs={"width": 0.25}
-    )
+    return condensa.save(model, tmp_path / "m.condensa", zoo="lenet300100", kwargs={"width": 0.25})
 
 
 @pytest.mark.parametrize("command", [["export"], ["thin"], ["thin", ".pt2"]])

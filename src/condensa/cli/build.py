@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import inspect
+import warnings
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,7 +14,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Subset
 
 from condensa.architecture import build_model
-from condensa.errors import CondensaError, ConfigError
+from condensa.errors import ConfigError
 from condensa.objectives import Latency, Macs, Memory, Throughput
 from condensa.optim import (
     DC,
@@ -233,26 +234,35 @@ def load_checkpoint(model: nn.Module, path: str | Path) -> nn.Module:
 
         return load(path, model)
     state: Any
-    if path.suffix == ".safetensors":
-        from safetensors.torch import load_file
+    try:
+        with warnings.catch_warnings():  # torch's pickle-protocol notes are not the user's
+            warnings.simplefilter("ignore")
+            if path.suffix == ".safetensors":
+                from safetensors.torch import load_file
 
-        state = load_file(str(path))
-    else:
-        try:
-            state = torch.load(path, map_location="cpu", weights_only=True)
-        except Exception as exc:
-            raise CondensaError(f"cannot read checkpoint {str(path)!r}: {exc}") from None
-        if isinstance(state, Mapping) and "state_dict" in state:
-            state = state["state_dict"]
+                state = load_file(str(path))
+            else:  # weights_only: tensors and plain containers, never code
+                state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - any unreadable file is the same user error
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ConfigError(
+            f"cannot read checkpoint {str(path)!r} (a state_dict saved by torch.save, a "
+            f"safetensors file or a .condensa file is expected; pickled code is never "
+            f"loaded): {first[:200]}"
+        ) from None
+    if isinstance(state, Mapping) and "state_dict" in state:
+        state = state["state_dict"]
     if not isinstance(state, Mapping):
         raise ConfigError(f"checkpoint {str(path)!r} holds no state_dict")
     expected = model.state_dict()
     missing = [k for k in expected if k not in state]
     unexpected = [k for k in state if k not in expected]
     shapes = [
-        f"{k}: {tuple(state[k].shape)} vs {tuple(v.shape)}"
+        f"{k}: {tuple(getattr(state[k], 'shape', ())) or type(state[k]).__name__} vs "
+        f"{tuple(v.shape)}"
         for k, v in expected.items()
-        if k in state and tuple(state[k].shape) != tuple(v.shape)
+        if k in state
+        and (not isinstance(state[k], torch.Tensor) or tuple(state[k].shape) != tuple(v.shape))
     ]
     if missing or unexpected or shapes:
         raise ConfigError(

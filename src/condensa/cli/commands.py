@@ -195,7 +195,7 @@ def stats(args: argparse.Namespace, console: Console) -> None:
     from condensa.stats import stats as model_stats
 
     model = _load(args)
-    example = _example(args) if args.input_shape else None
+    example = _example(args) if args.input_shape is not None else None
     if example is not None:
         _check_runs(model, example)
     result = model_stats(model, example)

@@ -266,7 +266,11 @@ def resolve(
     """
     config = defaults()
     for source, layer in layers:
-        if "scheme" in layer and "scheme" in config and source.startswith("--set"):
+        if (
+            isinstance(layer.get("scheme"), Mapping)
+            and "scheme" in config
+            and source.startswith("--set")
+        ):
             merged = copy.deepcopy(config["scheme"])
             _deep_update(merged, layer["scheme"])
             layer = {**layer, "scheme": merged}

@@ -52,7 +52,7 @@ class Trial:
         return out
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> Trial:
+    def from_dict(cls, data: Any) -> Trial:
         """Inverse of :meth:`to_dict`, checking every field's type (journals are input).
 
         Raises:
