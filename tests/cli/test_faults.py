@@ -180,6 +180,7 @@ def test_second_run_on_a_locked_directory_fails_at_once(tmp_path, capsys):
     assert main(["search", str(config), "-o", str(out), "-q"]) == 0
 
 
+@pytest.mark.slow
 def test_two_concurrent_searches_never_share_a_journal(tmp_path):
     """Two identical `condensa search` processes: one runs, the other is refused at once."""
     config = write_config(tmp_path, budget=2)
@@ -233,3 +234,12 @@ def test_selection_typo_is_refused_before_training(tmp_path, capsys):
     err = _one_line_error(capsys, main(argv), expected=2)
     assert "nope" in err and "matched no" in err
     assert not out.exists()
+
+
+def test_paths_with_brackets_print_as_they_are(tmp_path, capsys):
+    """A run directory named like rich markup finishes and is printed verbatim."""
+    config = write_config(tmp_path, budget=1)
+    out = tmp_path / "[/x][red]run"
+    assert main(["search", str(config), "-o", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert f"report: {out / 'report.html'}" in printed

@@ -125,3 +125,71 @@ def test_corrupt_middle_line_is_an_error(tmp_path):
     path.write_text("\n".join(lines) + "\n")
     with pytest.raises(ConfigError, match="corrupt at line 2"):
         search_sparsity(lambda s: (1.0, s), accuracy_threshold=0.91, journal=path)
+
+
+def _journal_with_trials(tmp_path, budget=3):
+    path = tmp_path / "journal.jsonl"
+    search_sparsity(
+        lambda s: (logistic_accuracy(s), s),
+        accuracy_threshold=0.91,
+        budget=budget,
+        seed=0,
+        journal=path,
+        settings=FAST,
+    )
+    return path
+
+
+def _resume(path):
+    return search_sparsity(
+        lambda s: (logistic_accuracy(s), s),
+        accuracy_threshold=0.91,
+        budget=5,
+        seed=0,
+        journal=path,
+        settings=FAST,
+    )
+
+
+def test_duplicate_trial_indices_are_refused(tmp_path):
+    """Two writers interleaving a journal leave duplicate indices: resuming refuses it."""
+    path = _journal_with_trials(tmp_path)
+    lines = path.read_text().splitlines()
+    path.write_text("\n".join([*lines, lines[1]]) + "\n")  # trial 0 again
+    with pytest.raises(ConfigError, match="holds trial index 0, expected 3"):
+        _resume(path)
+
+
+@pytest.mark.parametrize(
+    "record",
+    [
+        '{"type": "trial", "trial": 7}',
+        '{"type": "trial", "trial": {"index": 3}}',
+        '{"type": "trial", "trial": {"index": "3", "sparsity": 0.5, "accuracy": 0.9, '
+        '"objective": 0.5, "feasible": true}}',
+        '{"type": "trial", "trial": {"index": 3, "sparsity": "half", "accuracy": 0.9, '
+        '"objective": 0.5, "feasible": true}}',
+        '{"type": "trial", "trial": {"index": 3, "sparsity": 0.5, "accuracy": null, '
+        '"objective": 0.5, "feasible": true}}',
+        '{"type": "trial", "trial": {"index": 3, "sparsity": 0.5, "accuracy": 0.9, '
+        '"objective": 0.5, "feasible": "yes"}}',
+        "[1, 2, 3]",
+    ],
+)
+def test_journal_lines_of_the_wrong_shape_are_a_clear_error(tmp_path, record):
+    """A hand-edited or damaged journal line is a ConfigError naming the line, not a crash."""
+    path = _journal_with_trials(tmp_path)
+    path.write_text(path.read_text() + record + "\n" + '{"type": "note"}\n')
+    with pytest.raises(ConfigError, match="corrupt at line 5"):
+        _resume(path)
+
+
+def test_append_refuses_an_index_out_of_order(tmp_path):
+    """The journal never holds two trials with one index, whoever appends."""
+    from condensa.search.journal import Journal
+
+    path = _journal_with_trials(tmp_path, budget=2)
+    problem = json.loads(path.read_text().splitlines()[0])["problem"]
+    journal = Journal(path, problem)
+    with pytest.raises(ConfigError, match="trial index 0 appended after 2"):
+        journal.append(journal.trials[0])

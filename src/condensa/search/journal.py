@@ -9,6 +9,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from condensa.atomic import write_text
 from condensa.errors import ConfigError
 from condensa.search.trial import Trial
 
@@ -41,7 +42,10 @@ class Journal:
             )
 
     def _read(self) -> None:
-        lines = self.path.read_text(encoding="utf-8").splitlines(keepends=True)
+        try:
+            lines = self.path.read_text(encoding="utf-8").splitlines(keepends=True)
+        except UnicodeDecodeError:
+            raise ConfigError(f"journal {str(self.path)!r} is not UTF-8 text") from None
         records = []
         for number, line in enumerate(lines, start=1):
             try:
@@ -53,8 +57,7 @@ class Journal:
                         "(the search was interrupted while writing it)",
                         stacklevel=3,
                     )
-                    good = "".join(lines[:-1])
-                    self.path.write_text(good, encoding="utf-8")
+                    write_text(self.path, "".join(lines[:-1]))
                     break
                 raise ConfigError(
                     f"journal {str(self.path)!r} is corrupt at line {number}: {line[:80]!r}"
@@ -84,7 +87,11 @@ class Journal:
             )
         self.trials = []
         for number, record in enumerate(records[1:], start=2):
-            if not isinstance(record, dict) or record.get("type") != "trial":
+            if not isinstance(record, dict):
+                raise ConfigError(
+                    f"journal {str(self.path)!r} is corrupt at line {number}: not a JSON object"
+                )
+            if record.get("type") != "trial":
                 continue
             try:
                 trial = Trial.from_dict(record.get("trial"))
