@@ -15,6 +15,7 @@ from rich.text import Text
 
 from condensa.atomic import write_bytes
 from condensa.cli.config import parse_assignment, read_config, resolve
+from condensa.cli.output import print_table
 from condensa.errors import ConfigError
 
 FLAG_KEYS = {
@@ -50,9 +51,9 @@ def run_config(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _finish_run(summary: dict[str, Any], output: Path, console: Console) -> None:
-    from condensa.cli.report import write_report
+    from condensa.cli.rundir import RunDir
 
-    md, page = write_report(output)
+    md, page = RunDir(output).report_md, RunDir(output).report_html  # written by the run
     console.quiet = False  # --quiet silences progress, never the result
     chosen = summary.get("chosen")
     metric = summary["metric"]
@@ -114,7 +115,7 @@ def report(args: argparse.Namespace, console: Console) -> None:
     run.read_summary()  # a missing or corrupt summary is refused before the lock is taken
     with run.locked():
         try:
-            md, page = write_report(run.path)
+            md, page = write_report(run)
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
             if isinstance(exc, ConfigError):
                 raise
@@ -200,7 +201,7 @@ def stats(args: argparse.Namespace, console: Console) -> None:
         _check_runs(model, example)
     result = model_stats(model, example)
     console.quiet = False  # -q silences progress, never the result
-    console.print(result.rich_table())
+    print_table(console, result.rich_table())
     size = Path(args.model).stat().st_size
     console.print(
         f"file {args.model}: {size:,} bytes; dense float32 {result.dense_bytes:,} bytes "
@@ -230,7 +231,7 @@ def thin(args: argparse.Namespace, console: Console) -> None:
             f"{Macs('dense')(m, example).value:,.0f}",
         )
     console.quiet = False
-    console.print(table)
+    print_table(console, table)
     if output is not None:
         _write_deployable(model, thinned, example, output, console)
 

@@ -18,6 +18,7 @@ from rich.table import Table
 from rich.text import Text
 
 from condensa.cli.config import resolve
+from condensa.cli.output import print_table
 
 
 def demo_configs(
@@ -75,7 +76,7 @@ def run_demo(
     verbose: bool = False,
 ) -> dict[str, dict[str, Any]]:
     """Run both searches and their reports; print what was chosen. Returns the summaries."""
-    from condensa.cli.report import write_report
+    from condensa.cli.rundir import RunDir
     from condensa.cli.runner import run_search
 
     start = time.perf_counter()
@@ -86,7 +87,7 @@ def run_demo(
         summaries[name] = run_search(
             config, Path(config["output"]), console, force=force, verbose=verbose
         )
-        pages[name] = write_report(config["output"])[1]
+        pages[name] = RunDir(config["output"]).report_html
     table = Table(
         title=f"Condensa demo: digits CNN, budget {budget}, at most 1 point below baseline"
     )
@@ -106,7 +107,7 @@ def run_demo(
             f"{chosen['macs_ratio']:.2f}x fewer",
             f"{chosen['speedup']:.2f}x",
         )
-    console.print(table)
+    print_table(console, table)
     for name, page in pages.items():
         console.print(f"report ({name}): {page}")
     console.print(f"done in {time.perf_counter() - start:.0f}s")

@@ -124,8 +124,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         if hasattr(stream, "reconfigure"):
             # progress lines appear as they happen in logs too; odd bytes in paths never crash
             stream.reconfigure(line_buffering=True, errors="backslashreplace")
-    # a terminal: at least 132 columns so tables stay readable; a pipe or file: never cut
-    width = max(132, shutil.get_terminal_size((132, 24)).columns) if sys.stdout.isatty() else 2000
+    # at least 132 columns so tables stay readable in logs and pipes (print_table never
+    # cuts a table short when the output is not a terminal)
+    width = max(132, shutil.get_terminal_size((132, 24)).columns)
     console = Console(
         quiet=getattr(args, "quiet", False), width=width, highlight=False, markup=False
     )

@@ -236,9 +236,12 @@ pre{background:#f6f6f6;padding:1rem}
 """
 
 
-def write_report(run_dir: str | Path) -> tuple[Path, Path]:
-    """Write ``report.md`` and ``report.html`` for a finished run; returns their paths."""
-    run = RunDir(run_dir)
+def write_report(run_dir: str | Path | RunDir) -> tuple[Path, Path]:
+    """Write ``report.md`` and ``report.html`` for a finished run; returns their paths.
+
+    Pass the :class:`RunDir` itself when the caller already holds its lock.
+    """
+    run = run_dir if isinstance(run_dir, RunDir) else RunDir(run_dir)
     summary = run.read_summary()
     # only the run's own figure files are embedded, whatever summary.json names
     search_png = run.figures / "search.png"

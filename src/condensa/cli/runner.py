@@ -331,8 +331,12 @@ def _search(
 
 
 def _write_summary(run: RunDir, summary: Mapping[str, Any]) -> None:
+    """summary.json, then the reports from it, while the run still holds the directory."""
+    from condensa.cli.report import write_report
+
     run.write_summary(_finite(summary))
     run.track(run.summary)
+    write_report(run)
 
 
 def run_compress(
