@@ -29,7 +29,13 @@ from condensa.architecture import build_model as build_model  # public: io.build
 from condensa.architecture import from_file, meta_shapes, record
 from condensa.atomic import write_bytes
 from condensa.errors import CondensaError, ConfigError
-from condensa.filecheck import Entry, check_shapes, parse_entries, parse_metadata
+from condensa.filecheck import (
+    STORAGE_ARRAY_DTYPES,
+    Entry,
+    check_shapes,
+    parse_entries,
+    parse_metadata,
+)
 from condensa.functional.encoding import (
     best_rice_parameter,
     bitmask_decode,
@@ -42,21 +48,8 @@ from condensa.masking import FakeCast, FakeQuantInt8, Mask, copy_model, masks, s
 
 FORMAT = "condensa"
 VERSION = 1
-TORCH_DTYPES: dict[str, torch.dtype] = {
-    name: getattr(torch, name)
-    for name in (
-        "float32",
-        "float64",
-        "float16",
-        "bfloat16",
-        "int64",
-        "int32",
-        "int16",
-        "int8",
-        "uint8",
-        "bool",
-    )
-}
+TORCH_DTYPES: dict[str, torch.dtype] = {name: getattr(torch, name) for name in STORAGE_ARRAY_DTYPES}
+"""Every dtype a file may store, by name."""
 
 
 def _encode_positions(mask: np.ndarray) -> tuple[str, dict[str, np.ndarray], dict[str, int]]:
