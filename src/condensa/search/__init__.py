@@ -8,17 +8,31 @@ from condensa.search.constraint import Constraint
 from condensa.search.journal import Journal
 from condensa.search.loop import search_sparsity
 from condensa.search.plot import plot_search
+from condensa.search.proposer import (
+    STRATEGIES,
+    Answer,
+    Proposal,
+    Proposer,
+    SearchProblem,
+    register_strategy,
+)
 from condensa.search.result import SearchResult, SurrogateView
 from condensa.search.trial import Trial
 from condensa.search.two_stage import TwoStageSettings
 
 __all__ = [
+    "STRATEGIES",
+    "Answer",
     "Constraint",
     "Journal",
+    "Proposal",
+    "Proposer",
+    "SearchProblem",
     "SearchResult",
     "SurrogateView",
     "Trial",
     "TwoStageSettings",
     "plot_search",
+    "register_strategy",
     "search_sparsity",
 ]

@@ -7,26 +7,29 @@ import random
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 from condensa.errors import ConfigError
 from condensa.search.constraint import Constraint
 from condensa.search.journal import Journal
+from condensa.search.proposer import (
+    Proposal,
+    Proposer,
+    SearchProblem,
+    StrategyFactory,
+    make_strategy,
+    private_rng,
+    unit_distance,
+)
 from condensa.search.result import SearchResult
 from condensa.search.trial import Point, Trial, parse_outcome
-from condensa.search.two_stage import TwoStage, TwoStageSettings
+from condensa.search.two_stage import TwoStageSettings
 
 Evaluate = Callable[[Any], Any]
 STOPPING: tuple[type[BaseException], ...] = (OSError, MemoryError, ConfigError)
 """Errors of ``evaluate`` that stop the search instead of failing one trial."""
-
-
-class Proposer(Protocol):
-    """Chooses the next point from the trials so far; None stops the search."""
-
-    def propose(self, trials: list[Trial]) -> tuple[Point, str] | None: ...  # noqa: D102
-
-    def set_budget_left(self, remaining: int) -> None: ...  # noqa: D102
+DUPLICATE_TOLERANCE = 1e-3
+"""Points closer than this fraction of the bounds are the same point (no second run)."""
 
 
 def _check_bounds(bounds: object) -> list[tuple[float, float]]:
@@ -75,17 +78,24 @@ def search_sparsity(
     journal: str | Path | None = None,
     settings: TwoStageSettings | None = None,
     callback: Callable[[Trial], None] | None = None,
+    strategy: str | StrategyFactory | Proposer | None = None,
+    deterministic: bool = False,
+    monotone: bool = False,
 ) -> SearchResult:
     """Find the sparsity that maximizes an objective under an accuracy constraint.
 
     ``evaluate(sparsity)`` compresses at ``sparsity`` and returns ``(accuracy,
-    objective)`` (or a mapping with those keys, extras allowed); the objective is
-    maximized. It is called at most ``budget`` times. A call that raises or returns
-    NaN/None/a wrong shape is recorded as a failed trial, counts against the budget,
-    and the search goes on, except for errors that are not a property of the point:
-    the environment (``OSError`` such as a full disk, ``MemoryError``, interrupts) and
-    configuration (:class:`~condensa.errors.ConfigError`) stop the search with that
-    error, and the trial is not journaled, so a resumed search runs it again.
+    objective)`` (or a mapping with those keys, extras allowed; ``accuracy_se`` and
+    ``objective_se`` extras are standard errors the surrogates use as known noise);
+    the objective is maximized. It is called at most ``budget`` times, never twice at
+    one point except for an explicit replicate of a noisy answer. A call that raises or
+    returns NaN/None/a wrong shape is recorded as a failed trial, counts against the
+    budget, and the search goes on, except for errors that are not a property of the
+    point: the environment (``OSError`` such as a full disk, ``MemoryError``,
+    interrupts) and configuration (:class:`~condensa.errors.ConfigError`) stop the
+    search with that error, and the trial is not journaled, so a resumed search runs
+    it again. The global torch, numpy and ``random`` generator states are left as
+    ``evaluate`` leaves them: the strategies draw from private, seeded generators.
 
     Args:
         evaluate: the black box.
@@ -97,19 +107,26 @@ def search_sparsity(
         lower_is_better: for perplexity-like metrics.
         budget: maximum number of ``evaluate`` calls (>= 1).
         bounds: ``(low, high)`` for one sparsity, or a list of pairs for a vector of
-            sparsities (``evaluate`` then receives a tuple; constrained qLogNEI).
+            sparsities (``evaluate`` then receives a tuple).
         seed: makes the search reproducible; drawn at random (and reported) when None.
         journal: JSON-lines file; every trial is written and flushed before the next
             evaluation, and a search restarted with the same journal reuses its trials.
-        settings: the 1-D search's settings.
+        settings: the strategy's settings (:class:`TwoStageSettings` for the default).
         callback: called with each new trial.
+        strategy: a registered name (``"two-stage"``, the default for one sparsity;
+            ``"bo"``, the default for several; ``"bisection"``, ``"random"``, ``"grid"``,
+            ``"tpe"``, or one registered with :func:`register_strategy`), a factory
+            taking a :class:`SearchProblem`, or a ready proposer.
+        deterministic: ``evaluate`` returns the same accuracy for the same point
+            (direct compression): noise-free accuracy surrogate, no replicates.
+        monotone: the objective never decreases with sparsity (memory, MACs).
 
     Returns:
-        A :class:`SearchResult`; ``result.best`` is the best *evaluated* feasible trial.
+        A :class:`SearchResult`; ``result.best`` is an *evaluated* feasible trial.
 
     Raises:
-        ConfigError: bad budget, bounds or constraint, or a journal of another problem;
-            or raised by ``evaluate`` (re-raised as it was).
+        ConfigError: bad budget, bounds, strategy or constraint, a journal of another
+            problem, or a proposal outside the bounds; or raised by ``evaluate``.
         OSError, MemoryError: raised by ``evaluate`` (re-raised as they were).
 
     Example:
@@ -130,37 +147,75 @@ def search_sparsity(
         reference_accuracy=reference_accuracy,
         lower_is_better=lower_is_better,
     )
-    problem = {"bounds": [list(p) for p in pairs], **constraint.to_dict()}
-    log = None if journal is None else Journal(journal, problem)
+    log = (
+        None
+        if journal is None
+        else Journal(journal, {"bounds": [list(p) for p in pairs], **constraint.to_dict()})
+    )
     trials: list[Trial] = list(log.trials) if log is not None else []
     if seed is None:
         recorded = [t.seed for t in trials if t.seed is not None]
-        seed = recorded[0] if recorded else random.randrange(2**31)
-    proposer: Proposer
-    if len(pairs) == 1:
-        proposer = TwoStage(pairs[0], constraint, settings or TwoStageSettings(), seed)
-    else:
-        from condensa.search.multi import ConstrainedBO
-
-        proposer = ConstrainedBO(pairs, constraint, seed)
-    reason = "budget used"
-    stopped_early = False
-    while len(trials) < budget:
-        proposer.set_budget_left(budget - len(trials))
+        seed = recorded[0] if recorded else random.SystemRandom().randrange(2**31)
+    problem = SearchProblem(tuple(pairs), constraint, seed, deterministic, monotone, settings)
+    default = "two-stage" if len(pairs) == 1 else "bo"
+    with private_rng():
+        proposer = make_strategy(default if strategy is None else strategy, problem)
+    reason, stopped_early = "budget used", False
+    while len(trials) < budget and not stopped_early:
         start = time.perf_counter()
-        proposal = proposer.propose(trials)
+        with private_rng():
+            proposals = proposer.propose(trials, budget_left=budget - len(trials), q=1)
         overhead = time.perf_counter() - start
-        if proposal is None:
+        if not proposals:
             stopped_early, reason = True, "stopped early: the answer is certain"
-            break
-        point, stage = proposal
-        trial = _run_trial(evaluate, point, len(trials), stage, overhead, constraint, seed)
-        trials.append(trial)
-        if log is not None:
-            log.append(trial)
-        if callback is not None:
-            callback(trial)
+        for proposal in proposals[: budget - len(trials)]:
+            repeat = _repeat_of(problem, proposal, trials)
+            if repeat is not None and (not proposal.replicate or deterministic):
+                stopped_early = True
+                reason = (
+                    f"stopped early: the strategy proposed sparsity {_show(proposal.point)} "
+                    f"again (trial {repeat.index + 1})"
+                    + (" and the evaluator is deterministic" if proposal.replicate else "")
+                )
+                break
+            trial = _run_trial(
+                evaluate, proposal.point, len(trials), proposal.stage, overhead, constraint, seed
+            )
+            trials.append(trial)
+            if log is not None:
+                log.append(trial)
+            if callback is not None:
+                callback(trial)
     return _result(trials, constraint, proposer, stopped_early, reason, seed, pairs)
+
+
+def _show(point: Point) -> str:
+    return f"{point:.4f}" if isinstance(point, float) else str(point)
+
+
+def _repeat_of(problem: SearchProblem, proposal: Proposal, trials: list[Trial]) -> Trial | None:
+    """The evaluated trial at the proposed point, if any.
+
+    Raises:
+        ConfigError: the point lies outside the bounds or has the wrong dimension.
+
+    """
+    values = proposal.point if isinstance(proposal.point, tuple) else (proposal.point,)
+    if len(values) != problem.dimensions or not all(
+        isinstance(v, (int, float)) and low - 1e-9 <= v <= high + 1e-9
+        for v, (low, high) in zip(values, problem.bounds, strict=False)
+    ):
+        raise ConfigError(
+            f"the search strategy proposed {proposal.point!r}, outside the bounds "
+            f"{list(problem.bounds)}"
+        )
+    for t in trials:
+        if (
+            not t.failed
+            and unit_distance(problem, proposal.point, t.sparsity) < DUPLICATE_TOLERANCE
+        ):
+            return t
+    return None
 
 
 def _run_trial(
@@ -217,39 +272,34 @@ def _result(
 ) -> SearchResult:
     ok = [t for t in trials if not t.failed]
     feasible = [t for t in ok if t.feasible]
-    view = level = probability = None
-    if isinstance(proposer, TwoStage):
-        view, level, probability = proposer.view(trials)
-    if feasible and probability is not None and isinstance(proposer, TwoStage):
-        two_stage = proposer
-
-        # prefer trials the accuracy GP also deems feasible (guards against lucky noise)
-        def credible(t: Trial) -> bool:
-            u = two_stage.to_unit(float(t.sparsity))  # type: ignore[arg-type]
-            index = round(u * (len(probability) - 1))
-            return float(probability[index]) >= 0.5
-
-        feasible = [t for t in feasible if credible(t)] or feasible
+    answer = None
+    choose = getattr(proposer, "answer", None)
+    if callable(choose) and ok:
+        with private_rng():
+            answer = choose(trials)
     best = max(feasible, key=lambda t: (t.objective, -t.index)) if feasible else None
+    if answer is not None and answer.best is not None:
+        chosen = trials[answer.best]
+        best = chosen if chosen.feasible and not chosen.failed else best
     closest = None
     if best is None and ok:
         closest = max(ok, key=lambda t: constraint.margin(t.accuracy))  # type: ignore[arg-type]
-    s_acc = s_acc_std = None
-    if level is not None and level.p_feasible > 0 and isinstance(proposer, TwoStage):
-        low, high = pairs[0]
-        s_acc = proposer.to_sparsity(level.mean)
-        s_acc_std = level.std * (high - low)
+    failed = [t for t in trials if t.failed]
+    if best is None and failed:
+        reason = (
+            f"{reason}; {len(failed)} of {len(trials)} trials failed (first: {failed[0].error})"
+        )
     bounds: Any = pairs[0] if len(pairs) == 1 else pairs
     return SearchResult(
         best,
         trials,
         constraint,
-        s_acc,
-        s_acc_std,
+        None if answer is None else answer.s_acc,
+        None if answer is None else answer.s_acc_std,
         closest,
         stopped_early,
         reason,
-        view,
+        None if answer is None else answer.surrogate,
         seed,
         bounds,
     )

@@ -7,11 +7,13 @@ constraint, maximized with ``optimize_acqf`` over the unit cube.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import torch
 
-from condensa.search.constraint import Constraint
+from condensa.search.proposer import Proposal, SearchProblem, register_strategy
 from condensa.search.surrogate import DTYPE, fit_gp, single_thread
-from condensa.search.trial import Trial
+from condensa.search.trial import Point, Trial
 from condensa.search.two_stage import clip_margin
 
 
@@ -25,51 +27,46 @@ def _constraint_sample(samples: torch.Tensor) -> torch.Tensor:
     return -samples[..., 1]
 
 
+@register_strategy("bo")
 class ConstrainedBO:
-    """Proposes the next sparsity vector from the trials so far (deterministic given the seed).
+    """Constrained qLogNEI over a sparsity vector (deterministic given the seed).
 
     Args:
-        bounds: one ``(low, high)`` pair per dimension.
-        constraint: the accuracy constraint.
-        seed: seeds the Sobol initial design and the acquisition optimization.
-        initial: size of the initial Sobol design (default ``2 d + 1``).
+        problem: ``problem.bounds`` holds one ``(low, high)`` pair per dimension;
+            ``problem.settings`` may be an int: the size of the initial Sobol design
+            (default ``2 d + 1``).
 
     """
 
-    def __init__(
-        self,
-        bounds: list[tuple[float, float]],
-        constraint: Constraint,
-        seed: int,
-        initial: int | None = None,
-    ) -> None:
+    def __init__(self, problem: SearchProblem) -> None:
         from torch.quasirandom import SobolEngine
 
+        bounds = list(problem.bounds)
+        self.problem = problem
         self.bounds = bounds
-        self.constraint = constraint
-        self.seed = seed
+        self.constraint = problem.constraint
+        self.seed = problem.seed
         d = len(bounds)
+        initial = problem.settings if isinstance(problem.settings, int) else None
         self.initial = initial if initial is not None else 2 * d + 1
-        self.design = SobolEngine(d, scramble=True, seed=seed).draw(self.initial).to(DTYPE)
+        self.design = SobolEngine(d, scramble=True, seed=self.seed).draw(self.initial).to(DTYPE)
         self.low = torch.tensor([b[0] for b in bounds], dtype=DTYPE)
         self.span = torch.tensor([b[1] - b[0] for b in bounds], dtype=DTYPE)
 
-    def set_budget_left(self, remaining: int) -> None:
-        """Unused: constrained qLogNEI has no stages."""
-
-    def to_point(self, u: torch.Tensor) -> tuple[float, ...]:
+    def to_point(self, u: torch.Tensor) -> Point:
         """Unit cube -> sparsities (rounded to 1e-6 so journals hold short numbers)."""
-        return tuple(round(float(v), 6) for v in self.low + u * self.span)
+        values = tuple(round(float(v), 6) for v in self.low + u * self.span)
+        return values[0] if len(values) == 1 else values
 
-    def propose(self, trials: list[Trial]) -> tuple[tuple[float, ...], str] | None:
+    def propose(self, trials: Sequence[Trial], *, budget_left: int, q: int = 1) -> list[Proposal]:
         """The next point: from the Sobol design, then from the acquisition."""
         n = len(trials)
         if n < self.initial:
-            return self.to_point(self.design[n]), "initial"
+            return [Proposal(self.to_point(self.design[n]), "initial")]
         with single_thread():
-            return self._acquire(trials), "bo"
+            return [Proposal(self._acquire(list(trials)), "bo")]
 
-    def _acquire(self, trials: list[Trial]) -> tuple[float, ...]:
+    def _acquire(self, trials: list[Trial]) -> Point:
         from botorch.acquisition.logei import qLogNoisyExpectedImprovement
         from botorch.acquisition.objective import GenericMCObjective
         from botorch.models import ModelListGP
@@ -81,7 +78,7 @@ class ConstrainedBO:
             return self.to_point(torch.rand(len(self.bounds), generator=generator, dtype=DTYPE))
         torch.manual_seed(self.seed + len(trials))
         x = torch.stack(
-            [(torch.tensor(t.sparsity, dtype=DTYPE) - self.low) / self.span for t in ok]
+            [(torch.tensor(t.sparsity, dtype=DTYPE).reshape(-1) - self.low) / self.span for t in ok]
         )
         objective = torch.tensor([t.objective for t in ok], dtype=DTYPE)
         margin = clip_margin(

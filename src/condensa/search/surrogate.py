@@ -30,12 +30,14 @@ def single_thread() -> Iterator[None]:
         torch.set_num_threads(previous)
 
 
-def fit_gp(x: torch.Tensor, y: torch.Tensor):  # type: ignore[no-untyped-def]
+def fit_gp(x: torch.Tensor, y: torch.Tensor, noise: torch.Tensor | None = None):  # type: ignore[no-untyped-def]
     """A BoTorch ``SingleTaskGP`` fitted by marginal likelihood.
 
     Args:
         x: `(n, d)` inputs in the unit cube.
-        y: `(n,)` observations (standardized inside the model; noise is inferred).
+        y: `(n,)` observations (standardized inside the model).
+        noise: `(n,)` known observation variances (heteroscedastic, fixed), or None to
+            infer one noise level. Floored at ``1e-6`` of ``y``'s variance for stability.
 
     Returns:
         The fitted model, in eval mode.
@@ -46,13 +48,27 @@ def fit_gp(x: torch.Tensor, y: torch.Tensor):  # type: ignore[no-untyped-def]
     from botorch.models.transforms.outcome import Standardize
     from gpytorch.mlls import ExactMarginalLogLikelihood
 
-    gp = SingleTaskGP(x.to(DTYPE), y.to(DTYPE).unsqueeze(-1), outcome_transform=Standardize(m=1))
+    y = y.to(DTYPE).unsqueeze(-1)
+    yvar = None
+    if noise is not None:
+        floor = 1e-6 * max(float(y.var()) if len(y) > 1 else 1.0, 1e-12)
+        yvar = noise.to(DTYPE).clamp_min(floor).unsqueeze(-1)
+    gp = SingleTaskGP(x.to(DTYPE), y, train_Yvar=yvar, outcome_transform=Standardize(m=1))
     mll = ExactMarginalLogLikelihood(gp.likelihood, gp)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # optimizer chatter on tiny data sets
         with suppress(Exception):  # keep the prior hyperparameters if fitting fails
             fit_gpytorch_mll(mll)
     return gp.eval()
+
+
+def noise_variance(gp) -> float:  # type: ignore[no-untyped-def]
+    """The fitted homoscedastic observation variance, in the units of ``y``."""
+    noise = getattr(gp.likelihood, "noise", None)
+    if noise is None:
+        return 0.0
+    scale = float(gp.outcome_transform.stdvs.squeeze()) ** 2
+    return float(noise.mean()) * scale
 
 
 @dataclass(frozen=True)

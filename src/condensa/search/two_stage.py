@@ -12,6 +12,8 @@ trial updates both GPs. The search stops early when the level set is located to
 from __future__ import annotations
 
 import math
+import statistics
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,13 +22,14 @@ import torch
 
 from condensa.errors import ConfigError
 from condensa.search.acquisition import ils_ucb, probability_feasible, ucb
-from condensa.search.constraint import Constraint
+from condensa.search.proposer import Answer, Proposal, SearchProblem, register_strategy
 from condensa.search.result import SurrogateView
 from condensa.search.surrogate import (
     DTYPE,
     LevelSet,
     fit_gp,
     largest_feasible,
+    noise_variance,
     posterior,
     single_thread,
 )
@@ -53,6 +56,10 @@ class TwoStageSettings:
         decreasing: exploit that accuracy usually falls with sparsity: the level set
             sought is the end of the first feasible run. With False, the largest
             feasible sparsity anywhere (slower to pin down, correct for any shape).
+        min_distance: no point closer than this (sparsity units) to an evaluated one is
+            proposed, except an explicit replicate.
+        replicates: most extra measurements of the answer when its margin to the
+            constraint is within noise (never for deterministic evaluators).
 
     """
 
@@ -66,6 +73,8 @@ class TwoStageSettings:
     grid: int = 201
     samples: int = 128
     decreasing: bool = True
+    min_distance: float = 0.004
+    replicates: int = 2
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.gamma <= 1.0:
@@ -94,22 +103,31 @@ def clip_margin(margin: torch.Tensor) -> torch.Tensor:
     return margin.clamp(-c, c)
 
 
+@register_strategy("two-stage")
 class TwoStage:
-    """Proposes the next sparsity from the trials so far (deterministic given the seed)."""
+    """The paper's two stages as a proposer (deterministic given the seed).
 
-    def __init__(
-        self,
-        bounds: tuple[float, float],
-        constraint: Constraint,
-        settings: TwoStageSettings,
-        seed: int,
-    ) -> None:
-        self.low, self.high = bounds
-        self.constraint = constraint
+    Args:
+        problem: one sparsity dimension; ``problem.settings`` a :class:`TwoStageSettings`.
+
+    """
+
+    def __init__(self, problem: SearchProblem) -> None:
+        if problem.dimensions != 1:
+            raise ConfigError(
+                f"strategy 'two-stage' searches one sparsity; this problem has "
+                f"{problem.dimensions} (use 'bo')"
+            )
+        settings = problem.settings if problem.settings is not None else TwoStageSettings()
+        if not isinstance(settings, TwoStageSettings):
+            raise ConfigError(f"two-stage settings must be TwoStageSettings, got {settings!r}")
+        self.problem = problem
+        self.low, self.high = problem.bounds[0]
+        self.constraint = problem.constraint
         self.settings = settings
-        self.seed = seed
+        self.seed = problem.seed
         self.grid = torch.linspace(0.0, 1.0, settings.grid, dtype=DTYPE).unsqueeze(-1)  # (m, 1)
-        rng = np.random.default_rng(seed)
+        rng = np.random.default_rng(self.seed)
         k = settings.initial
         self.initial_points = [(i + rng.uniform(0.15, 0.85)) / k for i in range(k)]
 
@@ -122,31 +140,34 @@ class TwoStage:
         """Map a sparsity to [0, 1]."""
         return (s - self.low) / (self.high - self.low)
 
-    def _data(self, trials: list[Trial]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def _data(self, trials: Sequence[Trial]) -> _Data:
         ok = [t for t in trials if not t.failed]
         x = torch.tensor([[self.to_unit(float(t.sparsity))] for t in ok], dtype=DTYPE)  # type: ignore[arg-type]
         margin = torch.tensor([self.constraint.margin(t.accuracy) for t in ok], dtype=DTYPE)  # type: ignore[arg-type]
         objective = torch.tensor([t.objective for t in ok], dtype=DTYPE)
-        return x, clip_margin(margin), objective
+        return _Data(
+            ok,
+            x,
+            clip_margin(margin),
+            objective,
+            self._noise(ok, "accuracy_se", self.problem.deterministic),
+            self._noise(ok, "objective_se", False),
+        )
 
-    def propose(self, trials: list[Trial]) -> tuple[float, str] | None:
-        """The next sparsity and its stage, or None to stop (the answer is certain)."""
-        with single_thread():
-            return self._propose(trials)
+    @staticmethod
+    def _noise(trials: list[Trial], key: str, exact: bool) -> torch.Tensor | None:
+        """Per-trial variances from the trials' standard errors; None to infer one level."""
+        if exact:
+            return torch.zeros(len(trials), dtype=DTYPE)
+        errors = [t.extra.get(key) for t in trials]
+        if not errors or not all(isinstance(e, (int, float)) and e >= 0 for e in errors):
+            return None
+        return torch.tensor(errors, dtype=DTYPE).square()
 
-    def _propose(self, trials: list[Trial]) -> tuple[float, str] | None:
-        n = len(trials)
-        if n < len(self.initial_points):
-            return self.to_sparsity(self.initial_points[n]), "initial"
-        x, margin, objective = self._data(trials)
+    def _fit(self, data: _Data, n: int) -> tuple[Any, Any, LevelSet]:
         torch.manual_seed(self.seed + n)
-        blocked = self._blocked(trials)
-        if len(x) < 2:
-            free = [
-                u for u in np.linspace(0, 1, 11) if not blocked[round(u * (len(self.grid) - 1))]
-            ]
-            return self.to_sparsity(float(free[n % len(free)] if free else 0.5)), "initial"
-        acc_gp, obj_gp = fit_gp(x, margin), fit_gp(x, objective)
+        acc_gp = fit_gp(data.x, data.margin, data.margin_noise)
+        obj_gp = fit_gp(data.x, data.objective, data.objective_noise)
         acc = posterior(acc_gp, self.grid)
         level = largest_feasible(
             acc_gp,
@@ -154,24 +175,67 @@ class TwoStage:
             self.settings.samples,
             self.seed + n,
             decreasing=self.settings.decreasing,
-            start=self._known_feasible(x, acc.mean),
+            start=self._known_feasible(data.x, acc.mean),
         )
-        remaining = self._budget_left
+        return acc_gp, obj_gp, level
+
+    def propose(self, trials: Sequence[Trial], *, budget_left: int, q: int = 1) -> list[Proposal]:
+        """The next sparsity (one per call), or ``[]`` when the answer is certain."""
+        with single_thread():
+            proposal = self._propose(list(trials), budget_left)
+        return [] if proposal is None else [proposal]
+
+    def _propose(self, trials: list[Trial], budget_left: int) -> Proposal | None:
+        n = len(trials)
+        if n < len(self.initial_points):
+            return Proposal(self.to_sparsity(self.initial_points[n]), "initial")
+        data = self._data(trials)
+        blocked = self._blocked(trials)
+        if len(data.x) < 2:
+            free = [
+                u for u in np.linspace(0, 1, 11) if not blocked[round(u * (len(self.grid) - 1))]
+            ]
+            return Proposal(
+                self.to_sparsity(float(free[n % len(free)] if free else 0.5)), "initial"
+            )
+        acc_gp, obj_gp, level = self._fit(data, n)
+        acc = posterior(acc_gp, self.grid)
+        blocked |= self._dominated(data, acc.mean, acc.std)
         level_point = self._level_set_point(acc.mean, acc.std, level, blocked)
         objective_point = self._objective_point(obj_gp, acc.mean, acc.std, trials, blocked, level)
+        choice = None
         if level_point is not None and (
-            objective_point is None or remaining > self.settings.reserve
+            objective_point is None or budget_left > self.settings.reserve
         ):
-            return self.to_sparsity(level_point), "level-set"
-        if objective_point is not None:
-            return self.to_sparsity(objective_point), "objective"
-        return None
+            choice = Proposal(self.to_sparsity(level_point), "level-set")
+        elif objective_point is not None:
+            choice = Proposal(self.to_sparsity(objective_point), "objective")
+        if choice is None or budget_left == 1:  # last chance: is the answer itself in doubt?
+            return self._replicate(trials, data, acc_gp, obj_gp) or choice
+        return choice
 
-    _budget_left = math.inf
-
-    def set_budget_left(self, remaining: int) -> None:
-        """Tell the proposer how many evaluations remain (it reserves some for stage 2)."""
-        self._budget_left = remaining
+    def _replicate(
+        self, trials: list[Trial], data: _Data, acc_gp: Any, obj_gp: Any
+    ) -> Proposal | None:
+        """Measure the answer again when its margin is within noise (noisy evaluators only)."""
+        if self.problem.deterministic or self.settings.replicates < 1:
+            return None
+        answer = self._choose(data, acc_gp, obj_gp)
+        if answer is None:
+            return None
+        chosen = data.trials[answer]
+        same = [t for t in trials if not t.failed and t.sparsity == chosen.sparsity]
+        if len(same) > self.settings.replicates:
+            return None
+        variance = (
+            float(data.margin_noise[answer])
+            if data.margin_noise is not None
+            else noise_variance(acc_gp)
+        )
+        margin = statistics.fmean(self.constraint.margin(float(t.accuracy)) for t in same)  # type: ignore[arg-type]
+        if abs(margin) > 2.0 * math.sqrt(variance / len(same)):
+            return None
+        return Proposal(chosen.sparsity, "replicate", replicate=True)
 
     def _known_feasible(self, x: torch.Tensor, mean: torch.Tensor) -> int:
         """Grid index of the largest trial whose denoised margin (posterior mean) is >= 0."""
@@ -181,12 +245,72 @@ class TwoStage:
         return max(feasible) if feasible else 0
 
     def _blocked(self, trials: list[Trial]) -> torch.Tensor:
-        """Grid points next to failed trials (never proposed again)."""
+        """Grid points near evaluated or failed trials (never proposed again, bar replicates)."""
         blocked = torch.zeros(len(self.grid), dtype=torch.bool)
+        radius = max(self.settings.min_distance / (self.high - self.low), 1e-9)
         for t in trials:
-            if t.failed:
-                blocked |= (self.grid[:, 0] - self.to_unit(float(t.sparsity))).abs() < 0.01  # type: ignore[arg-type]
+            near = (self.grid[:, 0] - self.to_unit(float(t.sparsity))).abs()  # type: ignore[arg-type]
+            blocked |= near < (max(radius, 0.01) if t.failed else radius)
         return blocked
+
+    def _dominated(self, data: _Data, mean: torch.Tensor, std: torch.Tensor) -> torch.Tensor:
+        """With a monotone objective, everything below a credibly feasible trial."""
+        dominated = torch.zeros(len(self.grid), dtype=torch.bool)
+        if not self.problem.monotone:
+            return dominated
+        p = probability_feasible(mean, std)
+        m = len(self.grid) - 1
+        credible = [
+            float(u)
+            for u, t in zip(data.x[:, 0], data.trials, strict=True)
+            if t.feasible and float(p[round(float(u) * m)]) >= 0.5
+        ]
+        if credible:
+            dominated |= self.grid[:, 0] < max(credible)
+        return dominated
+
+    def _choose(self, data: _Data, acc_gp: Any, obj_gp: Any) -> int | None:
+        """Index (in ``data.trials``) of the answer: credibly feasible, best posterior objective.
+
+        Among evaluated trials whose posterior probability of feasibility is at least
+        ``feasible_probability`` (else 0.5, else any observed-feasible trial), the one
+        with the highest posterior objective mean: a single lucky reading of a noisy
+        objective or accuracy does not decide the answer.
+        """
+        acc = posterior(acc_gp, data.x)
+        obj = posterior(obj_gp, data.x)
+        p = probability_feasible(acc.mean, acc.std)
+        observed = [i for i, t in enumerate(data.trials) if t.feasible]
+        for level in (self.settings.feasible_probability, 0.5):
+            candidates = [i for i in observed if float(p[i]) >= level]
+            if candidates:
+                break
+        else:
+            candidates = observed
+        if not candidates:
+            return None
+        return max(candidates, key=lambda i: (float(obj.mean[i]), -i))
+
+    def answer(self, trials: Sequence[Trial]) -> Answer:
+        """The chosen trial, ``s_acc`` and the posteriors on the grid (for plots)."""
+        with single_thread():
+            data = self._data(list(trials))
+            if len(data.x) < 2:
+                feasible = [t for t in data.trials if t.feasible]
+                best = max(feasible, key=lambda t: (t.objective, -t.index)) if feasible else None
+                return Answer(None if best is None else best.index)
+            acc_gp, obj_gp, level = self._fit(data, len(trials))
+            chosen = self._choose(data, acc_gp, obj_gp)
+            s_acc = s_acc_std = None
+            if level.p_feasible > 0:
+                s_acc = self.to_sparsity(level.mean)
+                s_acc_std = level.std * (self.high - self.low)
+            return Answer(
+                None if chosen is None else data.trials[chosen].index,
+                s_acc,
+                s_acc_std,
+                self._view(data, acc_gp, obj_gp, level),
+            )
 
     def _level_set_point(
         self, mean: torch.Tensor, std: torch.Tensor, level: LevelSet, blocked: torch.Tensor
@@ -235,37 +359,15 @@ class TwoStage:
             return None
         return float(self.grid[int(score.argmax()), 0])
 
-    def view(
-        self, trials: list[Trial]
-    ) -> tuple[SurrogateView | None, LevelSet | None, torch.Tensor | None]:
-        """The final posteriors on the grid (in sparsity units), the level set, and P(feasible)."""
-        with single_thread():
-            return self._view(trials)
-
-    def _view(
-        self, trials: list[Trial]
-    ) -> tuple[SurrogateView | None, LevelSet | None, torch.Tensor | None]:
-        x, margin, objective = self._data(trials)
-        if len(x) < 2:
-            return None, None, None
-        torch.manual_seed(self.seed + len(trials))
-        acc_gp, obj_gp = fit_gp(x, margin), fit_gp(x, objective)
+    def _view(self, data: _Data, acc_gp: Any, obj_gp: Any, level: LevelSet) -> SurrogateView:
         acc, obj = posterior(acc_gp, self.grid), posterior(obj_gp, self.grid)
-        level = largest_feasible(
-            acc_gp,
-            self.grid,
-            self.settings.samples,
-            self.seed + len(trials),
-            decreasing=self.settings.decreasing,
-            start=self._known_feasible(x, acc.mean),
-        )
         p = probability_feasible(acc.mean, acc.std)
         if self.settings.decreasing and level.p_feasible > 0:
             p = torch.where(self.grid[:, 0] <= level.high, p, torch.zeros_like(p))
         sign = -1.0 if self.constraint.lower_is_better else 1.0
         to_accuracy = lambda m: (self.constraint.threshold + sign * m).tolist()  # noqa: E731
         low, high = acc.mean - 2 * acc.std, acc.mean + 2 * acc.std
-        view = SurrogateView(
+        return SurrogateView(
             grid=[self.to_sparsity(float(u)) for u in self.grid[:, 0]],
             accuracy_mean=to_accuracy(acc.mean),
             accuracy_low=to_accuracy(low if sign > 0 else high),
@@ -275,4 +377,15 @@ class TwoStage:
             objective_high=(obj.mean + 2 * obj.std).tolist(),
             feasible_probability=p.tolist(),
         )
-        return view, level, p
+
+
+@dataclass(frozen=True)
+class _Data:
+    """The usable trials as GP training data (unit sparsities, clipped margins, noise)."""
+
+    trials: list[Trial]
+    x: torch.Tensor
+    margin: torch.Tensor
+    objective: torch.Tensor
+    margin_noise: torch.Tensor | None
+    objective_noise: torch.Tensor | None
