@@ -9,6 +9,8 @@ keeps the best feasible compressed model.
 
 from __future__ import annotations
 
+import math
+import statistics
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,6 +30,8 @@ from condensa.stats import stats
 SchemeFactory = Callable[[float], Scheme]
 Objective = Callable[[nn.Module, torch.Tensor], "Measurement | float"]
 METHODS = ("dc", "finetune", "lc")
+KEEP_MODELS = 3
+"""Feasible trial models kept in memory (best observed objective first) for the answer."""
 
 
 def scheme_factory(scheme: SchemeFactory | Mapping[str, Any]) -> SchemeFactory:
@@ -122,6 +126,28 @@ def _measure(objective: Objective, model: nn.Module, example_input: torch.Tensor
     return value if isinstance(value, Measurement) else Measurement(float(value), "")
 
 
+def _trial_extra(
+    model: nn.Module, measured: Measurement, metrics: Mapping[str, float], metric: str
+) -> dict[str, Any]:
+    """What a trial records beside accuracy and objective, noise estimates included."""
+    st = stats(model)
+    extra: dict[str, Any] = {
+        "objective_value": measured.value,
+        "objective_unit": measured.unit,
+        "objective_spread": measured.spread,
+        "sparsity_actual": st.sparsity,
+        "compression_ratio": st.compression_ratio,
+    }
+    if len(measured.samples) >= 2:  # standard error of the median: 1.2533 sigma / sqrt(n)
+        sigma = statistics.stdev(measured.samples)
+        extra["objective_se"] = 1.2533 * sigma / math.sqrt(len(measured.samples))
+    elif measured.spread == 0:
+        extra["objective_se"] = 0.0  # an exact count (bytes, MACs)
+    if isinstance(metrics.get(f"{metric}_se"), (int, float)):
+        extra["accuracy_se"] = float(metrics[f"{metric}_se"])
+    return extra
+
+
 def search_compression(
     model: nn.Module,
     scheme: SchemeFactory | Mapping[str, Any],
@@ -142,8 +168,17 @@ def search_compression(
     callback: Callable[[Any], None] | None = None,
     models: str | Path | None = None,
     save_options: Mapping[str, Any] | None = None,
+    strategy: str | Any | None = None,
 ) -> CompressionSearch:
     """Infer the sparsity maximizing ``objective`` under an accuracy constraint, and compress.
+
+    Each trial's model is evaluated once (the method's own validation is reused when
+    it ran on ``trainer``). Speed objectives with a ``relative`` method (``Throughput``,
+    ``Latency``) are measured as a speedup over ``model`` in interleaved rounds, which
+    cancels machine drift; their spread and the validation metric's standard error
+    (``"<metric>_se"`` from the trainer) are given to the search as noise. Direct
+    compression is declared deterministic, and objectives with ``monotone = True``
+    (``Memory``, ``Macs``) let the search skip dominated sparsities.
 
     Args:
         model: the trained, uncompressed model (not modified).
@@ -169,6 +204,7 @@ def search_compression(
             (:func:`condensa.save`, named by its sparsity); a resumed search loads the
             chosen model from there instead of compressing again.
         save_options: ``zoo=``/``factory=``/``kwargs=`` recorded in the saved files.
+        strategy: the search strategy (see :func:`condensa.search.search_sparsity`).
 
     Returns:
         A :class:`CompressionSearch`.
@@ -187,30 +223,34 @@ def search_compression(
 
     lower = not Selector(metric).maximize
     baseline = float(trainer.evaluate(model)[metric])
-    baseline_objective = _measure(objective, model, example_input)
-    best: dict[str, Any] = {"model": None, "score": None}
+    relative = callable(getattr(objective, "relative", None))
+    baseline_objective = (
+        Measurement(1.0, "x") if relative else _measure(objective, model, example_input)
+    )
+    kept: dict[float, tuple[float, nn.Module]] = {}  # the best few feasible models, by sparsity
     folder = Path(models) if models is not None else None
     if folder is not None:
         folder.mkdir(parents=True, exist_ok=True)
+    reuse = getattr(compressor, "trainer", None) is trainer
 
     def evaluate(sparsity: float) -> dict[str, Any]:
         result = compressor.compress(model, make_scheme(float(sparsity)))
-        accuracy = float(trainer.evaluate(result.model)[metric])
-        measured = _measure(objective, result.model, example_input)
-        st = stats(result.model)
-        extra: dict[str, Any] = {
-            "objective_value": measured.value,
-            "objective_unit": measured.unit,
-            "objective_spread": measured.spread,
-            "sparsity_actual": st.sparsity,
-            "compression_ratio": st.compression_ratio,
-        }
+        metrics = result.metrics if reuse and metric in result.metrics else {}
+        metrics = metrics or trainer.evaluate(result.model)
+        accuracy = float(metrics[metric])
+        if relative:
+            measured = objective.relative(model, result.model, example_input)  # type: ignore[attr-defined]
+        else:
+            measured = _measure(objective, result.model, example_input)
+        extra = _trial_extra(result.model, measured, metrics, metric)
         if folder is not None:
             path = save(result.model, trial_path(folder, sparsity), **dict(save_options or {}))
             extra.update(file=path.name, file_bytes=path.stat().st_size)
         feasible_now = (accuracy <= threshold) if lower else (accuracy >= threshold)
-        if feasible_now and (best["score"] is None or measured.score > best["score"]):
-            best.update(model=result.model, score=measured.score, sparsity=sparsity)
+        if feasible_now:
+            kept[float(sparsity)] = (measured.score, result.model)
+            for dropped in sorted(kept, key=lambda k: kept[k][0], reverse=True)[KEEP_MODELS:]:
+                del kept[dropped]
         return {"accuracy": accuracy, "objective": measured.score, **extra}
 
     from condensa.search import Constraint
@@ -232,14 +272,17 @@ def search_compression(
         seed=seed,
         journal=journal,
         callback=callback,
+        strategy=strategy,
+        deterministic=bool(getattr(compressor, "deterministic", False)),
+        monotone=bool(getattr(objective, "monotone", False)),
     )
     chosen = None
     if result.best is not None:
-        if best["model"] is not None and best.get("sparsity") == result.best.sparsity:
-            chosen = best["model"]
+        if float(result.best.sparsity) in kept:  # type: ignore[arg-type]
+            chosen = kept[float(result.best.sparsity)][1]  # type: ignore[arg-type]
         elif folder is not None and trial_path(folder, result.best.sparsity).is_file():
             chosen = load(trial_path(folder, result.best.sparsity), model)
-        else:  # resumed from a journal, or the GP vetoed the observed best: recompute
+        else:  # resumed from a journal, or a model no longer kept: recompute
             sparsity = result.best.sparsity
             assert isinstance(sparsity, float)  # search_compression searches one sparsity
             chosen = compressor.compress(model, make_scheme(sparsity)).model

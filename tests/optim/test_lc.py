@@ -149,7 +149,8 @@ def test_state_load_refuses_other_files(tmp_path):
 def test_unknown_metric_names_available(blobs_trainer):
     with pytest.raises(
         ConfigError,
-        match=r"metric 'f1' is not among the trainer's metrics \['accuracy', 'loss', 'top5'\]",
+        match=r"metric 'f1' is not among the trainer's metrics "
+        r"\['accuracy', 'accuracy_se', 'loss', 'top5', 'top5_se'\]",
     ):
         LC(blobs_trainer, iterations=1, steps=1, metric="f1").compress(
             make_mlp(), schemes.Prune(0.5)

@@ -271,3 +271,29 @@ def load_checkpoint(model: nn.Module, path: str | Path) -> nn.Module:
         )
     model.load_state_dict(state)
     return model
+
+
+def strategy(config: Mapping[str, Any]) -> Any:
+    """The search strategy: a registered name, or a ``package.module:Class`` the config names.
+
+    Raises:
+        ConfigError: an unknown name (the registered ones listed) or a path that does
+            not import a class or function.
+
+    """
+    from condensa.architecture import resolve_factory
+    from condensa.search.proposer import make_strategy
+
+    name = config["search"]["strategy"]
+    factory = resolve_factory(name) if ":" in name else None
+    try:  # built once on a probe problem: an unknown name or a missing extra fails now
+        make_strategy(factory or name, _probe_problem())
+    except ConfigError as exc:
+        raise ConfigError(f"search.strategy = {name!r}: {exc}") from None
+    return factory or name
+
+
+def _probe_problem() -> Any:
+    from condensa.search import Constraint, SearchProblem
+
+    return SearchProblem(((0.0, 0.99),), Constraint.make(accuracy_threshold=0.0), 0)

@@ -76,6 +76,7 @@ SCHEMA: dict[str, dict[str, tuple[tuple[type, ...], Any]]] = {
         "min_accuracy": (NUMBER, 0.0),
     },
     "search": {
+        "strategy": ((str,), "two-stage"),
         "budget": ((int,), 10),
         "bounds": ((list,), [0.0, 0.99]),
         "sparsity": (NUMBER, 0.5),

@@ -277,12 +277,18 @@ def run_search(
     """``condensa search``: the constrained sparsity search, resumable, into ``output``."""
     start = time.perf_counter()
     objective = build.objective(config)
+    strategy = build.strategy(config)
     with _prepare(config, output, console, force=force, verbose=verbose) as ready:
-        return _search(config, objective, ready, console, start)
+        return _search(config, objective, strategy, ready, console, start)
 
 
 def _search(
-    config: Mapping[str, Any], objective: Any, ready: _Prepared, console: Console, start: float
+    config: Mapping[str, Any],
+    objective: Any,
+    strategy: Any,
+    ready: _Prepared,
+    console: Console,
+    start: float,
 ) -> dict[str, Any]:
     run, setup, metric = ready.run, ready.setup, ready.metric
     budget = config["search"]["budget"]
@@ -301,6 +307,7 @@ def _search(
         callback=_progress(console, run, budget, metric),
         models=run.trials,
         save_options=_save_options(setup),
+        strategy=strategy,
         **constraint_kwargs(config),  # type: ignore[arg-type]
     )
     result = outcome.search

@@ -5,6 +5,7 @@ from __future__ import annotations
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import ClassVar
 
 import torch
 from torch import nn
@@ -18,6 +19,8 @@ MAC_MODES = ("effective", "sparse", "dense")
 @dataclass(frozen=True)
 class Memory:
     """Bytes of the file :func:`condensa.save` writes for the model (lower is better)."""
+
+    monotone: ClassVar[bool] = True  # fewer kept weights never make a file larger
 
     def __call__(self, model: nn.Module, example_input: torch.Tensor | None = None) -> Measurement:
         """Save ``model`` to a temporary file and measure it."""
@@ -40,6 +43,8 @@ class Macs:
             ``"dense"`` ignores masks.
 
     """
+
+    monotone: ClassVar[bool] = True  # fewer kept structures never add MACs
 
     mode: str = "effective"
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import statistics
 import time
 import warnings
 from collections.abc import Iterator
@@ -88,6 +89,22 @@ class _Timer:
         return out
 
 
+def _relative(
+    timer: _Timer,
+    reference: nn.Module,
+    candidate: nn.Module,
+    example_input: torch.Tensor,
+    rounds: int,
+) -> Measurement:
+    """Speedup of ``candidate`` over ``reference``: one ratio of median times per round."""
+    runnable = [deployable(m, example_input) for m in (reference, candidate)]
+    ratios = []
+    for _ in range(rounds):
+        ref, cand = (statistics.median(timer.times(m, example_input)) for m in runnable)
+        ratios.append(ref / cand)
+    return Measurement.of(ratios, "x")
+
+
 @dataclass(frozen=True)
 class Throughput(_Timer):
     """Samples per second of the deployable (thinned) model: median and IQR.
@@ -106,6 +123,22 @@ class Throughput(_Timer):
             [self.batch_size / t for t in self.times(model, example_input)], "samples/s"
         )
 
+    def relative(
+        self,
+        reference: nn.Module,
+        candidate: nn.Module,
+        example_input: torch.Tensor,
+        *,
+        rounds: int = 5,
+    ) -> Measurement:
+        """Throughput speedup of ``candidate`` over ``reference`` (``"x"``, higher is better).
+
+        The two models are timed in ``rounds`` interleaved rounds and each round gives
+        one ratio, so machine drift (other processes, clock changes) cancels; the
+        spread of the ratios is the measurement's noise.
+        """
+        return _relative(self, reference, candidate, example_input, rounds)
+
 
 @dataclass(frozen=True)
 class Latency(_Timer):
@@ -116,6 +149,17 @@ class Latency(_Timer):
     def __call__(self, model: nn.Module, example_input: torch.Tensor) -> Measurement:
         """Measure ``model``."""
         return Measurement.of(self.times(model, example_input), "s", higher_is_better=False)
+
+    def relative(
+        self,
+        reference: nn.Module,
+        candidate: nn.Module,
+        example_input: torch.Tensor,
+        *,
+        rounds: int = 5,
+    ) -> Measurement:
+        """Latency speedup (reference latency / candidate latency) in interleaved rounds."""
+        return _relative(self, reference, candidate, example_input, rounds)
 
 
 def compare_throughput(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import torch
 from torch import nn
 
@@ -13,7 +15,13 @@ from condensa.schemes import Scheme
 
 
 class DC:
-    """Direct compression: π once, evaluated when a trainer is given."""
+    """Direct compression: π once, evaluated when a trainer is given.
+
+    Deterministic: the same model and scheme always give the same compressed model, so
+    a search never measures one sparsity twice with it.
+    """
+
+    deterministic: ClassVar[bool] = True
 
     def __init__(self, trainer: Trainer | None = None, *, metric: str = "accuracy") -> None:
         self.trainer = trainer

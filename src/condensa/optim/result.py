@@ -31,6 +31,18 @@ class CompressionResult:
     best_iteration: int = 0
     state: Any = None
 
+    @property
+    def metrics(self) -> dict[str, float]:
+        """Validation metrics of ``model`` as measured when it was chosen (``{}`` if never).
+
+        Callers that need the returned model's metrics read them here instead of
+        evaluating it again.
+        """
+        for record in reversed(self.history):
+            if record.get("iteration") == float(self.best_iteration):
+                return {k[4:]: v for k, v in record.items() if k.startswith("val_")}
+        return {}
+
 
 class TrainingDivergedError(CondensaError, FloatingPointError):
     """Training diverged; ``.result`` holds the best model found before that."""

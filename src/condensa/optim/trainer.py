@@ -251,6 +251,9 @@ class SupervisedTrainer:
     def evaluate(self, model: nn.Module) -> dict[str, float]:
         """``{"loss": mean loss, **metrics}`` over the validation loader.
 
+        With the default accuracy metrics, ``"accuracy_se"`` and ``"top5_se"`` are their
+        standard errors over the validation samples.
+
         Raises:
             ConfigError: the validation loader yields no samples.
 
@@ -273,4 +276,11 @@ class SupervisedTrainer:
             model.train(was_training)
         if count == 0:
             raise ConfigError("the validation loader yields no samples")
-        return {"loss": loss_sum / count, **{k: v / count for k, v in sums.items()}}
+        out = {"loss": loss_sum / count, **{k: v / count for k, v in sums.items()}}
+        if self.metrics is accuracy_metrics:
+            # standard errors of the top-k fractions: sqrt(p (1 - p) / n), which is what
+            # a bootstrap over the validation samples estimates; the search uses them
+            for name in sums:
+                p = out[name]
+                out[f"{name}_se"] = math.sqrt(max(p * (1.0 - p), 0.0) / count)
+        return out
