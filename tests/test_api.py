@@ -77,3 +77,80 @@ def test_unknown_method(setup):
             method="admm",
             max_drop=0.01,
         )
+
+
+class _Counting(SupervisedTrainer):
+    """A trainer that counts evaluations."""
+
+    evaluations = 0
+
+    def evaluate(self, model):
+        type(self).evaluations += 1
+        return super().evaluate(model)
+
+
+@pytest.mark.parametrize("method", ["dc", "finetune"])
+def test_each_trial_model_is_evaluated_once(setup, method):
+    """The method's own validation of the returned model is reused, not repeated."""
+    model, trainer, example = setup
+    counting = _Counting(trainer.train_loader, trainer.val_loader, lr=1e-2)
+    _Counting.evaluations = 0
+    outcome = condensa.search_compression(
+        model,
+        lambda s: schemes.NeuronPrune(s),
+        trainer=counting,
+        objective=Macs(),
+        example_input=example,
+        method=method,
+        method_options={"steps": 4} if method == "finetune" else None,
+        max_drop=0.05,
+        budget=4,
+        seed=0,
+        bounds=(0.0, 0.9),
+    )
+    trials = len(outcome.search.trials)
+    per_trial = 1 if method == "dc" else 2  # fine-tuning validates DC, then the tuned model
+    assert _Counting.evaluations == 1 + per_trial * trials  # + the baseline
+    assert all("accuracy_se" in t.extra for t in outcome.search.trials)
+
+
+def test_direct_compression_search_is_deterministic_and_never_repeats(setup):
+    """DC declares itself deterministic: no sparsity is compressed twice."""
+    model, trainer, example = setup
+    outcome = condensa.search_compression(
+        model,
+        lambda s: schemes.NeuronPrune(s),
+        trainer=trainer,
+        objective=Macs(),
+        example_input=example,
+        method="dc",
+        max_drop=0.05,
+        budget=8,
+        seed=1,
+        bounds=(0.0, 0.9),
+    )
+    points = [t.sparsity for t in outcome.search.trials]
+    assert len(set(points)) == len(points)
+    assert all(t.stage != "replicate" for t in outcome.search.trials)
+
+
+def test_throughput_is_measured_as_a_speedup_over_the_baseline(setup):
+    """Speed objectives with `relative` give speedups (baseline 1.0x) with a spread."""
+    from condensa.objectives import Throughput
+
+    model, trainer, example = setup
+    outcome = condensa.search_compression(
+        model,
+        lambda s: schemes.NeuronPrune(s),
+        trainer=trainer,
+        objective=Throughput(batch_size=8, repeats=2, warmup=0),
+        example_input=example,
+        method="dc",
+        max_drop=0.5,
+        budget=3,
+        seed=0,
+        bounds=(0.0, 0.9),
+    )
+    assert outcome.baseline_objective.value == 1.0 and outcome.baseline_objective.unit == "x"
+    for t in outcome.search.trials:
+        assert t.extra["objective_unit"] == "x" and t.extra["objective_se"] >= 0
