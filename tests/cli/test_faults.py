@@ -243,3 +243,16 @@ def test_paths_with_brackets_print_as_they_are(tmp_path, capsys):
     assert main(["search", str(config), "-o", str(out)]) == 0
     printed = capsys.readouterr().out
     assert f"report: {out / 'report.html'}" in printed
+
+
+def test_a_strategy_from_outside_the_package_runs_through_the_cli(tmp_path, capsys):
+    """search.strategy = 'package.module:Class' names a proposer the user wrote."""
+    config = write_config(tmp_path, budget=3)
+    out = tmp_path / "o"
+    argv = ["search", str(config), "-o", str(out), "-q"]
+    argv += ["--set", "search.strategy='tests.search.test_strategies:EdgeWalker'"]
+    assert main(argv) == 0, capsys.readouterr().err
+    summary = json.loads((out / "summary.json").read_text())
+    assert [t["stage"] for t in summary["trials"]] == ["walk"] * 3
+    err = _one_line_error(capsys, main([*argv[:4], "--set", "search.strategy='annealing'"]), 2)
+    assert "unknown search strategy 'annealing'" in err and "two-stage" in err
