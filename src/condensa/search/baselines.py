@@ -119,7 +119,9 @@ class TPE:
                     params=dict(zip(names, map(float, values), strict=True)),
                     distributions=space,
                     value=None if failed else float(t.objective),  # type: ignore[arg-type]
-                    state=optuna.trial.TrialState.FAIL if failed else None,
+                    state=optuna.trial.TrialState.FAIL
+                    if failed
+                    else optuna.trial.TrialState.COMPLETE,
                     user_attrs={
                         "violation": 1.0
                         if failed
