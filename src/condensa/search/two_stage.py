@@ -60,6 +60,8 @@ class TwoStageSettings:
             proposed, except an explicit replicate.
         replicates: most extra measurements of the answer when its margin to the
             constraint is within noise (never for deterministic evaluators).
+        stop_early: stop before the budget when the level set is located and no
+            candidate promises an improvement (saves compression runs).
 
     """
 
@@ -75,6 +77,7 @@ class TwoStageSettings:
     decreasing: bool = True
     min_distance: float = 0.004
     replicates: int = 2
+    stop_early: bool = False
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.gamma <= 1.0:
@@ -274,8 +277,9 @@ class TwoStage:
 
         Among evaluated trials whose posterior probability of feasibility is at least
         ``feasible_probability`` (else 0.5, else any observed-feasible trial), the one
-        with the highest posterior objective mean: a single lucky reading of a noisy
-        objective or accuracy does not decide the answer.
+        with the highest posterior objective mean (the largest sparsity when the objective
+        is declared monotone): a single lucky reading of a noisy objective or accuracy
+        does not decide the answer.
         """
         acc = posterior(acc_gp, data.x)
         obj = posterior(obj_gp, data.x)
@@ -289,6 +293,8 @@ class TwoStage:
             candidates = observed
         if not candidates:
             return None
+        if self.problem.monotone:  # the objective never falls: the sparsest credible trial
+            return max(candidates, key=lambda i: (float(data.x[i, 0]), -i))
         return max(candidates, key=lambda i: (float(obj.mean[i]), -i))
 
     def answer(self, trials: Sequence[Trial]) -> Answer:
@@ -353,9 +359,14 @@ class TwoStage:
         ok = [t for t in trials if not t.failed]
         observed = [float(t.objective) for t in ok]  # type: ignore[arg-type]
         spread = (max(observed) - min(observed)) or 1.0
-        feasible = [float(t.objective) for t in ok if t.feasible]  # type: ignore[arg-type]
+        m = len(self.grid) - 1
+        feasible = [  # denoised: the posterior mean at each feasible trial
+            float(post.mean[round(self.to_unit(float(t.sparsity)) * m)])  # type: ignore[arg-type]
+            for t in ok
+            if t.feasible
+        ]
         incumbent = max(feasible) if feasible else -math.inf
-        if float(score.max()) <= incumbent + s.objective_tolerance * spread:
+        if s.stop_early and float(score.max()) <= incumbent + s.objective_tolerance * spread:
             return None
         return float(self.grid[int(score.argmax()), 0])
 
