@@ -107,6 +107,7 @@ def run_demo(
             f"{chosen['macs_ratio']:.2f}x fewer",
             f"{chosen['speedup']:.2f}x",
         )
+    console.quiet = False  # -q silences progress, never the result
     print_table(console, table)
     for name, page in pages.items():
         console.print(f"report ({name}): {page}")

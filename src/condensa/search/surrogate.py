@@ -25,6 +25,7 @@ def single_thread() -> Iterator[None]:
     try:
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message=".*not p.d., added jitter.*")
+            warnings.filterwarnings("ignore", message=".*Very small noise values.*")
             yield
     finally:
         torch.set_num_threads(previous)
@@ -37,7 +38,7 @@ def fit_gp(x: torch.Tensor, y: torch.Tensor, noise: torch.Tensor | None = None):
         x: `(n, d)` inputs in the unit cube.
         y: `(n,)` observations (standardized inside the model).
         noise: `(n,)` known observation variances (heteroscedastic, fixed), or None to
-            infer one noise level. Floored at ``1e-6`` of ``y``'s variance for stability.
+            infer one noise level. Floored at ``1e-5`` of ``y``'s variance for stability.
 
     Returns:
         The fitted model, in eval mode.
@@ -51,7 +52,7 @@ def fit_gp(x: torch.Tensor, y: torch.Tensor, noise: torch.Tensor | None = None):
     y = y.to(DTYPE).unsqueeze(-1)
     yvar = None
     if noise is not None:
-        floor = 1e-6 * max(float(y.var()) if len(y) > 1 else 1.0, 1e-12)
+        floor = 1e-5 * max(float(y.var()) if len(y) > 1 else 1.0, 1e-12)
         yvar = noise.to(DTYPE).clamp_min(floor).unsqueeze(-1)
     gp = SingleTaskGP(x.to(DTYPE), y, train_Yvar=yvar, outcome_transform=Standardize(m=1))
     mll = ExactMarginalLogLikelihood(gp.likelihood, gp)

@@ -146,15 +146,16 @@ class TwoStage:
     def _data(self, trials: Sequence[Trial]) -> _Data:
         ok = [t for t in trials if not t.failed]
         x = torch.tensor([[self.to_unit(float(t.sparsity))] for t in ok], dtype=DTYPE)  # type: ignore[arg-type]
-        margin = torch.tensor([self.constraint.margin(t.accuracy) for t in ok], dtype=DTYPE)  # type: ignore[arg-type]
+        raw = torch.tensor([self.constraint.margin(t.accuracy) for t in ok], dtype=DTYPE)  # type: ignore[arg-type]
+        margin = clip_margin(raw)
+        margin_noise = self._noise(ok, "accuracy_se", self.problem.deterministic)
+        if margin_noise is not None:
+            # a clipped margin is the reading shrunk by c / |m|: its error shrinks alike
+            shrink = torch.where(raw != 0, margin / raw, torch.ones_like(raw))
+            margin_noise = margin_noise * shrink.square()
         objective = torch.tensor([t.objective for t in ok], dtype=DTYPE)
         return _Data(
-            ok,
-            x,
-            clip_margin(margin),
-            objective,
-            self._noise(ok, "accuracy_se", self.problem.deterministic),
-            self._noise(ok, "objective_se", False),
+            ok, x, margin, objective, margin_noise, self._noise(ok, "objective_se", False)
         )
 
     @staticmethod
