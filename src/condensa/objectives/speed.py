@@ -88,21 +88,26 @@ class _Timer:
                 out.append(time.perf_counter() - start)
         return out
 
+    def relative(
+        self,
+        reference: nn.Module,
+        candidate: nn.Module,
+        example_input: torch.Tensor,
+        *,
+        rounds: int = 5,
+    ) -> Measurement:
+        """Speedup of ``candidate`` over ``reference`` (``"x"``, higher is better).
 
-def _relative(
-    timer: _Timer,
-    reference: nn.Module,
-    candidate: nn.Module,
-    example_input: torch.Tensor,
-    rounds: int,
-) -> Measurement:
-    """Speedup of ``candidate`` over ``reference``: one ratio of median times per round."""
-    runnable = [deployable(m, example_input) for m in (reference, candidate)]
-    ratios = []
-    for _ in range(rounds):
-        ref, cand = (statistics.median(timer.times(m, example_input)) for m in runnable)
-        ratios.append(ref / cand)
-    return Measurement.of(ratios, "x")
+        The two models are timed in ``rounds`` interleaved rounds and each round gives
+        one ratio, so machine drift (other processes, clock changes) cancels; the
+        spread of the ratios is the measurement's noise.
+        """
+        runnable = [deployable(m, example_input) for m in (reference, candidate)]
+        ratios = []
+        for _ in range(rounds):
+            ref, cand = (statistics.median(self.times(m, example_input)) for m in runnable)
+            ratios.append(ref / cand)
+        return Measurement.of(ratios, "x")
 
 
 @dataclass(frozen=True)
@@ -123,22 +128,6 @@ class Throughput(_Timer):
             [self.batch_size / t for t in self.times(model, example_input)], "samples/s"
         )
 
-    def relative(
-        self,
-        reference: nn.Module,
-        candidate: nn.Module,
-        example_input: torch.Tensor,
-        *,
-        rounds: int = 5,
-    ) -> Measurement:
-        """Throughput speedup of ``candidate`` over ``reference`` (``"x"``, higher is better).
-
-        The two models are timed in ``rounds`` interleaved rounds and each round gives
-        one ratio, so machine drift (other processes, clock changes) cancels; the
-        spread of the ratios is the measurement's noise.
-        """
-        return _relative(self, reference, candidate, example_input, rounds)
-
 
 @dataclass(frozen=True)
 class Latency(_Timer):
@@ -149,17 +138,6 @@ class Latency(_Timer):
     def __call__(self, model: nn.Module, example_input: torch.Tensor) -> Measurement:
         """Measure ``model``."""
         return Measurement.of(self.times(model, example_input), "s", higher_is_better=False)
-
-    def relative(
-        self,
-        reference: nn.Module,
-        candidate: nn.Module,
-        example_input: torch.Tensor,
-        *,
-        rounds: int = 5,
-    ) -> Measurement:
-        """Latency speedup (reference latency / candidate latency) in interleaved rounds."""
-        return _relative(self, reference, candidate, example_input, rounds)
 
 
 def compare_throughput(

@@ -8,6 +8,7 @@ is not wanted.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
@@ -101,7 +102,7 @@ class TPE:
         import optuna
 
         names = [f"s{i}" for i in range(self.problem.dimensions)]
-        space = {
+        space: dict[str, Any] = {
             n: optuna.distributions.FloatDistribution(low, high)
             for n, (low, high) in zip(names, self.problem.bounds, strict=True)
         }
