@@ -132,7 +132,9 @@ def summarize(records: list[dict]) -> tuple[list[list], dict]:
                 r
                 for r in records
                 if r["method"] == method
-                and (noise == "all" or (r["noise"], r["objective_noise"]) == (noise, objective_noise))
+                and (
+                    noise == "all" or (r["noise"], r["objective_noise"]) == (noise, objective_noise)
+                )
             ]
             if not subset:
                 continue

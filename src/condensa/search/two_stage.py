@@ -154,9 +154,7 @@ class TwoStage:
             shrink = torch.where(raw != 0, margin / raw, torch.ones_like(raw))
             margin_noise = margin_noise * shrink.square()
         objective = torch.tensor([t.objective for t in ok], dtype=DTYPE)
-        return _Data(
-            ok, x, margin, objective, margin_noise, self._noise(ok, "objective_se", False)
-        )
+        return _Data(ok, x, margin, objective, margin_noise, self._noise(ok, "objective_se", False))
 
     @staticmethod
     def _noise(trials: list[Trial], key: str, exact: bool) -> torch.Tensor | None:
