@@ -148,19 +148,17 @@ class TwoStage:
         x = torch.tensor([[self.to_unit(float(t.sparsity))] for t in ok], dtype=DTYPE)  # type: ignore[arg-type]
         raw = torch.tensor([self.constraint.margin(t.accuracy) for t in ok], dtype=DTYPE)  # type: ignore[arg-type]
         margin = clip_margin(raw)
-        margin_noise = self._noise(ok, "accuracy_se", self.problem.deterministic)
+        margin_noise = self._noise(ok, "accuracy_se")
         if margin_noise is not None:
             # a clipped margin is the reading shrunk by c / |m|: its error shrinks alike
             shrink = torch.where(raw != 0, margin / raw, torch.ones_like(raw))
             margin_noise = margin_noise * shrink.square()
         objective = torch.tensor([t.objective for t in ok], dtype=DTYPE)
-        return _Data(ok, x, margin, objective, margin_noise, self._noise(ok, "objective_se", False))
+        return _Data(ok, x, margin, objective, margin_noise, self._noise(ok, "objective_se"))
 
     @staticmethod
-    def _noise(trials: list[Trial], key: str, exact: bool) -> torch.Tensor | None:
+    def _noise(trials: list[Trial], key: str) -> torch.Tensor | None:
         """Per-trial variances from the trials' standard errors; None to infer one level."""
-        if exact:
-            return torch.zeros(len(trials), dtype=DTYPE)
         errors = [t.extra.get(key) for t in trials]
         if not errors or not all(isinstance(e, (int, float)) and e >= 0 for e in errors):
             return None
@@ -168,8 +166,8 @@ class TwoStage:
 
     def _fit(self, data: _Data, n: int) -> tuple[Any, Any, LevelSet]:
         torch.manual_seed(self.seed + n)
-        acc_gp = fit_gp(data.x, data.margin, data.margin_noise)
-        obj_gp = fit_gp(data.x, data.objective, data.objective_noise)
+        acc_gp = fit_gp(data.x, data.margin, data.margin_noise, exact=self.problem.deterministic)
+        obj_gp = fit_gp(data.x, data.objective, data.objective_noise, trend=True)
         acc = posterior(acc_gp, self.grid)
         level = largest_feasible(
             acc_gp,
@@ -274,8 +272,8 @@ class TwoStage:
     def _choose(self, data: _Data, acc_gp: Any, obj_gp: Any) -> int | None:
         """Index (in ``data.trials``) of the answer: credibly feasible, best posterior objective.
 
-        Among evaluated trials whose posterior probability of feasibility is at least
-        ``feasible_probability`` (else 0.5, else any observed-feasible trial), the one
+        Among observed-feasible trials the accuracy GP also deems more likely feasible
+        than not (else among all observed-feasible trials), the one
         with the highest posterior objective mean (the largest sparsity when the objective
         is declared monotone): a single lucky reading of a noisy objective or accuracy
         does not decide the answer.
