@@ -99,8 +99,8 @@ def noise_variance(gp) -> float:  # type: ignore[no-untyped-def]
     noise = getattr(gp.likelihood, "noise", None)
     if noise is None:
         return 0.0
-    scale = float(gp.outcome_transform.stdvs.squeeze()) ** 2
-    return float(noise.mean()) * scale
+    scale = float(gp.outcome_transform.stdvs.detach().squeeze()) ** 2
+    return float(noise.detach().mean()) * scale
 
 
 @dataclass(frozen=True)
