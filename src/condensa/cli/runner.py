@@ -23,6 +23,7 @@ from condensa.errors import CondensaError, ConfigError
 from condensa.io import load, save
 from condensa.objectives import Macs, Measurement, compare_throughput, deployable
 from condensa.optim.result import Selector
+from condensa.schemes import to_toml
 from condensa.search import Trial
 from condensa.stats import stats
 
@@ -160,7 +161,7 @@ def _finish(
     run.best.mkdir(exist_ok=True)
     path = save(chosen, run.best / "model.condensa", **_save_options(setup))
     scheme = scheme_factory(config["scheme"])(float(sparsity or 0.0))
-    write_text(run.best / "scheme.toml", _scheme_toml(scheme))
+    write_text(run.best / "scheme.toml", to_toml(scheme))
     run.track(path, run.best / "scheme.toml")
     runnable = deployable(chosen, setup.example_input)
     described = _describe(chosen, runnable, setup, metric, path)
@@ -205,12 +206,6 @@ def _finish(
         console.print(f"ONNX export skipped: {exc}")
     out["chosen"] = described
     return out
-
-
-def _scheme_toml(scheme: Any) -> str:
-    from condensa.schemes import to_toml
-
-    return to_toml(scheme)
 
 
 def _plain(measurement: Measurement) -> dict[str, Any]:
