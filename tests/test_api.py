@@ -79,6 +79,26 @@ def test_unknown_method(setup):
         )
 
 
+def _neuron_search(model, trainer, example, **options):
+    """search_compression of NeuronPrune on the blobs MLP, DC and MACs unless overridden."""
+    settings = {
+        "objective": Macs(),
+        "method": "dc",
+        "max_drop": 0.05,
+        "budget": 4,
+        "seed": 0,
+        "bounds": (0.0, 0.9),
+        **options,
+    }
+    return condensa.search_compression(
+        model,
+        lambda s: schemes.NeuronPrune(s),
+        trainer=trainer,
+        example_input=example,
+        **settings,
+    )
+
+
 class _Counting(SupervisedTrainer):
     """A trainer that counts evaluations."""
 
@@ -95,19 +115,8 @@ def test_each_trial_model_is_evaluated_once(setup, method):
     model, trainer, example = setup
     counting = _Counting(trainer.train_loader, trainer.val_loader, lr=1e-2)
     _Counting.evaluations = 0
-    outcome = condensa.search_compression(
-        model,
-        lambda s: schemes.NeuronPrune(s),
-        trainer=counting,
-        objective=Macs(),
-        example_input=example,
-        method=method,
-        method_options={"steps": 4} if method == "finetune" else None,
-        max_drop=0.05,
-        budget=4,
-        seed=0,
-        bounds=(0.0, 0.9),
-    )
+    options = {"steps": 4} if method == "finetune" else None
+    outcome = _neuron_search(model, counting, example, method=method, method_options=options)
     trials = len(outcome.search.trials)
     per_trial = 1 if method == "dc" else 2  # fine-tuning validates DC, then the tuned model
     assert _Counting.evaluations == 1 + per_trial * trials  # + the baseline
@@ -116,19 +125,7 @@ def test_each_trial_model_is_evaluated_once(setup, method):
 
 def test_direct_compression_search_is_deterministic_and_never_repeats(setup):
     """DC declares itself deterministic: no sparsity is compressed twice."""
-    model, trainer, example = setup
-    outcome = condensa.search_compression(
-        model,
-        lambda s: schemes.NeuronPrune(s),
-        trainer=trainer,
-        objective=Macs(),
-        example_input=example,
-        method="dc",
-        max_drop=0.05,
-        budget=8,
-        seed=1,
-        bounds=(0.0, 0.9),
-    )
+    outcome = _neuron_search(*setup, budget=8, seed=1)
     points = [t.sparsity for t in outcome.search.trials]
     assert len(set(points)) == len(points)
     assert all(t.stage != "replicate" for t in outcome.search.trials)
@@ -138,19 +135,8 @@ def test_throughput_is_measured_as_a_speedup_over_the_baseline(setup):
     """Speed objectives with `relative` give speedups (baseline 1.0x) with a spread."""
     from condensa.objectives import Throughput
 
-    model, trainer, example = setup
-    outcome = condensa.search_compression(
-        model,
-        lambda s: schemes.NeuronPrune(s),
-        trainer=trainer,
-        objective=Throughput(batch_size=8, repeats=2, warmup=0),
-        example_input=example,
-        method="dc",
-        max_drop=0.5,
-        budget=3,
-        seed=0,
-        bounds=(0.0, 0.9),
-    )
+    timer = Throughput(batch_size=8, repeats=2, warmup=0)
+    outcome = _neuron_search(*setup, objective=timer, max_drop=0.5, budget=3)
     assert outcome.baseline_objective.value == 1.0 and outcome.baseline_objective.unit == "x"
     for t in outcome.search.trials:
         assert t.extra["objective_unit"] == "x" and t.extra["objective_se"] >= 0
