@@ -246,8 +246,7 @@ def search_compression(
         if folder is not None:
             path = save(result.model, trial_path(folder, sparsity), **dict(save_options or {}))
             extra.update(file=path.name, file_bytes=path.stat().st_size)
-        feasible_now = (accuracy <= threshold) if lower else (accuracy >= threshold)
-        if feasible_now:
+        if constraint.feasible(accuracy):
             kept[float(sparsity)] = (measured.score, result.model)
             for dropped in sorted(kept, key=lambda k: kept[k][0], reverse=True)[KEEP_MODELS:]:
                 del kept[dropped]
@@ -262,10 +261,9 @@ def search_compression(
         reference_accuracy=None if accuracy_threshold is not None else baseline,
         lower_is_better=lower,
     )
-    threshold = constraint.threshold
     result = search_sparsity(
         evaluate,
-        accuracy_threshold=threshold,
+        accuracy_threshold=constraint.threshold,
         lower_is_better=lower,
         budget=budget,
         bounds=bounds,

@@ -53,7 +53,8 @@ def run_config(args: argparse.Namespace) -> dict[str, Any]:
 def _finish_run(summary: dict[str, Any], output: Path, console: Console) -> None:
     from condensa.cli.rundir import RunDir
 
-    md, page = RunDir(output).report_md, RunDir(output).report_html  # written by the run
+    run = RunDir(output)
+    md, page = run.report_md, run.report_html  # written by the run
     console.quiet = False  # --quiet silences progress, never the result
     chosen = summary.get("chosen")
     metric = summary["metric"]
@@ -116,9 +117,9 @@ def report(args: argparse.Namespace, console: Console) -> None:
     with run.locked():
         try:
             md, page = write_report(run)
+        except ConfigError:
+            raise
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
-            if isinstance(exc, ConfigError):
-                raise
             raise ConfigError(
                 f"{str(run.summary)!r} is not a complete run summary ({type(exc).__name__}: "
                 f"{exc}); run the search again to rewrite it"
