@@ -59,6 +59,24 @@ def scheme_factory(scheme: SchemeFactory | Mapping[str, Any]) -> SchemeFactory:
     return lambda sparsity: from_dict(substitute(scheme, sparsity))
 
 
+def grouped(
+    model: nn.Module, make_scheme: SchemeFactory, example_inputs: Any
+) -> SchemeFactory:
+    """``make_scheme`` whose channel schemes rank ``model``'s dependency groups.
+
+    The model is traced once (on ``example_inputs``); schemes without channel pruning
+    are returned unchanged.
+    """
+    from condensa.compress import uses_groups
+    from condensa.schemes.groups import bind_groups
+    from condensa.thinning import dependency_groups
+
+    if not uses_groups(make_scheme(0.5)):
+        return make_scheme
+    groups = dependency_groups(model, example_inputs)
+    return lambda sparsity: bind_groups(make_scheme(sparsity), groups)  # type: ignore[return-value]
+
+
 def check_scheme(
     model: nn.Module, scheme: SchemeFactory | Mapping[str, Any], sparsities: Sequence[float]
 ) -> None:
@@ -216,7 +234,7 @@ def search_compression(
         ...     max_drop=0.01, method="finetune")  # doctest: +SKIP
 
     """
-    make_scheme = scheme_factory(scheme)
+    make_scheme = grouped(model, scheme_factory(scheme), example_input)
     check_scheme(model, make_scheme, bounds)
     compressor = _method(method, trainer, dict(method_options or {}), metric)
     from condensa.optim.result import Selector

@@ -16,8 +16,8 @@ def test_measurement_median_and_iqr():
 def test_throughput_and_latency_measure_the_thinned_model():
     torch.manual_seed(0)
     model = zoo.DigitsCNN(width=0.5)
-    masked = condensa.compress(model, schemes.FilterPrune(0.5))
     x = torch.randn(1, 1, 8, 8)
+    masked = condensa.compress(model, schemes.FilterPrune(0.5), x)
     runnable = deployable(masked, x)
     assert sum(p.numel() for p in runnable.parameters()) < sum(
         p.numel() for p in model.parameters()

@@ -14,7 +14,7 @@ import torch
 from rich.console import Console
 from torch import nn
 
-from condensa.api import check_scheme, scheme_factory, search_compression
+from condensa.api import check_scheme, grouped, scheme_factory, search_compression
 from condensa.atomic import write_text
 from condensa.cli import build
 from condensa.cli.config import constraint_kwargs
@@ -353,8 +353,8 @@ def run_compress(
     """``condensa compress``: one compression at ``sparsity`` into ``output``."""
     start = time.perf_counter()
     with _prepare(config, output, console, force=force, verbose=verbose) as ready:
-        scheme = scheme_factory(config["scheme"])(sparsity)
-        compressed = ready.method.compress(ready.dense, scheme).model
+        make_scheme = grouped(ready.dense, scheme_factory(config["scheme"]), ready.setup.example_input)
+        compressed = ready.method.compress(ready.dense, make_scheme(sparsity)).model
         summary = _summary_head("compress", config, ready)
         summary["trials"] = []
         summary.update(

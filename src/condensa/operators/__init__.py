@@ -10,7 +10,7 @@ from condensa.operators.base import (
     PruneOperator,
 )
 from condensa.operators.chain import Chain, flatten
-from condensa.operators.prune import NM, Block, Channels, Magnitude
+from condensa.operators.prune import NM, Block, ChannelMask, Channels, Magnitude
 from condensa.operators.quantize import Affine, Cast
 from condensa.operators.registry import OPERATORS, from_dict
 
@@ -29,6 +29,7 @@ __all__ = [
     "Operator",
     "PruneOperator",
     "PrunedTensor",
+    "ChannelMask",
     "Channels",
     "flatten",
     "from_dict",

@@ -188,3 +188,55 @@ class NM(Operator):
     def to_dict(self) -> dict[str, object]:
         """``{"type": "nm", "n": n, "m": m}``."""
         return {"type": self.name, "n": self.n, "m": self.m}
+
+
+@dataclass(frozen=True)
+class ChannelMask(PruneOperator):
+    """Given output channels (dim 0) removed: the decision of a group-aware scheme.
+
+    Group-aware schemes rank whole dependency groups, then pin each member tensor's
+    channels with this operator, so the weight rows of every member of a group (and
+    their bias entries, BatchNorm scale and shift included) go together.
+
+    Example:
+        >>> ChannelMask(keep=(True, False)).project(torch.ones(2, 3)).tolist()
+        [[1.0, 1.0, 1.0], [0.0, 0.0, 0.0]]
+
+    """
+
+    keep: tuple[bool, ...] = ()
+    sparsity: float = 0.0
+    name: ClassVar[str] = "channel_mask"
+    prunes_bias: ClassVar[bool] = True
+
+    def __post_init__(self) -> None:
+        keep = tuple(bool(k) for k in self.keep)
+        object.__setattr__(self, "keep", keep)
+        if keep:
+            object.__setattr__(self, "sparsity", 1.0 - sum(keep) / len(keep))
+
+    def check(self, weight: torch.Tensor, *, name: str = "weight") -> None:
+        """Raise :class:`ShapeError` unless ``weight`` has one row per entry of ``keep``."""
+        check_finite(weight, name=name)
+        if weight.dim() < 1 or weight.shape[0] != len(self.keep):
+            raise ShapeError(
+                f"channel mask of {len(self.keep)} channels does not fit {name!r} of shape "
+                f"{tuple(weight.shape)}"
+            )
+
+    def unit_scores(self, weight: torch.Tensor) -> torch.Tensor:
+        """1 for kept channels, 0 for removed ones."""
+        return torch.tensor(self.keep, dtype=torch.float32)
+
+    def keep_units(self, weight: torch.Tensor) -> torch.Tensor:
+        """The pinned channels."""
+        return torch.tensor(self.keep, dtype=torch.bool, device=weight.device)
+
+    def expand(self, weight: torch.Tensor, keep_units: torch.Tensor) -> torch.Tensor:
+        """Broadcast the `(out,)` channel mask over each channel's entries."""
+        view = (-1,) + (1,) * (weight.dim() - 1)
+        return keep_units.reshape(view).expand(weight.shape).clone()
+
+    def to_dict(self) -> dict[str, object]:
+        """``{"type": "channel_mask", "keep": [...]}``."""
+        return {"type": self.name, "keep": list(self.keep)}

@@ -8,13 +8,14 @@ from typing import Any
 from condensa.errors import ConfigError
 from condensa.operators.base import Operator
 from condensa.operators.chain import Chain
-from condensa.operators.prune import NM, Block, Channels, Magnitude
+from condensa.operators.prune import NM, Block, ChannelMask, Channels, Magnitude
 from condensa.operators.quantize import Affine, Cast
 
 OPERATORS: dict[str, type[Operator]] = {
     "magnitude": Magnitude,
     "block": Block,
     "channels": Channels,
+    "channel_mask": ChannelMask,
     "nm": NM,
     "cast": Cast,
     "int8": Affine,

@@ -12,6 +12,7 @@ from condensa.errors import ConfigError
 from condensa.operators import NM, Affine, Block, Cast, Channels, Magnitude, Operator
 from condensa.schemes.allocation import AllocationSpec
 from condensa.schemes.base import OperatorScheme, Scheme
+from condensa.schemes.groups import ChannelGroup, plan_groups
 from condensa.schemes.plan import Plan
 from condensa.schemes.selection import CONV, LINEAR_AND_CONV, Selection
 
@@ -157,6 +158,24 @@ class _ChannelScheme(OperatorScheme):
             sparsity=sparsity,
             allocation=allocation,
             options=options,
+        )
+        self.align = align
+        self.groups: tuple[ChannelGroup, ...] | None = None
+        """Dependency groups to rank (set by :func:`~condensa.schemes.groups.bind_groups`,
+        e.g. through ``compress(model, scheme, example_inputs)``); None: layer by layer."""
+
+    def plan(self, model: nn.Module, weights: Mapping[str, torch.Tensor] | None = None) -> Plan:
+        """Whole dependency groups when :attr:`groups` is set, else each layer's own rows."""
+        if self.groups is None:
+            return super().plan(model, weights)
+        targets = self.selection.targets(model)
+        values = {t.fqn: t.weight.detach() for t in targets}
+        values.update({k: v for k, v in (weights or {}).items() if k in values})
+        for t in targets:
+            self.operator.check(values[t.fqn], name=t.fqn)
+        assert self.sparsity is not None  # guaranteed by __init__
+        return plan_groups(
+            self.groups, model, targets, values, self.sparsity, self.allocation, self.align
         )
 
 

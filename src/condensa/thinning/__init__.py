@@ -1,6 +1,13 @@
-"""Thinning: physically remove pruned filters and neurons so dense kernels run faster."""
+"""Thinning: physically remove pruned channel groups so dense kernels run faster."""
 
-from condensa.thinning.slicers import SLICERS, slicer_for
-from condensa.thinning.thin import RESIDUAL_POLICIES, thin
+from condensa.thinning.groups import dependency_groups
+from condensa.thinning.thin import RESIDUAL_POLICIES, KeptChannels, Thinned, thin, thin_report
 
-__all__ = ["RESIDUAL_POLICIES", "SLICERS", "slicer_for", "thin"]
+__all__ = [
+    "RESIDUAL_POLICIES",
+    "KeptChannels",
+    "Thinned",
+    "dependency_groups",
+    "thin",
+    "thin_report",
+]

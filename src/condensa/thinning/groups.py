@@ -1,0 +1,156 @@
+"""Dependency groups found on Torch-Pruning's ``DependencyGraph``.
+
+Torch-Pruning traces the autograd graph of one forward pass, so it follows what a
+symbolic tracer cannot (``getattr`` on shapes, ``permute``, slicing, Hugging Face
+wrappers) and already knows residual additions, concatenation, splitting, flatten,
+depthwise convolutions and normalization layers. Condensa turns its groups into plain
+:class:`~condensa.schemes.groups.ChannelGroup` records and decides which ones a mask
+can remove *exactly*: a channel whose every writer is zeroed (weights, bias, BatchNorm
+scale and shift) is zero everywhere downstream, so removing it changes nothing. Groups
+where that is not true are kept and say why (``blocked``).
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Any
+
+import torch
+from torch import nn
+
+from condensa.errors import UnsupportedModuleError
+from condensa.schemes.groups import WEIGHTED, ChannelGroup, GroupMember
+
+Inputs = torch.Tensor | Sequence[Any] | Mapping[str, Any]
+
+ROOTS = (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.Linear)
+CHANNEL_NORMS = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d)
+STATISTIC_NORMS = (nn.LayerNorm, nn.GroupNorm, nn.InstanceNorm1d, nn.InstanceNorm2d, nn.RMSNorm)
+ATTENTION_OPS = ("Bmm", "Matmul", "MmBackward", "ScaledDotProduct", "Softmax", "Unbind", "Baddbmm")
+"""Autograd op names that mix channels across heads: only whole heads may go there."""
+
+
+def run_forward(model: nn.Module, example_inputs: Inputs) -> Any:
+    """Call ``model`` on a tensor, a tuple of positional inputs or a dict of keywords."""
+    if isinstance(example_inputs, Mapping):
+        return model(**example_inputs)
+    if isinstance(example_inputs, torch.Tensor):
+        return model(example_inputs)
+    return model(*example_inputs)
+
+
+def output_tensors(output: Any) -> list[torch.Tensor]:
+    """Every floating tensor in a model output (tensor, tuple, dict, ModelOutput)."""
+    if isinstance(output, torch.Tensor):
+        return [output] if output.is_floating_point() else []
+    if isinstance(output, Mapping):
+        return [t for v in output.values() for t in output_tensors(v)]
+    if isinstance(output, (tuple, list)):
+        return [t for v in output for t in output_tensors(v)]
+    return []
+
+
+def build_graph(model: nn.Module, example_inputs: Inputs) -> Any:
+    """Torch-Pruning's dependency graph of ``model`` on ``example_inputs``."""
+    import torch_pruning as tp
+
+    def forward(m: nn.Module, inputs: Inputs) -> torch.Tensor:
+        return sum(t.float().sum() for t in output_tensors(run_forward(m, inputs)))  # type: ignore[return-value]
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # "unwrapped parameters": handled as blocked groups
+            return tp.DependencyGraph().build_dependency(
+                model, example_inputs=example_inputs, forward_fn=forward, verbose=False
+            )
+    except Exception as exc:
+        raise UnsupportedModuleError(
+            f"cannot trace the model to find its channel groups ({type(exc).__name__}: {exc}); "
+            "check that example_inputs run the model (a tensor, a tuple or a dict of keyword "
+            "arguments), or exclude= the offending layers"
+        ) from exc
+
+
+def dependency_groups(model: nn.Module, example_inputs: Inputs) -> tuple[ChannelGroup, ...]:
+    """Every group of coupled channels of ``model``, each saying if it can be removed.
+
+    Args:
+        model: any ``nn.Module`` (masks, if any, are read through).
+        example_inputs: a tensor, a tuple of positional inputs or a dict of keyword
+            arguments, as the model's forward takes them.
+
+    Returns:
+        One :class:`~condensa.schemes.groups.ChannelGroup` per set of output channels
+        of a Linear or convolution (and what is coupled to them).
+
+    Raises:
+        UnsupportedModuleError: the forward pass cannot be traced.
+
+    """
+    graph = build_graph(model, example_inputs)
+    return tuple(groups_of(graph, model))
+
+
+def groups_of(graph: Any, model: nn.Module) -> list[ChannelGroup]:
+    """Translate Torch-Pruning's groups into records named by module FQNs."""
+    return [record for _, record in translate(graph, model)]
+
+
+def translate(graph: Any, model: nn.Module) -> Iterator[tuple[Any, ChannelGroup]]:
+    """``(Torch-Pruning group, record)`` for every group of ``graph``."""
+    names = {module: name for name, module in model.named_modules()}
+    params = {p: name for name, p in model.named_parameters()}
+    for group in graph.get_all_groups(root_module_types=ROOTS):
+        root = group.items[0].dep.target.module
+        root_name = names.get(root, "?")
+        size = len(group.items[0].idxs)
+        members: dict[tuple[str, str], dict[tuple[int, int], None]] = {}
+        blocked = ""
+        for item in group.items:
+            node = item.dep.target
+            module = node.module
+            outgoing = graph.is_out_channel_pruning_fn(item.dep.handler)
+            reason = _blocker(node, module, names, params, outgoing)
+            blocked = blocked or reason
+            if module not in names or not isinstance(module, (*WEIGHTED, *CHANNEL_NORMS)):
+                continue
+            role = "out" if outgoing else "in"
+            pairs = members.setdefault((names[module], role), {})
+            pairs.update(dict.fromkeys(zip(item.idxs, item.root_idxs, strict=True)))
+        records = tuple(
+            GroupMember(module=name, role=role, pairs=tuple(pairs))
+            for (name, role), pairs in members.items()
+        )
+        yield group, ChannelGroup(root=root_name, size=size, members=records, blocked=blocked)
+
+
+def _blocker(
+    node: Any, module: Any, names: dict, params: dict, outgoing: bool
+) -> str:  # one reason per kind of node; empty when removing the channels is exact
+    op = node.grad_fn.name() if node.grad_fn is not None else ""
+    if not node.outputs and outgoing:
+        return f"the channels are the model's output ({names.get(module, op)})"
+    if type(module).__name__ == "_OutputOp":
+        return "the channels are the model's output"
+    if isinstance(module, nn.Parameter):
+        return f"the channels meet the free parameter {params.get(module, '?')!r}"
+    if isinstance(module, STATISTIC_NORMS):
+        return (
+            f"{type(module).__name__} {names.get(module)!r} normalizes over these channels "
+            "(removing one changes its statistics)"
+        )
+    if isinstance(module, CHANNEL_NORMS) and module.weight is None:
+        return f"BatchNorm {names.get(module)!r} has no affine scale to zero"
+    if isinstance(module, (nn.Conv1d, nn.Conv2d, nn.Conv3d)) and 1 < module.groups:
+        if module.groups != module.in_channels or module.out_channels % module.in_channels:
+            return f"grouped convolution {names.get(module)!r} (groups={module.groups})"
+    if isinstance(module, nn.Module) and not isinstance(module, (*WEIGHTED, *CHANNEL_NORMS)):
+        if not type(module).__name__.startswith("_") and module not in names:
+            return f"unknown layer {type(module).__name__}"
+        if isinstance(module, (nn.LSTM, nn.GRU, nn.RNN, nn.Embedding, nn.MultiheadAttention)):
+            return f"{type(module).__name__} {names.get(module)!r} (not thinned by channel groups)"
+    if any(name in op for name in ATTENTION_OPS):
+        return f"attention mixes these channels ({op}); remove whole heads with HeadPrune"
+    return ""
+
