@@ -4,6 +4,7 @@ from torch import nn
 
 import condensa
 from condensa import ConfigError, UnsupportedModuleError, masking, schemes, zoo
+from condensa.thinning import thin_report
 
 
 def _randomize_bn(model: nn.Module) -> nn.Module:
@@ -21,7 +22,7 @@ def _randomize_bn(model: nn.Module) -> nn.Module:
 
 
 def _check_same(model, scheme, x, **kwargs):
-    masked = condensa.compress(model, scheme).eval()
+    masked = condensa.compress(model, scheme, x).eval()
     thinned = condensa.thin(masked, x, **kwargs).eval()
     with torch.no_grad():
         assert torch.allclose(thinned(x), masked(x), atol=1e-5, rtol=1e-4)
@@ -92,8 +93,8 @@ def test_mlp_thinned_equals_masked_and_counts_kept_weights():
     assert _params(thinned) == (k1 * 12 + k1) + (k2 * k1 + k2) + (4 * k2 + 4)
 
 
-def test_unpruned_bias_passes_through_activation_exactly():
-    """Rows masked, bias kept: relu(bias) is folded into the next layer's bias."""
+def test_rows_masked_without_their_bias_are_kept_and_listed():
+    """Rows masked, bias kept: relu(bias) reaches the next layer, so nothing is removed."""
     torch.manual_seed(0)
     model = nn.Sequential(nn.Linear(6, 8), nn.ReLU(), nn.Linear(8, 3))
     with torch.no_grad():
@@ -101,9 +102,12 @@ def test_unpruned_bias_passes_through_activation_exactly():
     rows = torch.tensor([1, 0, 1, 0, 1, 0, 1, 0], dtype=torch.bool).unsqueeze(1).expand(8, 6)
     torch.nn.utils.parametrize.register_parametrization(model[0], "weight", masking.Mask(rows))
     x = torch.randn(4, 6)
-    thinned = condensa.thin(model, x)
-    assert thinned[0].weight.shape == (4, 6) and thinned[2].weight.shape == (3, 4)
+    with pytest.warns(UserWarning, match="'0': 4 .a bias or BatchNorm shift"):
+        thinned = condensa.thin(model, x)
+    assert thinned[0].weight.shape == (8, 6)
     assert torch.allclose(thinned(x), model(x), atol=1e-6)
+    report = thin_report(model, x)
+    assert [(k.root, k.channels) for k in report.kept] == [("0", (1, 3, 5, 7))]
 
 
 @pytest.mark.parametrize(
@@ -129,7 +133,7 @@ def test_lstm_input_pruning():
     torch.manual_seed(0)
     model = LinearIntoLSTM()
     x = torch.randn(5, 2, 6)
-    masked = condensa.compress(model, schemes.NeuronPrune(0.5, include="proj")).eval()
+    masked = condensa.compress(model, schemes.NeuronPrune(0.5, include="proj"), x).eval()
     thinned = condensa.thin(masked, x).eval()
     assert thinned.rnn.input_size == 5 and thinned.proj.out_features == 5
     assert torch.allclose(thinned(x), masked(x), atol=1e-6)
@@ -171,40 +175,55 @@ def test_unstructured_masks_are_explained():
 
 def test_layer_with_every_filter_pruned_is_refused():
     model = nn.Sequential(nn.Conv2d(1, 4, 3), nn.ReLU(), nn.Flatten(), nn.Linear(4 * 36, 2))
-    masked = condensa.compress(model, schemes.FilterPrune(0.5))
+    x = torch.randn(1, 1, 8, 8)
+    masked = condensa.compress(model, schemes.FilterPrune(0.5), x)
     with torch.no_grad():
         masked[0].parametrizations.weight[0].mask.zero_()
-    with pytest.raises(ConfigError, match="every output channel of '0' is pruned"):
+        masked[0].parametrizations.bias[0].mask.zero_()
+    with pytest.raises(ConfigError, match="every channel of '0'"):
         condensa.thin(masked, torch.randn(1, 1, 8, 8))
 
 
-def test_unsupported_op_is_named():
-    class Odd(nn.Module):
+def test_hard_coded_slice_keeps_the_group_and_says_why():
+    """``[:, :3]`` is fixed in the code: removing channel 0 would shift the slice."""
+    class Sliced(nn.Module):
         def __init__(self):
             super().__init__()
             self.fc = nn.Linear(4, 6)
             self.out = nn.Linear(3, 2)
 
         def forward(self, x):
-            return self.out(self.fc(x)[:, :3])  # slicing channels: mapping unknown
+            return self.out(self.fc(x)[:, :3])
 
-    masked = condensa.compress(Odd(), schemes.NeuronPrune(0.5, include="fc"))
-    with pytest.raises(UnsupportedModuleError, match="cannot thin through indexing"):
-        condensa.thin(masked, torch.randn(2, 4))
+    torch.manual_seed(0)
+    x = torch.randn(2, 4)
+    masked = condensa.compress(Sliced(), schemes.NeuronPrune(0.5, include="fc"), x)
+    report = thin_report(masked, x)
+    assert [k.root for k in report.kept] == ["fc"]
+    assert "does not reproduce the masked model" in report.kept[0].reason
+    assert torch.allclose(report.model(x), masked(x), atol=1e-6)
+    with pytest.warns(UserWarning, match="kept by thinning: 'fc': 3"):
+        condensa.thin(masked, x)
 
 
-def test_untraceable_model_is_a_clear_error():
-    class Branchy(nn.Module):
+def test_model_failing_on_its_inputs_is_a_clear_error():
+    model = nn.Sequential(nn.Linear(4, 4), nn.ReLU(), nn.Linear(4, 2))
+    masked = condensa.compress(model, schemes.NeuronPrune(0.5), torch.randn(2, 4))
+    with pytest.raises(UnsupportedModuleError, match="cannot trace the model.*mat1 and mat2"):
+        condensa.thin(masked, torch.randn(2, 5))
+
+
+def test_model_without_tensor_output_is_a_clear_error():
+    class Talks(nn.Module):
         def __init__(self):
             super().__init__()
             self.fc = nn.Linear(4, 4)
 
         def forward(self, x):
-            return self.fc(x) if x.sum() > 0 else x
+            return "hello"
 
-    masked = condensa.compress(Branchy(), schemes.NeuronPrune(0.5, skip_output_layer=False))
-    with pytest.raises(UnsupportedModuleError, match="cannot trace Branchy"):
-        condensa.thin(masked, torch.randn(2, 4))
+    with pytest.raises(UnsupportedModuleError, match="cannot trace the model"):
+        condensa.thin(Talks(), torch.randn(2, 4))
 
 
 def test_bad_residual_policy():

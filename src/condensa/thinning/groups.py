@@ -148,7 +148,8 @@ def _blocker(
     if isinstance(module, nn.Module) and not isinstance(module, (*WEIGHTED, *CHANNEL_NORMS)):
         if not type(module).__name__.startswith("_") and module not in names:
             return f"unknown layer {type(module).__name__}"
-        if isinstance(module, (nn.LSTM, nn.GRU, nn.RNN, nn.Embedding, nn.MultiheadAttention)):
+        recurrent = isinstance(module, (nn.LSTM, nn.GRU, nn.RNN))  # inputs can go
+        if outgoing and (recurrent or isinstance(module, (nn.Embedding, nn.MultiheadAttention))):
             return f"{type(module).__name__} {names.get(module)!r} (not thinned by channel groups)"
     if any(name in op for name in ATTENTION_OPS):
         return f"attention mixes these channels ({op}); remove whole heads with HeadPrune"

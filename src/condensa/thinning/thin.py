@@ -91,7 +91,7 @@ def thin(
     """
     result = thin_report(model, example_inputs, residual=residual, atol=atol)
     if result.kept:
-        lines = "; ".join(f"{k.root}: {len(k.channels)} ({k.reason})" for k in result.kept[:6])
+        lines = "; ".join(f"{k.root!r}: {len(k.channels)} ({k.reason})" for k in result.kept[:6])
         more = f" and {len(result.kept) - 6} more" if len(result.kept) > 6 else ""
         warnings.warn(f"pruned channels kept by thinning: {lines}{more}", stacklevel=2)
     return result.model
@@ -107,9 +107,9 @@ def thin_report(
     plain = bake(model)
     was_training = plain.training
     plain.eval()
+    graph = build_graph(plain, example_inputs)
     with torch.no_grad():
         reference = output_tensors(run_forward(plain, example_inputs))
-    graph = build_graph(plain, example_inputs)
     kept: list[KeptChannels] = []
     work: list[tuple[str, list[int]]] = []
     any_dead = False

@@ -1,0 +1,83 @@
+"""Group-aware channel pruning and thinning on the architectures users bring."""
+
+import pytest
+import torch
+
+import condensa
+from condensa import masking, schemes
+from condensa.thinning import dependency_groups, thin_report
+from tests import architectures as A
+
+CNNS_AND_TRANSFORMERS = [n for n in A.ALL if n != "lstm"]
+
+
+def _params(model):
+    return sum(p.numel() for p in model.parameters())
+
+
+def _outputs(model, x):
+    from condensa.thinning.groups import output_tensors, run_forward
+
+    with torch.no_grad():
+        return output_tensors(run_forward(model.eval(), x))
+
+
+@pytest.mark.parametrize("name", CNNS_AND_TRANSFORMERS)
+def test_structure_prune_thins_with_equal_outputs(name):
+    """Invariant: thinned outputs equal the masked model's; the model really shrinks."""
+    if name == "bert":
+        pytest.importorskip("transformers")
+    model, x = A.build(name)
+    masked = condensa.compress(model, schemes.StructurePrune(0.3), x)
+    report = thin_report(masked, x)
+    for a, b in zip(_outputs(report.model, x), _outputs(masked, x), strict=True):
+        assert torch.allclose(a, b, atol=1e-4, rtol=1e-4)
+    assert report.removed, report.kept
+    assert _params(report.model) < 0.95 * _params(model)
+    assert not masking.masks(report.model)
+
+
+@pytest.mark.parametrize("name", ["resnet_basic", "mobilenet_v2", "densenet"])
+def test_every_masked_channel_is_removed_on_convnets(name):
+    """With groups bound, nothing pruned is left behind on these CNNs."""
+    model, x = A.build(name)
+    masked = condensa.compress(model, schemes.FilterPrune(0.5), x)
+    report = thin_report(masked, x)
+    assert report.kept == []
+    assert _params(report.model) < 0.5 * _params(model)
+
+
+def test_residual_groups_couple_both_branches():
+    model, x = A.build("resnet_basic")
+    groups = {g.root: g for g in dependency_groups(model, x)}
+    stem = next(g for g in groups.values() if any(m.module == "stem.0" for m in g.members))
+    outs = {m.module for m in stem.members if m.role == "out"}
+    # the stem and the last conv of both residual blocks of stage 1 write the same channels
+    assert {"stem.0", "blocks.0.body.1.0", "blocks.1.body.1.0"} <= outs
+    assert not stem.blocked
+
+
+def test_layernorm_attention_and_output_groups_are_blocked():
+    model, x = A.build("vit")
+    blocked = {g.root: g.blocked for g in dependency_groups(model, x)}
+    assert "model's output" in blocked["head"]
+    assert "attention" in blocked["blocks.0.attn.qkv"]
+    assert blocked["blocks.0.mlp.0"] == ""  # the MLP's hidden neurons can go
+    assert any("LayerNorm" in reason for reason in blocked.values())
+
+
+def test_entangled_group_is_kept_with_a_reason_and_the_rest_thinned():
+    """GhostNet's cheap operation couples concat halves Torch-Pruning maps one to one."""
+    model, x = A.build("ghostnet")
+    masked = condensa.compress(model, schemes.StructurePrune(0.3), x)
+    report = thin_report(masked, x)
+    for a, b in zip(_outputs(report.model, x), _outputs(masked, x), strict=True):
+        assert torch.allclose(a, b, atol=1e-4, rtol=1e-4)
+    assert report.removed
+    assert all(k.reason for k in report.kept)
+
+
+def test_lstm_language_model_keeps_its_recurrent_state_and_thins_nothing_wrongly():
+    model, x = A.build("lstm")
+    blocked = [g.blocked for g in dependency_groups(model, x)]
+    assert blocked and all(blocked)  # hidden state and logits are outputs; embeddings are read
