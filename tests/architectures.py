@@ -131,7 +131,9 @@ class MobileNet(nn.Module):
             cin = cout
         self.blocks = nn.Sequential(*blocks)
         self.head = conv_bn(cin, 96, 1, act=act)
-        self.classifier = nn.Sequential(nn.Linear(96, 64), act(), nn.Dropout(0.2), nn.Linear(64, 10))
+        self.classifier = nn.Sequential(
+            nn.Linear(96, 64), act(), nn.Dropout(0.2), nn.Linear(64, 10)
+        )
 
     def forward(self, x):
         x = self.head(self.blocks(self.stem(x)))

@@ -59,9 +59,7 @@ def scheme_factory(scheme: SchemeFactory | Mapping[str, Any]) -> SchemeFactory:
     return lambda sparsity: from_dict(substitute(scheme, sparsity))
 
 
-def grouped(
-    model: nn.Module, make_scheme: SchemeFactory, example_inputs: Any
-) -> SchemeFactory:
+def grouped(model: nn.Module, make_scheme: SchemeFactory, example_inputs: Any) -> SchemeFactory:
     """``make_scheme`` whose channel schemes rank ``model``'s dependency groups.
 
     The model is traced once (on ``example_inputs``); schemes without channel pruning

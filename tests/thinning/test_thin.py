@@ -186,6 +186,7 @@ def test_layer_with_every_filter_pruned_is_refused():
 
 def test_hard_coded_slice_keeps_the_group_and_says_why():
     """``[:, :3]`` is fixed in the code: removing channel 0 would shift the slice."""
+
     class Sliced(nn.Module):
         def __init__(self):
             super().__init__()

@@ -353,7 +353,9 @@ def run_compress(
     """``condensa compress``: one compression at ``sparsity`` into ``output``."""
     start = time.perf_counter()
     with _prepare(config, output, console, force=force, verbose=verbose) as ready:
-        make_scheme = grouped(ready.dense, scheme_factory(config["scheme"]), ready.setup.example_input)
+        make_scheme = grouped(
+            ready.dense, scheme_factory(config["scheme"]), ready.setup.example_input
+        )
         compressed = ready.method.compress(ready.dense, make_scheme(sparsity)).model
         summary = _summary_head("compress", config, ready)
         summary["trials"] = []

@@ -15,6 +15,7 @@ import math
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import nn
@@ -75,7 +76,9 @@ class ChannelGroup:
         ]
 
 
-def _rows(weight: torch.Tensor, pairs: Sequence[tuple[int, int]], size: int, dim: int):
+def _rows(
+    weight: torch.Tensor, pairs: Sequence[tuple[int, int]], size: int, dim: int
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Per group channel: (sum of squares, number of entries) of the indexed slices."""
     w = weight.detach().float().transpose(0, dim) if dim else weight.detach().float()
     per_index = w.reshape(w.shape[0], -1).pow(2).sum(dim=1)
@@ -89,8 +92,11 @@ def _rows(weight: torch.Tensor, pairs: Sequence[tuple[int, int]], size: int, dim
 def group_scores(
     group: ChannelGroup, model: nn.Module, weights: Mapping[str, torch.Tensor]
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """``(score, masked weights)`` per channel: L2 norm over every member's slices
-    divided by the group's mean, and the number of producer weights the channel owns."""
+    """``(score, masked weights)`` per channel of ``group``.
+
+    The score is the L2 norm over every member's slices divided by the group's mean;
+    the weights are the producer rows the channel owns (what its mask zeroes).
+    """
     squares = torch.zeros(group.size)
     owned = torch.zeros(group.size)
     for member in group.members:
@@ -134,15 +140,11 @@ def plan_groups(
         and (producers := g.producers(model))
         and all(m.module in selected for m in producers)
     ]
-    ranked = [(g, *group_scores(g, model, weights)) for g in usable]
-    drop = _choose(ranked, sparsity, allocation)
+    ranked = [r for g in usable if (r := _rank(g, model, weights)) is not None]
     keep: dict[str, torch.Tensor] = {}
-    for (group, _, _), channels in zip(ranked, drop, strict=True):
-        if align:
-            kept = group.size - len(channels)
-            channels = channels[: group.size - align_keep(kept, align, group.size, group.root)]
-        gone = set(channels)
-        for member in group.members:
+    for entry, chosen in zip(ranked, _choose(ranked, sparsity, allocation), strict=True):
+        gone = _finish(entry, chosen, align)
+        for member in entry.group.members:
             if member.role != "out":
                 continue
             module = model.get_submodule(member.module)
@@ -161,6 +163,76 @@ def plan_groups(
     return plan
 
 
+@dataclass(frozen=True)
+class _Ranked:
+    """A group's removable units (channels that go together), scored."""
+
+    group: ChannelGroup
+    units: list[list[int]]
+    score: torch.Tensor  # per unit, normalized by the group's mean
+    size: torch.Tensor  # masked weights per unit
+    channel_score: torch.Tensor
+    blocks: list[int] | None  # per channel: block of a grouped convolution's output
+
+
+def _rank(
+    group: ChannelGroup, model: nn.Module, weights: Mapping[str, torch.Tensor]
+) -> _Ranked | None:
+    """Units and scores of ``group``; None when a grouped convolution cannot be honoured.
+
+    A grouped convolution (``groups=G``, not depthwise) reading the channels sees the
+    same input offsets in every one of its G blocks, so channel ``j`` goes with
+    ``j + block``, ``j + 2 block``... (one unit). One writing them must keep equal
+    counts per block (balanced after ranking).
+    """
+    score, owned = group_scores(group, model, weights)
+    units: list[list[int]] | None = None
+    blocks: list[int] | None = None
+    for member in group.members:
+        module = model.get_submodule(member.module)
+        if not isinstance(module, (nn.Conv1d, nn.Conv2d, nn.Conv3d)) or module.groups == 1:
+            continue
+        if module.groups == module.in_channels:  # depthwise: channel to channel
+            continue
+        width = module.in_channels // module.groups if member.role == "in" else (
+            module.out_channels // module.groups)  # fmt: skip
+        channel = dict(member.pairs)
+        if member.role == "in":
+            offsets = [[channel.get(b * width + j) for b in range(module.groups)]
+                       for j in range(width)]  # fmt: skip
+            if units is not None or any(c is None for u in offsets for c in u):
+                return None
+            units = [[c for c in u if c is not None] for u in offsets]
+        else:
+            blocks = [0] * group.size
+            for index, c in member.pairs:
+                blocks[c] = index // width
+    units = units or [[c] for c in range(group.size)]
+    unit_score = torch.stack([score[u].sum() for u in units])
+    unit_size = torch.stack([owned[u].sum() for u in units])
+    return _Ranked(group, units, unit_score, unit_size, score, blocks)
+
+
+def _finish(entry: _Ranked, chosen: list[int], align: int | None) -> set[int]:
+    """Channels of the chosen units, balanced over grouped-conv blocks and aligned."""
+    gone = [c for u in chosen for c in entry.units[u]]
+    size = entry.group.size
+    if len(entry.units) != size:  # strided units: balanced by construction
+        return set(gone)
+    order = torch.argsort(entry.channel_score, stable=True).tolist()
+    count = len(gone)
+    if align:
+        count = size - align_keep(size - count, align, size, what=entry.group.root)
+    if entry.blocks is None:
+        return set(order[:count])
+    n_blocks = max(entry.blocks) + 1
+    quota = count // n_blocks
+    picked: list[int] = []
+    for block in range(n_blocks):
+        picked += [c for c in order if entry.blocks[c] == block][:quota]
+    return set(picked)
+
+
 def _out_size(module: nn.Module) -> int:
     weight = getattr(module, "weight", None)
     if not isinstance(weight, torch.Tensor):
@@ -169,36 +241,34 @@ def _out_size(module: nn.Module) -> int:
 
 
 def _choose(
-    ranked: Sequence[tuple[ChannelGroup, torch.Tensor, torch.Tensor]],
-    sparsity: float,
-    allocation: AllocationSpec,
+    ranked: Sequence[_Ranked], sparsity: float, allocation: AllocationSpec
 ) -> list[list[int]]:
-    """Channels to remove per group, lowest score first."""
-    orders = [torch.argsort(score, stable=True).tolist() for _, score, _ in ranked]
+    """Units to remove per group, lowest score first."""
+    orders = [torch.argsort(r.score, stable=True).tolist() for r in ranked]
     if isinstance(allocation, Mapping) or allocation == "uniform":
         out = []
-        for (group, _, _), order in zip(ranked, orders, strict=True):
-            s = _explicit(group.root, allocation, sparsity)
-            out.append(order[: group.size - n_keep(group.size, s)])
+        for r, order in zip(ranked, orders, strict=True):
+            share = _explicit(r.group.root, allocation, sparsity)
+            out.append(order[: len(order) - n_keep(len(order), share)])
         return out
-    # global: one threshold over every group's normalized scores; best channel protected
+    # global: one threshold over every group's normalized scores; best unit protected
     scores, sizes, owners, positions = [], [], [], []
-    for index, ((_, score, owned), order) in enumerate(zip(ranked, orders, strict=True)):
+    for index, (r, order) in enumerate(zip(ranked, orders, strict=True)):
         body = order[:-1]
-        scores.append(score[body])
-        sizes.append(owned[body])
+        scores.append(r.score[body])
+        sizes.append(r.size[body])
         owners += [index] * len(body)
         positions += body
     if not owners:
         return [[] for _ in ranked]
     all_scores, all_sizes = torch.cat(scores), torch.cat(sizes)
-    budget = math.floor(sparsity * float(sum(float(o.sum()) for _, _, o in ranked)))
-    order = torch.argsort(all_scores, stable=True)
-    n = int((torch.cumsum(all_sizes[order], 0) <= budget).sum())
-    out: list[list[int]] = [[] for _ in ranked]
-    for i in order[:n].tolist():
-        out[owners[i]].append(positions[i])
-    return out
+    budget = math.floor(sparsity * float(sum(float(r.size.sum()) for r in ranked)))
+    ascending = torch.argsort(all_scores, stable=True)
+    n = int((torch.cumsum(all_sizes[ascending], 0) <= budget).sum())
+    chosen: list[list[int]] = [[] for _ in ranked]
+    for i in ascending[:n].tolist():
+        chosen[owners[i]].append(positions[i])
+    return chosen
 
 
 def _explicit(root: str, allocation: AllocationSpec, default: float) -> float:
@@ -209,14 +279,14 @@ def _explicit(root: str, allocation: AllocationSpec, default: float) -> float:
     return default
 
 
-def bind_groups(scheme: object, groups: Sequence[ChannelGroup]) -> object:
+def bind_groups(scheme: Any, groups: Sequence[ChannelGroup]) -> Any:
     """A copy of ``scheme`` whose channel schemes rank ``groups`` (others unchanged)."""
     if isinstance(getattr(scheme, "schemes", None), list):  # Compose
         bound = copy.copy(scheme)
-        bound.schemes = [bind_groups(s, groups) for s in scheme.schemes]  # type: ignore[attr-defined]
+        bound.schemes = [bind_groups(s, groups) for s in scheme.schemes]
         return bound
     if hasattr(scheme, "groups"):
         bound = copy.copy(scheme)
-        bound.groups = tuple(groups)  # type: ignore[attr-defined]
+        bound.groups = tuple(groups)
         return bound
     return scheme

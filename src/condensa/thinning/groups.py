@@ -13,42 +13,21 @@ where that is not true are kept and say why (``blocked``).
 from __future__ import annotations
 
 import warnings
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator
 from typing import Any
 
 import torch
 from torch import nn
 
 from condensa.errors import UnsupportedModuleError
+from condensa.inputs import Inputs, output_tensors, run_forward
 from condensa.schemes.groups import WEIGHTED, ChannelGroup, GroupMember
-
-Inputs = torch.Tensor | Sequence[Any] | Mapping[str, Any]
 
 ROOTS = (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.Linear)
 CHANNEL_NORMS = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d)
 STATISTIC_NORMS = (nn.LayerNorm, nn.GroupNorm, nn.InstanceNorm1d, nn.InstanceNorm2d, nn.RMSNorm)
 ATTENTION_OPS = ("Bmm", "Matmul", "MmBackward", "ScaledDotProduct", "Softmax", "Unbind", "Baddbmm")
 """Autograd op names that mix channels across heads: only whole heads may go there."""
-
-
-def run_forward(model: nn.Module, example_inputs: Inputs) -> Any:
-    """Call ``model`` on a tensor, a tuple of positional inputs or a dict of keywords."""
-    if isinstance(example_inputs, Mapping):
-        return model(**example_inputs)
-    if isinstance(example_inputs, torch.Tensor):
-        return model(example_inputs)
-    return model(*example_inputs)
-
-
-def output_tensors(output: Any) -> list[torch.Tensor]:
-    """Every floating tensor in a model output (tensor, tuple, dict, ModelOutput)."""
-    if isinstance(output, torch.Tensor):
-        return [output] if output.is_floating_point() else []
-    if isinstance(output, Mapping):
-        return [t for v in output.values() for t in output_tensors(v)]
-    if isinstance(output, (tuple, list)):
-        return [t for v in output for t in output_tensors(v)]
-    return []
 
 
 def build_graph(model: nn.Module, example_inputs: Inputs) -> Any:
@@ -142,9 +121,6 @@ def _blocker(
         )
     if isinstance(module, CHANNEL_NORMS) and module.weight is None:
         return f"BatchNorm {names.get(module)!r} has no affine scale to zero"
-    if isinstance(module, (nn.Conv1d, nn.Conv2d, nn.Conv3d)) and 1 < module.groups:
-        if module.groups != module.in_channels or module.out_channels % module.in_channels:
-            return f"grouped convolution {names.get(module)!r} (groups={module.groups})"
     if isinstance(module, nn.Module) and not isinstance(module, (*WEIGHTED, *CHANNEL_NORMS)):
         if not type(module).__name__.startswith("_") and module not in names:
             return f"unknown layer {type(module).__name__}"
@@ -154,4 +130,3 @@ def _blocker(
     if any(name in op for name in ATTENTION_OPS):
         return f"attention mixes these channels ({op}); remove whole heads with HeadPrune"
     return ""
-

@@ -5,20 +5,15 @@ from __future__ import annotations
 import copy
 import warnings
 from dataclasses import dataclass, field
+
 import torch
 from torch import nn
 
 from condensa.errors import CondensaError, ConfigError
+from condensa.inputs import Inputs, output_tensors, run_forward
 from condensa.masking import bake, masks
 from condensa.schemes.groups import WEIGHTED, ChannelGroup
-from condensa.thinning.groups import (
-    CHANNEL_NORMS,
-    Inputs,
-    build_graph,
-    output_tensors,
-    run_forward,
-    translate,
-)
+from condensa.thinning.groups import CHANNEL_NORMS, build_graph, translate
 
 RESIDUAL_POLICIES = ("strict", "keep")
 UNFOLLOWED = "removing them alone does not reproduce the masked model"
@@ -86,7 +81,8 @@ def thin(
         CondensaError: the thinned model does not reproduce the masked outputs.
 
     Example:
-        >>> small = condensa.thin(condensa.compress(model, FilterPrune(0.5), x), x)  # doctest: +SKIP
+        >>> masked = condensa.compress(model, FilterPrune(0.5), x)  # doctest: +SKIP
+        >>> small = condensa.thin(masked, x)  # doctest: +SKIP
 
     """
     result = thin_report(model, example_inputs, residual=residual, atol=atol)
@@ -166,7 +162,8 @@ def _pruned(
 ) -> nn.Module:
     """A copy of ``plain`` with each ``(root, channels)`` group removed, checked."""
     model = copy.deepcopy(plain)
-    graph = build_graph(model, inputs) if work else None
+    if work:
+        graph = build_graph(model, inputs)
     for root, dead in work:
         module = model.get_submodule(root)
         handler = graph.get_pruner_of_module(module).prune_out_channels
@@ -180,8 +177,11 @@ def _zero(tensor: torch.Tensor | None, index: list[int]) -> bool:
 
 
 def _dead(group: ChannelGroup, model: nn.Module) -> tuple[list[int], list[int]]:
-    """Channels whose every writer is zero (weights, bias, BatchNorm scale and shift), and
-    channels whose Linear/convolution writers are zero but a bias or BatchNorm is not."""
+    """``(dead, constant)`` channels of ``group``.
+
+    Dead: every writer is zero (weights, bias, BatchNorm scale and shift). Constant: the
+    Linear/convolution writers are zero but a bias or BatchNorm shift is not.
+    """
     alive = torch.zeros(group.size, dtype=torch.bool)
     produced = torch.zeros(group.size, dtype=torch.bool)
     writers = 0

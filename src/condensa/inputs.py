@@ -1,0 +1,98 @@
+"""Example inputs: one tensor, a tuple of positional inputs, or a dict of keyword arguments.
+
+Token models take integer ids and an attention mask as keywords (``model(**batch)``);
+image models take one tensor. Everything that runs a model on example inputs (``thin``,
+``stats``, the objectives, the search, ``int8_inference``) calls it through here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import torch
+from torch import nn
+
+from condensa.errors import ConfigError
+
+Inputs = torch.Tensor | Sequence[Any] | Mapping[str, Any]
+
+
+def check_inputs(example_inputs: object, *, name: str = "example_inputs") -> None:
+    """Raise :class:`ConfigError` unless ``example_inputs`` is a tensor, tuple/list or dict."""
+    if isinstance(example_inputs, torch.Tensor):
+        return
+    if isinstance(example_inputs, Mapping):
+        if not all(isinstance(k, str) for k in example_inputs):
+            raise ConfigError(f"{name} as a dict must have keyword names as keys")
+        return
+    if isinstance(example_inputs, (tuple, list)) and example_inputs:
+        return
+    raise ConfigError(
+        f"{name} must be a tensor, a non-empty tuple of positional inputs or a dict of "
+        f"keyword arguments, got {type(example_inputs).__name__}"
+    )
+
+
+def run_forward(model: nn.Module, example_inputs: Inputs) -> Any:
+    """Call ``model`` on a tensor, a tuple of positional inputs or a dict of keywords."""
+    if isinstance(example_inputs, Mapping):
+        return model(**example_inputs)
+    if isinstance(example_inputs, torch.Tensor):
+        return model(example_inputs)
+    return model(*example_inputs)
+
+
+def output_tensors(output: Any) -> list[torch.Tensor]:
+    """Every floating tensor in a model output (tensor, tuple, dict, ModelOutput)."""
+    if isinstance(output, torch.Tensor):
+        return [output] if output.is_floating_point() else []
+    if isinstance(output, Mapping):
+        return [t for v in output.values() for t in output_tensors(v)]
+    if isinstance(output, (tuple, list)):
+        return [t for v in output for t in output_tensors(v)]
+    return []
+
+
+def batch_size(example_inputs: Inputs) -> int:
+    """The leading dimension of the first tensor in ``example_inputs``."""
+    for value in _tensors(example_inputs):
+        if value.dim():
+            return int(value.shape[0])
+    raise ConfigError("example_inputs hold no tensor with a batch dimension")
+
+
+def repeat_batch(example_inputs: Inputs, size: int) -> Inputs:
+    """``example_inputs`` with every batched tensor tiled to ``size`` rows."""
+
+    def grow(value: Any) -> Any:
+        if isinstance(value, torch.Tensor) and value.dim():
+            reps = -(-size // value.shape[0])
+            return value.repeat(reps, *([1] * (value.dim() - 1)))[:size]
+        return value
+
+    if isinstance(example_inputs, Mapping):
+        return {k: grow(v) for k, v in example_inputs.items()}
+    if isinstance(example_inputs, torch.Tensor):
+        return grow(example_inputs)
+    return tuple(grow(v) for v in example_inputs)
+
+
+def to_device(example_inputs: Inputs, device: torch.device) -> Inputs:
+    """``example_inputs`` with every tensor moved to ``device``."""
+
+    def move(value: Any) -> Any:
+        return value.to(device) if isinstance(value, torch.Tensor) else value
+
+    if isinstance(example_inputs, Mapping):
+        return {k: move(v) for k, v in example_inputs.items()}
+    if isinstance(example_inputs, torch.Tensor):
+        return move(example_inputs)
+    return tuple(move(v) for v in example_inputs)
+
+
+def _tensors(example_inputs: Inputs) -> list[torch.Tensor]:
+    if isinstance(example_inputs, torch.Tensor):
+        return [example_inputs]
+    values = example_inputs.values() if isinstance(example_inputs, Mapping) else example_inputs
+    return [v for v in values if isinstance(v, torch.Tensor)]
