@@ -72,7 +72,7 @@ def grouped(model: nn.Module, make_scheme: SchemeFactory, example_inputs: Any) -
     if not uses_groups(make_scheme(0.5)):
         return make_scheme
     groups = dependency_groups(model, example_inputs)
-    return lambda sparsity: bind_groups(make_scheme(sparsity), groups)  # type: ignore[return-value]
+    return lambda sparsity: bind_groups(make_scheme(sparsity), groups)
 
 
 def check_scheme(

@@ -61,7 +61,7 @@ def with_groups(model: nn.Module, scheme: Scheme, example_inputs: Any) -> Scheme
 
     if not uses_groups(scheme):
         return scheme
-    return bind_groups(scheme, dependency_groups(model, example_inputs))  # type: ignore[return-value]
+    return bind_groups(scheme, dependency_groups(model, example_inputs))
 
 
 def uses_groups(scheme: object) -> bool:

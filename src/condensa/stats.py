@@ -16,6 +16,7 @@ if TYPE_CHECKING:
     from rich.table import Table
 
 from condensa.errors import ConfigError
+from condensa.inputs import Inputs, check_inputs, run_forward
 from condensa.masking import CONDENSA_TYPES, copy_model, storage
 
 
@@ -212,9 +213,7 @@ def _nonzero_fraction(weight: torch.Tensor, dim: int) -> float:
     return float(alive.float().mean())
 
 
-def _measure_macs(
-    model: nn.Module, example_inputs: Sequence[torch.Tensor]
-) -> dict[str, tuple[int, int]]:
+def _measure_macs(model: nn.Module, example_inputs: Inputs) -> dict[str, tuple[int, int]]:
     """``{module fqn: (dense MACs, effective MACs)}`` for one forward pass."""
     probe = copy_model(model).eval()
     found: dict[str, tuple[int, int]] = {}
@@ -236,7 +235,7 @@ def _measure_macs(
         if isinstance(module, (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d)):
             handles.append(module.register_forward_hook(hook(name)))
     with torch.inference_mode():
-        probe(*example_inputs)
+        run_forward(probe, example_inputs)
     for handle in handles:
         handle.remove()
     return found
@@ -244,17 +243,22 @@ def _measure_macs(
 
 def stats(
     model: nn.Module,
-    example_inputs: torch.Tensor | Sequence[torch.Tensor] | None = None,
+    example_inputs: Inputs | None = None,
     *,
     input_size: Sequence[int] | None = None,
+    input_dtype: torch.dtype = torch.float32,
     file_bytes: bool = False,
 ) -> ModelStats:
     """Statistics of ``model``: per module with parameters, and totals.
 
     Args:
         model: any model, compressed or not (it is not modified).
-        example_inputs: inputs for one forward pass, used to count MACs.
-        input_size: alternatively, the shape of a single random input tensor.
+        example_inputs: inputs for one forward pass, used to count MACs: a tensor, a
+            tuple of positional inputs or a dict of keyword arguments (token ids and
+            attention masks of a language model).
+        input_size: alternatively, the shape of a single input tensor.
+        input_dtype: its dtype: floats are random normal; integer dtypes (token ids,
+            ``torch.long``) are zeros.
         file_bytes: also save the model to a temporary file and report its real size
             beside the ideal compressed bytes (index overhead and metadata included).
 
@@ -267,16 +271,20 @@ def stats(
     """
     if example_inputs is not None and input_size is not None:
         raise ConfigError("give example_inputs or input_size, not both")
-    inputs: Sequence[torch.Tensor] | None = None
+    inputs: Inputs | None = None
     if input_size is not None:
         if not all(isinstance(s, int) and s > 0 for s in input_size):
             raise ConfigError(f"input_size must hold positive integers, got {input_size!r}")
         param = next(model.parameters(), None)
-        inputs = (torch.randn(*input_size, device=None if param is None else param.device),)
-    elif example_inputs is not None:
+        device = None if param is None else param.device
         inputs = (
-            (example_inputs,) if isinstance(example_inputs, torch.Tensor) else tuple(example_inputs)
+            torch.randn(*input_size, device=device, dtype=input_dtype)
+            if input_dtype.is_floating_point
+            else torch.zeros(*input_size, device=device, dtype=input_dtype)
         )
+    elif example_inputs is not None:
+        check_inputs(example_inputs)
+        inputs = example_inputs
     macs = _measure_macs(model, inputs) if inputs is not None else {}
     rows = []
     for name, module in model.named_modules():

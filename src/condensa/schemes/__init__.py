@@ -7,6 +7,7 @@ Example:
 """
 
 from condensa.schemes.allocation import ALLOCATIONS, allocate
+from condensa.schemes.attention import HeadLayout, register_attention
 from condensa.schemes.base import OperatorScheme, Scheme
 from condensa.schemes.builtins import (
     BlockPrune,
@@ -18,6 +19,8 @@ from condensa.schemes.builtins import (
     Quantize,
     StructurePrune,
 )
+from condensa.schemes.groups import ChannelGroup, GroupMember, bind_groups
+from condensa.schemes.heads import HeadPrune
 from condensa.schemes.plan import Plan, PlanEntry
 from condensa.schemes.selection import MODULE_TYPES, Selection, Target
 from condensa.schemes.spec import SCHEMES, Rules, from_dict, from_toml, to_toml
@@ -27,8 +30,12 @@ __all__ = [
     "MODULE_TYPES",
     "SCHEMES",
     "BlockPrune",
+    "ChannelGroup",
     "Compose",
     "FilterPrune",
+    "GroupMember",
+    "HeadLayout",
+    "HeadPrune",
     "NMPrune",
     "NeuronPrune",
     "OperatorScheme",
@@ -42,7 +49,9 @@ __all__ = [
     "StructurePrune",
     "Target",
     "allocate",
+    "bind_groups",
     "from_dict",
     "from_toml",
+    "register_attention",
     "to_toml",
 ]

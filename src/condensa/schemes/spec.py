@@ -26,6 +26,7 @@ from condensa.schemes.builtins import (
     Quantize,
     StructurePrune,
 )
+from condensa.schemes.heads import HeadPrune
 from condensa.schemes.plan import Plan
 from condensa.schemes.selection import LINEAR_AND_CONV, MODULE_TYPES, Selection
 
@@ -36,7 +37,16 @@ else:  # pragma: no cover
 
 SCHEMES: dict[str, type[Scheme]] = {
     cls.__name__: cls
-    for cls in (Prune, BlockPrune, NeuronPrune, FilterPrune, StructurePrune, NMPrune, Quantize)
+    for cls in (
+        Prune,
+        BlockPrune,
+        NeuronPrune,
+        FilterPrune,
+        StructurePrune,
+        HeadPrune,
+        NMPrune,
+        Quantize,
+    )
 }
 """Built-in scheme classes by spec name (``Compose`` and ``Rules`` are handled too)."""
 

@@ -12,8 +12,10 @@ from torch import nn
 from condensa.errors import CondensaError, ConfigError
 from condensa.inputs import Inputs, output_tensors, run_forward
 from condensa.masking import bake, masks
+from condensa.schemes.attention import ATTENTION
 from condensa.schemes.groups import WEIGHTED, ChannelGroup
-from condensa.thinning.groups import CHANNEL_NORMS, build_graph, translate
+from condensa.thinning.groups import CHANNEL_NORMS, build_graph, groups_of, translate
+from condensa.thinning.heads import dead_heads, thin_heads
 
 RESIDUAL_POLICIES = ("strict", "keep")
 UNFOLLOWED = "removing them alone does not reproduce the masked model"
@@ -40,12 +42,14 @@ class Thinned:
         model: the thinned model (a normal module: runs, saves, exports).
         removed: number of channels removed per group root.
         kept: pruned channels left in place, each with the reason.
+        heads: number of attention heads removed per attention module.
 
     """
 
     model: nn.Module
     removed: dict[str, int] = field(default_factory=dict)
     kept: list[KeptChannels] = field(default_factory=list)
+    heads: dict[str, int] = field(default_factory=dict)
 
 
 def thin(
@@ -106,9 +110,14 @@ def thin_report(
     graph = build_graph(plain, example_inputs)
     with torch.no_grad():
         reference = output_tensors(run_forward(plain, example_inputs))
+    layouts = ATTENTION.layouts(plain)
+    heads: dict[str, int] = {}
+    if any(dead_heads(layout, plain) for layout in layouts):
+        heads = thin_heads(plain, groups_of(graph, plain))
+        graph = build_graph(plain, example_inputs)
     kept: list[KeptChannels] = []
     work: list[tuple[str, list[int]]] = []
-    any_dead = False
+    any_dead = bool(heads)
     for _, record in translate(graph, plain):
         dead, constant = _dead(record, plain)
         if constant:
@@ -150,7 +159,8 @@ def thin_report(
         work = good
         thinned = _pruned(plain, example_inputs, work, reference, atol)
     thinned.train(was_training)
-    return Thinned(model=thinned, removed={root: len(dead) for root, dead in work}, kept=kept)
+    removed = {root: len(dead) for root, dead in work}
+    return Thinned(model=thinned, removed=removed, kept=kept, heads=heads)
 
 
 def _pruned(

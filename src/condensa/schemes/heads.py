@@ -1,0 +1,147 @@
+"""``HeadPrune``: remove whole attention heads."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import torch
+from torch import nn
+
+from condensa.errors import ConfigError, SelectionError
+from condensa.functional import check_sparsity, n_keep
+from condensa.operators import ChannelMask
+from condensa.schemes.attention import ATTENTION, HeadLayout
+from condensa.schemes.base import Scheme, _plain
+from condensa.schemes.plan import Plan
+from condensa.schemes.selection import Target, _patterns
+
+
+class HeadPrune(Scheme):
+    """Attention-head pruning: a head's query, key and value rows go together.
+
+    Each head is scored by the L2 norm of its q/k/v rows, divided by its module's mean
+    head score; heads are ranked across modules (``"global"``, each module keeping its
+    best head) or per module (``"uniform"``). A masked head's values are zero, so it
+    contributes nothing; :func:`condensa.thin` then removes it and updates the head
+    counts (``num_attention_heads``, ``all_head_size``, ``num_heads``). Attention
+    modules are found by the layouts of :mod:`condensa.schemes.attention` (BERT-style
+    separate q/k/v, ViT-style fused qkv; ``register_attention`` adds more).
+
+    Args:
+        sparsity: fraction of heads to remove, in ``[0, 1)``.
+        allocation: ``"global"`` (default) or ``"uniform"``.
+        include: regexes on attention-module FQNs to restrict the selection.
+        exclude: regexes on attention-module FQNs to skip.
+
+    Example:
+        >>> small = condensa.compress(bert, HeadPrune(0.3))  # doctest: +SKIP
+
+    """
+
+    def __init__(
+        self,
+        sparsity: float,
+        *,
+        allocation: str = "global",
+        include: Sequence[str] | str | None = None,
+        exclude: Sequence[str] | str | None = None,
+    ) -> None:
+        self.sparsity = check_sparsity(sparsity)
+        if allocation not in ("global", "uniform"):
+            raise ConfigError(
+                f"HeadPrune allocation must be 'global' or 'uniform', got {allocation!r}"
+            )
+        self.allocation = allocation
+        self.include = _patterns(include, "include")
+        self.exclude = _patterns(exclude, "exclude")
+        self._options: dict[str, Any] = {"sparsity": sparsity}
+        if allocation != "global":
+            self._options["allocation"] = allocation
+        for key, value in (("include", include), ("exclude", exclude)):
+            if value is not None:
+                self._options[key] = value
+
+    def layouts(self, model: nn.Module) -> list[HeadLayout]:
+        """The selected attention modules of ``model``."""
+        found = [
+            layout
+            for layout in ATTENTION.layouts(model)
+            if (not self.include or any(re.search(p, layout.module) for p in self.include))
+            and not any(re.search(p, layout.module) for p in self.exclude)
+        ]
+        if not found:
+            raise SelectionError(
+                f"HeadPrune found no attention module in {type(model).__name__} (include="
+                f"{list(self.include)}, exclude={list(self.exclude)}); known layouts: separate "
+                "query/key/value Linears with num_attention_heads, or a fused qkv Linear with "
+                "num_heads; teach others with condensa.schemes.register_attention"
+            )
+        return found
+
+    def plan(self, model: nn.Module, weights: Mapping[str, torch.Tensor] | None = None) -> Plan:
+        """Mask the q/k/v rows of the lowest-scoring heads."""
+        layouts = self.layouts(model)
+        values = dict(weights or {})
+        scores = [_head_scores(layout, model, values) for layout in layouts]
+        removed = _choose(scores, self.sparsity, self.allocation)
+        plan = Plan()
+        for layout, heads in zip(layouts, removed, strict=True):
+            for fqn, segments in layout.projections:
+                module = model.get_submodule(fqn)
+                keep = torch.ones(module.weight.shape[0], dtype=torch.bool)
+                for head in heads:
+                    keep[layout.rows(head, segments)] = False
+                target = Target(f"{fqn}.weight", fqn, "weight", module)
+                plan.add(target, ChannelMask(keep=tuple(keep.tolist())))
+        return plan
+
+    def to_dict(self) -> dict[str, Any]:
+        """``{"type": "HeadPrune", **the options given}``."""
+        return {"type": "HeadPrune", **_plain(self._options)}
+
+    def __repr__(self) -> str:
+        args = ", ".join(f"{k}={v!r}" for k, v in self._options.items())
+        return f"HeadPrune({args})"
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, HeadPrune) and self.to_dict() == other.to_dict()
+
+    __hash__ = None  # type: ignore[assignment]
+
+
+def _head_scores(
+    layout: HeadLayout, model: nn.Module, weights: Mapping[str, torch.Tensor]
+) -> torch.Tensor:
+    """`(heads,)` L2 norm of each head's rows over every projection, over their mean."""
+    squares = torch.zeros(layout.heads)
+    for fqn, segments in layout.projections:
+        module = model.get_submodule(fqn)
+        weight = weights.get(f"{fqn}.weight", module.weight).detach().float()
+        per_row = weight.reshape(weight.shape[0], -1).pow(2).sum(dim=1)
+        for head in range(layout.heads):
+            squares[head] += per_row[layout.rows(head, segments)].sum()
+    score = squares.sqrt()
+    mean = float(score.mean())
+    return score / mean if mean > 0 else score
+
+
+def _choose(scores: list[torch.Tensor], sparsity: float, allocation: str) -> list[list[int]]:
+    """Heads to remove per module; every module keeps at least its best head."""
+    if allocation == "uniform":
+        return [
+            torch.argsort(s, stable=True)[: s.numel() - n_keep(s.numel(), sparsity)].tolist()
+            for s in scores
+        ]
+    total = sum(s.numel() for s in scores)
+    budget = total - n_keep(total, sparsity)
+    candidates = []
+    for index, s in enumerate(scores):
+        order = torch.argsort(s, stable=True).tolist()[:-1]  # the best head stays
+        candidates += [(float(s[h]), index, h) for h in order]
+    candidates.sort()
+    out: list[list[int]] = [[] for _ in scores]
+    for _, index, head in candidates[:budget]:
+        out[index].append(head)
+    return out
