@@ -59,14 +59,22 @@ class Bottleneck(nn.Module):
 class ResNet(nn.Module):
     """ResNet (He et al. 2016): basic or bottleneck blocks; ResNeXt with ``groups``."""
 
-    def __init__(self, bottleneck: bool = False, groups: int = 1, classes: int = 10) -> None:
+    def __init__(
+        self,
+        bottleneck: bool = False,
+        groups: int = 1,
+        classes: int = 10,
+        widths=(16, 32, 64),
+        depths=(2, 2, 2),
+        stem: nn.Module | None = None,
+    ) -> None:
         super().__init__()
-        self.stem = conv_bn(3, 16, 3)
+        self.stem = stem or conv_bn(3, 16, 3)
         blocks: list[nn.Module] = []
-        cin = 16
-        for i, width in enumerate((16, 32, 64)):
+        cin = 16 if stem is None else 64
+        for i, (width, depth) in enumerate(zip(widths, depths, strict=True)):
             stride = 1 if i == 0 else 2
-            for j in range(2):
+            for j in range(depth):
                 if bottleneck:
                     mid = width if groups == 1 else width * 2
                     blocks.append(Bottleneck(cin, mid, width * 4, stride if j == 0 else 1, groups))
@@ -304,18 +312,22 @@ class LayerNorm2d(nn.LayerNorm):
 
 
 class ConvNeXt(nn.Module):
-    def __init__(self, dims=(16, 32), classes: int = 10) -> None:
+    """ConvNeXt: patchify stem, stages of blocks, LayerNorm + strided conv between stages."""
+
+    def __init__(self, dims=(16, 32), depths=(2, 2), classes: int = 10) -> None:
         super().__init__()
         self.stem = nn.Sequential(nn.Conv2d(3, dims[0], 4, 4), LayerNorm2d(dims[0], eps=1e-6))
-        self.stage1 = nn.Sequential(ConvNeXtBlock(dims[0]), ConvNeXtBlock(dims[0]))
-        self.down = nn.Sequential(LayerNorm2d(dims[0], eps=1e-6), nn.Conv2d(dims[0], dims[1], 2, 2))
-        self.stage2 = nn.Sequential(ConvNeXtBlock(dims[1]), ConvNeXtBlock(dims[1]))
-        self.norm = nn.LayerNorm(dims[1], eps=1e-6)
-        self.head = nn.Linear(dims[1], classes)
+        layers: list[nn.Module] = []
+        for i, (dim, depth) in enumerate(zip(dims, depths, strict=True)):
+            if i:
+                layers += [LayerNorm2d(dims[i - 1], eps=1e-6), nn.Conv2d(dims[i - 1], dim, 2, 2)]
+            layers += [ConvNeXtBlock(dim) for _ in range(depth)]
+        self.stages = nn.Sequential(*layers)
+        self.norm = nn.LayerNorm(dims[-1], eps=1e-6)
+        self.head = nn.Linear(dims[-1], classes)
 
     def forward(self, x):
-        x = self.stage2(self.down(self.stage1(self.stem(x))))
-        return self.head(self.norm(x.mean((-2, -1))))
+        return self.head(self.norm(self.stages(self.stem(x)).mean((-2, -1))))
 
 
 class Attention(nn.Module):
@@ -434,3 +446,23 @@ def build(name: str) -> tuple[nn.Module, Any]:
 
 
 ALL = (*IMAGE, "bert", "lstm")
+
+
+def build_full(name: str) -> tuple[nn.Module, Any]:
+    """Full-size ResNet-50, ConvNeXt-T or BERT-base (random weights) and a batch for timing."""
+    torch.manual_seed(0)
+    if name == "bert_base":
+        from transformers import BertConfig, BertModel
+
+        config = BertConfig(attn_implementation="eager")  # 12 layers, 768 hidden, 12 heads
+        ids = torch.randint(0, config.vocab_size, (8, 128))
+        model = BertModel(config, add_pooling_layer=False).eval()
+        return model, {"input_ids": ids, "attention_mask": torch.ones_like(ids)}
+    if name == "resnet50":
+        stem = nn.Sequential(conv_bn(3, 64, 7, 2), nn.MaxPool2d(3, 2, 1))
+        model: nn.Module = ResNet(True, 1, 1000, (64, 128, 256, 512), (3, 4, 6, 3), stem)
+    elif name == "convnext_tiny":
+        model = ConvNeXt((96, 192, 384, 768), (3, 3, 9, 3), classes=1000)
+    else:
+        raise KeyError(name)
+    return trained_look(model), torch.randn(32, 3, 224, 224)

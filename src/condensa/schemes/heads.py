@@ -90,7 +90,8 @@ class HeadPrune(Scheme):
         for layout, heads in zip(layouts, removed, strict=True):
             for fqn, segments in layout.projections:
                 module = model.get_submodule(fqn)
-                keep = torch.ones(module.weight.shape[0], dtype=torch.bool)
+                assert isinstance(module, nn.Linear)  # checked by the layout
+                keep = torch.ones(module.out_features, dtype=torch.bool)
                 for head in heads:
                     keep[layout.rows(head, segments)] = False
                 target = Target(f"{fqn}.weight", fqn, "weight", module)
@@ -118,6 +119,7 @@ def _head_scores(
     squares = torch.zeros(layout.heads)
     for fqn, segments in layout.projections:
         module = model.get_submodule(fqn)
+        assert isinstance(module, nn.Linear)  # checked by the layout
         weight = weights.get(f"{fqn}.weight", module.weight).detach().float()
         per_row = weight.reshape(weight.shape[0], -1).pow(2).sum(dim=1)
         for head in range(layout.heads):

@@ -16,6 +16,7 @@ def dead_heads(layout: HeadLayout, model: nn.Module) -> list[int]:
     """Heads whose value rows (weight and bias) are all zero."""
     fqn, segment = layout.value
     value = model.get_submodule(fqn)
+    assert isinstance(value, nn.Linear)  # checked by the layout
     segments = max(s for name, s in layout.projections if name == fqn)
     dead = []
     for head in range(layout.heads):
@@ -24,7 +25,7 @@ def dead_heads(layout: HeadLayout, model: nn.Module) -> list[int]:
         ]
         weight_zero = bool((value.weight.detach()[rows] == 0).all())
         bias = value.bias
-        if weight_zero and (bias is None or bool((bias.detach()[rows] == 0).all())):
+        if weight_zero and (bias is None or bool((bias[rows] == 0).all())):
             dead.append(head)
     return dead
 
