@@ -20,6 +20,7 @@ import torch
 from torch import nn
 
 from condensa.errors import ConfigError
+from condensa.inputs import Inputs
 from condensa.io import load, save
 from condensa.objectives import Measurement
 from condensa.optim import DC, LC, FineTune, Trainer
@@ -28,7 +29,7 @@ from condensa.search import SearchResult, search_sparsity
 from condensa.stats import stats
 
 SchemeFactory = Callable[[float], Scheme]
-Objective = Callable[[nn.Module, torch.Tensor], "Measurement | float"]
+Objective = Callable[[nn.Module, Inputs], "Measurement | float"]
 METHODS = ("dc", "finetune", "lc")
 KEEP_MODELS = 3
 """Feasible trial models kept in memory (best observed objective first) for the answer."""
@@ -137,7 +138,7 @@ def trial_path(folder: Path, sparsity: Any) -> Path:
     return folder / f"trial-s{float(sparsity):.6f}.condensa"
 
 
-def _measure(objective: Objective, model: nn.Module, example_input: torch.Tensor) -> Measurement:
+def _measure(objective: Objective, model: nn.Module, example_input: Inputs) -> Measurement:
     value = objective(model, example_input)
     return value if isinstance(value, Measurement) else Measurement(float(value), "")
 
@@ -170,7 +171,7 @@ def search_compression(
     *,
     trainer: Trainer,
     objective: Objective,
-    example_input: torch.Tensor,
+    example_input: Inputs,
     method: str | Any = "lc",
     method_options: Mapping[str, Any] | None = None,
     max_drop: float | None = None,
@@ -203,7 +204,8 @@ def search_compression(
             its ``evaluate`` dict (lower is better for loss/perplexity-like names).
         objective: e.g. ``Throughput()``, ``Memory()``, ``Macs()`` or any
             ``(model, example_input) -> Measurement | float``; its score is maximized.
-        example_input: one batch for tracing, thinning and measuring.
+        example_input: one batch for tracing, thinning and measuring: a tensor, a tuple
+            of positional inputs or a dict of keyword arguments (token ids, masks).
         method: ``"lc"``, ``"finetune"``, ``"dc"``, or an object with ``.compress(model, scheme)``.
         method_options: keyword arguments of the method (iterations, steps, ...).
         max_drop: at most this much below the uncompressed model's measured accuracy

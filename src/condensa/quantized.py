@@ -23,13 +23,12 @@ import torch
 from torch import nn
 
 from condensa.errors import CondensaError, ConfigError
+from condensa.inputs import Inputs
 
 BACKENDS = ("torch", "torchao")
 
 
-def int8_inference(
-    model: nn.Module, example_input: torch.Tensor, *, backend: str = "torch"
-) -> nn.Module:
+def int8_inference(model: nn.Module, example_input: Inputs, *, backend: str = "torch") -> nn.Module:
     """The deployable model (thinned, masks baked) with int8 Linear layers, for CPU inference.
 
     Args:

@@ -7,10 +7,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar
 
-import torch
 from torch import nn
 
 from condensa.errors import ConfigError
+from condensa.inputs import Inputs
 from condensa.objectives.measurement import Measurement
 
 MAC_MODES = ("effective", "sparse", "dense")
@@ -22,7 +22,7 @@ class Memory:
 
     monotone: ClassVar[bool] = True  # fewer kept weights never make a file larger
 
-    def __call__(self, model: nn.Module, example_input: torch.Tensor | None = None) -> Measurement:
+    def __call__(self, model: nn.Module, example_input: Inputs | None = None) -> Measurement:
         """Save ``model`` to a temporary file and measure it."""
         from condensa.io import save
 
@@ -52,7 +52,7 @@ class Macs:
         if self.mode not in MAC_MODES:
             raise ConfigError(f"mode must be one of {MAC_MODES}, got {self.mode!r}")
 
-    def __call__(self, model: nn.Module, example_input: torch.Tensor) -> Measurement:
+    def __call__(self, model: nn.Module, example_input: Inputs) -> Measurement:
         """Count MACs for ``example_input``."""
         from condensa.stats import stats
 

@@ -12,7 +12,8 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from condensa.errors import ConfigError
+from condensa.errors import ConfigError, UnsupportedModuleError
+from condensa.inputs import Inputs, repeat_batch, run_forward, to_device
 from condensa.masking import bake, masks
 from condensa.objectives.measurement import Measurement
 
@@ -29,20 +30,21 @@ def threads(count: int | None) -> Iterator[None]:
         torch.set_num_threads(previous)
 
 
-def deployable(model: nn.Module, example_input: torch.Tensor) -> nn.Module:
+def deployable(model: nn.Module, example_input: Inputs) -> nn.Module:
     """What would be deployed: the thinned model, or the masks baked in.
 
     Whole pruned structures are thinned away; other masks are baked in (masked weights
     do not speed up dense kernels).
     """
-    from condensa.errors import ConfigError as _ConfigError
     from condensa.thinning import thin
 
     if masks(model):
         try:
-            return thin(model, example_input).eval()
-        except _ConfigError:
-            pass  # unstructured: nothing to thin
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # kept channels: the model still runs
+                return thin(model, example_input).eval()
+        except (ConfigError, UnsupportedModuleError):
+            pass  # unstructured masks, or a model thinning cannot trace: bake them
     return bake(model).eval()
 
 
@@ -67,23 +69,24 @@ class _Timer:
         if self.threads is not None and (not isinstance(self.threads, int) or self.threads < 1):
             raise ConfigError(f"threads must be None or an integer >= 1, got {self.threads!r}")
 
-    def times(self, model: nn.Module, example_input: torch.Tensor) -> list[float]:
-        """Seconds per forward pass of a batch, ``repeats`` times after ``warmup``."""
+    def times(self, model: nn.Module, example_input: Inputs) -> list[float]:
+        """Seconds per forward pass of a batch, ``repeats`` times after ``warmup``.
+
+        ``example_input`` is a tensor, a tuple or a dict of keyword arguments; every
+        batched tensor in it is tiled to ``batch_size`` rows.
+        """
         runnable = deployable(model, example_input)
-        reps = [1] * example_input.dim()
-        reps[0] = max(1, -(-self.batch_size // example_input.shape[0]))
-        batch = example_input.repeat(*reps)[: self.batch_size]
         device = next(runnable.parameters()).device
-        batch = batch.to(device)
+        batch = to_device(repeat_batch(example_input, self.batch_size), device)
         out = []
         with threads(self.threads), torch.inference_mode(), warnings.catch_warnings():
             warnings.simplefilter("ignore")
             for _ in range(self.warmup):
-                runnable(batch)
+                run_forward(runnable, batch)
             _sync(device)
             for _ in range(self.repeats):
                 start = time.perf_counter()
-                runnable(batch)
+                run_forward(runnable, batch)
                 _sync(device)
                 out.append(time.perf_counter() - start)
         return out
@@ -92,7 +95,7 @@ class _Timer:
         self,
         reference: nn.Module,
         candidate: nn.Module,
-        example_input: torch.Tensor,
+        example_input: Inputs,
         *,
         rounds: int = 5,
     ) -> Measurement:
@@ -122,8 +125,8 @@ class Throughput(_Timer):
 
     """
 
-    def __call__(self, model: nn.Module, example_input: torch.Tensor) -> Measurement:
-        """Measure ``model`` on batches built from ``example_input`` `(n, ...)`."""
+    def __call__(self, model: nn.Module, example_input: Inputs) -> Measurement:
+        """Measure ``model`` on batches built from ``example_input`` (tensor, tuple or dict)."""
         return Measurement.of(
             [self.batch_size / t for t in self.times(model, example_input)], "samples/s"
         )
@@ -135,7 +138,7 @@ class Latency(_Timer):
 
     batch_size: int = 1
 
-    def __call__(self, model: nn.Module, example_input: torch.Tensor) -> Measurement:
+    def __call__(self, model: nn.Module, example_input: Inputs) -> Measurement:
         """Measure ``model``."""
         return Measurement.of(self.times(model, example_input), "s", higher_is_better=False)
 
@@ -143,7 +146,7 @@ class Latency(_Timer):
 def compare_throughput(
     reference: nn.Module,
     candidate: nn.Module,
-    example_input: torch.Tensor,
+    example_input: Inputs,
     *,
     batch_size: int = 64,
     threads: int | None = None,
