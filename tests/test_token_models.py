@@ -85,3 +85,15 @@ def test_search_compression_with_keyword_inputs(bert):
     )
     assert outcome.search.trials and all(t.error is None for t in outcome.search.trials)
     assert isinstance(outcome.model, nn.Module)
+
+
+@pytest.mark.parametrize("dtype", ["float16", "int8"])
+def test_quantize_covers_embeddings_by_default(bert, dtype):
+    model, x = bert
+    quantized = condensa.compress(model, schemes.Quantize(dtype))
+    assert "weight" in quantized.embeddings.word_embeddings.parametrizations
+    rows = {r.name: r for r in condensa.stats(quantized).layers}
+    assert (
+        rows["embeddings.word_embeddings"].compressed_bytes
+        < rows["embeddings.word_embeddings"].dense_bytes
+    )

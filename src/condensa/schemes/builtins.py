@@ -234,6 +234,9 @@ class NMPrune(OperatorScheme):
 class Quantize(OperatorScheme):
     """Quantize weights: ``"float16"``, ``"bfloat16"`` or ``"int8"`` (symmetric, per channel).
 
+    By default Linear, convolution and Embedding weights are quantized (the embeddings
+    of a language model are often half its bytes); ``types=`` narrows that.
+
     In the compressed model the weights hold exactly the representable values (fake
     quantization), so training can continue; :func:`condensa.save` stores them in the
     narrow dtype.
@@ -253,7 +256,7 @@ class Quantize(OperatorScheme):
             include=include,
             exclude=exclude,
             supported=(*LINEAR_AND_CONV, "Embedding", "LSTM"),
-            default_types=LINEAR_AND_CONV,
+            default_types=(*LINEAR_AND_CONV, "Embedding"),
         )
         options = _given(dtype=dtype, types=types, include=include, exclude=exclude)
         super().__init__(operator, selection=selection, options=options)
