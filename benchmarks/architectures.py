@@ -51,7 +51,9 @@ def _error(model: nn.Module, reference: nn.Module, x: Any) -> float:
         b = output_tensors(run_forward(reference.eval(), x))
     if len(a) != len(b) or any(p.shape != q.shape for p, q in zip(a, b, strict=True)):
         return float("inf")
-    return max(float((p - q).abs().max()) / (1 + float(q.abs().max())) for p, q in zip(a, b, strict=True))
+    return max(
+        float((p - q).abs().max()) / (1 + float(q.abs().max())) for p, q in zip(a, b, strict=True)
+    )
 
 
 def _scheme(name: str, ratio: float) -> condensa.schemes.Scheme:
@@ -224,8 +226,17 @@ def main() -> None:
         "`benchmarks/results/architectures.json`.\n\n"
     )
     body += markdown_table(
-        ["model", "ratio", "thinned", "error", "params ×", "MACs ×", "groups kept",
-         "TP params ×", "TP MACs ×"],  # fmt: skip
+        [
+            "model",
+            "ratio",
+            "thinned",
+            "error",
+            "params ×",
+            "MACs ×",
+            "groups kept",
+            "TP params ×",
+            "TP MACs ×",
+        ],  # fmt: skip
         rows,
     )
     if fast:

@@ -33,3 +33,22 @@ def test_magnitude_mask_keeps_largest():
 def test_achieved_sparsity_counts_zeros():
     assert achieved_sparsity(torch.tensor([0.0, 1.0, 0.0, -0.0])) == 0.75
     assert achieved_sparsity(torch.empty(0)) == 0.0
+
+
+def test_kth_smallest_matches_kthvalue_on_large_tensors_with_ties():
+    """The sampled bracket must never change the answer, ties and extremes included."""
+    from condensa.functional.masks import kth_smallest
+
+    g = torch.Generator().manual_seed(0)
+    smooth = torch.randn(1 << 21, generator=g)
+    tied = torch.randint(0, 4, (1 << 21,), generator=g).float()
+    for values in (smooth, tied):
+        for k in (1, 7, values.numel() // 3, values.numel() - 1, values.numel()):
+            assert float(kth_smallest(values, k)) == float(torch.kthvalue(values, k).values)
+
+
+def test_topk_mask_on_a_large_tensor_keeps_exactly_k_lowest_index_first():
+    values = torch.zeros(1 << 21)
+    values[:10] = 1.0
+    mask = topk_mask(values, 15)
+    assert int(mask.sum()) == 15 and bool(mask[:15].all())

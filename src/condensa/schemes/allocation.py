@@ -8,7 +8,7 @@ from collections.abc import Mapping
 import torch
 
 from condensa.errors import ConfigError, SelectionError
-from condensa.functional import check_sparsity, n_keep
+from condensa.functional import check_sparsity, n_keep, topk_mask
 from condensa.operators import PruneOperator
 from condensa.schemes.selection import Target
 
@@ -97,28 +97,36 @@ def _global(
     operator: PruneOperator,
     sparsity: float,
 ) -> dict[str, float]:
-    scores, sizes, owners, n_units = [], [], [], []
-    for index, t in enumerate(targets):
+    scores, sizes, n_units = [], [], []
+    for t in targets:
         s = operator.unit_scores(weights[t.fqn])  # (n_units,)
         if operator.normalize_globally and float(s.mean()) > 0:
             s = s / s.mean()
-        size = operator.unit_numel(weights[t.fqn])
-        # protect the best unit of each layer (stable: lowest index among equals)
-        protected = torch.argsort(-s, stable=True)[0]
-        keep = torch.ones_like(s, dtype=torch.bool)
-        keep[protected] = False
-        scores.append(s[keep])
-        sizes.append(torch.full((int(keep.sum()),), size, dtype=torch.long))
-        owners.append(torch.full((int(keep.sum()),), index, dtype=torch.long))
+        # protect the best unit of each layer (lowest index among equals)
+        protected = int(torch.argmax(s))
+        scores.append(torch.cat([s[:protected], s[protected + 1 :]]))
+        sizes.append(operator.unit_numel(weights[t.fqn]))
         n_units.append(s.numel())
-    all_scores = torch.cat(scores)
-    all_sizes = torch.cat(sizes)
-    all_owners = torch.cat(owners)
     total = sum(int(weights[t.fqn].numel()) for t in targets)
     budget = total - n_keep(total, sparsity)  # weights to prune
-    # ascending by score; ties broken by (layer order, unit order) via the stable sort
-    order = torch.argsort(all_scores, stable=True)
-    cumulative = torch.cumsum(all_sizes[order], dim=0)
-    n_pruned = int((cumulative <= budget).sum())
-    pruned_per_layer = torch.bincount(all_owners[order[:n_pruned]], minlength=len(targets))
-    return {t.fqn: float(int(pruned_per_layer[i])) / n_units[i] for i, t in enumerate(targets)}
+    lengths = [int(s.numel()) for s in scores]
+    if len(set(sizes)) == 1:
+        # equal unit sizes (weights, blocks of one shape): the lowest `count` scores,
+        # ties by (layer order, unit order), by linear-time selection
+        count = min(budget // sizes[0], sum(lengths))
+        pruned = topk_mask(-torch.cat(scores), count) if count else None
+    else:
+        all_scores = torch.cat(scores)
+        all_sizes = torch.cat(
+            [torch.full((n,), z, dtype=torch.long) for n, z in zip(lengths, sizes, strict=True)]
+        )
+        order = torch.argsort(all_scores, stable=True)  # ascending; ties by position
+        cumulative = torch.cumsum(all_sizes[order], dim=0)
+        pruned = torch.zeros(all_scores.numel(), dtype=torch.bool)
+        pruned[order[: int((cumulative <= budget).sum())]] = True
+    counts = (
+        [0] * len(targets)
+        if pruned is None
+        else [int(torch.count_nonzero(p)) for p in torch.split(pruned, lengths)]
+    )
+    return {t.fqn: counts[i] / n_units[i] for i, t in enumerate(targets)}
