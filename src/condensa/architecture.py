@@ -169,3 +169,10 @@ def meta_shapes(build: Callable[[], nn.Module]) -> dict[str, tuple[int, ...]]:
     with torch.device("meta"):
         model = build()
     return {k: tuple(v.shape) for k, v in model.state_dict().items()}
+
+
+def meta_bytes(build: Callable[[], nn.Module]) -> int:
+    """Bytes of the state a builder makes, measured without allocating it."""
+    with torch.device("meta"):
+        model = build()
+    return sum(v.numel() * v.element_size() for v in model.state_dict().values())

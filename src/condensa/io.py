@@ -25,8 +25,9 @@ import torch
 from torch import nn
 from torch.nn.utils import parametrize
 
+from condensa import structure
 from condensa.architecture import build_model as build_model  # public: io.build_model
-from condensa.architecture import from_file, meta_shapes, record
+from condensa.architecture import from_file, meta_bytes, meta_shapes, record
 from condensa.atomic import write_bytes
 from condensa.errors import CondensaError, ConfigError
 from condensa.filecheck import (
@@ -142,6 +143,7 @@ def save(
         "version": str(VERSION),
         "architecture": json.dumps(architecture, separators=(",", ":")),
         "tensors": json.dumps(entries, separators=(",", ":")),
+        "structure": json.dumps(structure.record(model), separators=(",", ":")),
     }
     # serialized in memory, then written by Python: a full disk is a clean OSError and
     # the previous file stays (safetensors' own writer reports it as another error type)
@@ -295,10 +297,14 @@ def load(
     metadata, arrays = read(path)
     saved, table = parse_metadata(name, metadata)
     entries = parse_entries(name, table, arrays)
+    layout = structure.parse(name, metadata.get("structure"))
+    file_shapes = {fqn: tuple(e.shape) for fqn, e in entries.items()}
     if model is not None:
         target = copy_model(model)
+        structure.apply(name, target, layout, file_shapes)
     else:
-        build = from_file(name, saved, factory)
+        raw = from_file(name, saved, factory)
+        build = _shaped(raw, name, layout, file_shapes)
         shapes = meta_shapes(build)
         check_shapes(
             name, entries, {_tensor_names([k])[k]: v for k, v in shapes.items()}, "its architecture"
@@ -308,7 +314,8 @@ def load(
             if max_bytes is not None
             else max(MIN_BUILD_LIMIT, BUILD_EXPANSION * Path(path).stat().st_size)
         )
-        claimed = sum(e.dense_bytes for e in entries.values())
+        # the architecture is built at full size before the recorded structure shrinks it
+        claimed = max(sum(e.dense_bytes for e in entries.values()), meta_bytes(raw))
         if claimed > limit:
             raise CondensaError(
                 f"{name!r} describes a model of {claimed:,} bytes from "
@@ -334,6 +341,19 @@ def load(
                     module, tensor_name, _parametrization(spec, mask.reshape(value.shape))
                 )
     return target
+
+
+def _shaped(
+    build: Any, name: str, layout: Mapping[str, Any], shapes: Mapping[str, tuple[int, ...]]
+) -> Any:
+    """``build`` followed by the file's recorded structure (a thinned model's shapes)."""
+
+    def shaped() -> nn.Module:
+        model = build()
+        structure.apply(name, model, layout, shapes)
+        return model
+
+    return shaped
 
 
 def _parametrization(spec: Mapping[str, Any], mask: torch.Tensor) -> nn.Module:

@@ -15,9 +15,8 @@ from tests import architectures as A
 
 def _same(a, b, x):
     with torch.no_grad():
-        pairs = zip(
-            output_tensors(run_forward(a.eval(), x)), output_tensors(run_forward(b.eval(), x))
-        )
+        ours = output_tensors(run_forward(a.eval(), x))
+        pairs = zip(ours, output_tensors(run_forward(b.eval(), x)), strict=True)
         return all(torch.allclose(p, q, atol=1e-5, rtol=1e-4) for p, q in pairs)
 
 

@@ -6,7 +6,6 @@ import torch
 
 from condensa.functional.sparsity import n_keep
 
-
 SAMPLE = 1 << 18
 """Entries sampled to bracket a quantile before exact selection in the bracket."""
 
