@@ -6,8 +6,10 @@ with StructurePrune(r) on its dependency groups and thinned, for r in {0.3, 0.5}
 record whether it thinned, the relative output error against the masked model, and
 the reduction of parameters and MACs. Torch-Pruning's MetaPruner (magnitude
 importance, the same ratio per group, the classifier ignored) runs on the same model
-beside it. Condensa's ratio is the fraction of the prunable layers' weights masked;
-Torch-Pruning's is the fraction of channels removed per group.
+beside it. Condensa's ratio is the fraction of the prunable layers' weights masked, ranked
+globally across groups (default) or per group (`allocation="uniform"`, the same rule
+as Torch-Pruning's); Torch-Pruning's ratio is the fraction of channels removed per
+group. Transformers (ViT, BERT) add HeadPrune(r) to the channel scheme.
 
 Speed: full-size ResNet-50, ConvNeXt-T and a BERT-base encoder (12 layers, 768 hidden,
 12 heads; FFN neurons and attention heads pruned) at r = 0.3; dense, Condensa-thinned
@@ -56,15 +58,18 @@ def _error(model: nn.Module, reference: nn.Module, x: Any) -> float:
     )
 
 
-def _scheme(name: str, ratio: float) -> condensa.schemes.Scheme:
+def _scheme(name: str, ratio: float, allocation: str) -> condensa.schemes.Scheme:
+    channels = schemes.StructurePrune(ratio, allocation=allocation)
     if name in ("bert", "bert_base", "vit"):
-        return schemes.Compose([schemes.StructurePrune(ratio), schemes.HeadPrune(ratio)])
-    return schemes.StructurePrune(ratio)
+        return schemes.Compose([channels, schemes.HeadPrune(ratio, allocation=allocation)])
+    return channels
 
 
-def condensa_thin(model: nn.Module, x: Any, name: str, ratio: float) -> dict[str, Any]:
+def condensa_thin(
+    model: nn.Module, x: Any, name: str, ratio: float, allocation: str = "global"
+) -> dict[str, Any]:
     """Compress on groups, thin, and measure against the masked model."""
-    masked = condensa.compress(model, _scheme(name, ratio), x).eval()
+    masked = condensa.compress(model, _scheme(name, ratio, allocation), x).eval()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         report = thin_report(masked, x)
@@ -129,17 +134,22 @@ def coverage(ratios: list[float]) -> list[dict[str, Any]]:
         dense_params, dense_macs = _params(model), condensa.stats(model, x).macs
         for ratio in ratios:
             row: dict[str, Any] = {"architecture": name, "ratio": ratio}
-            try:
-                ours = condensa_thin(model, x, name, ratio)
-                row.update(
-                    thinned=True,
-                    error=ours["error"],
-                    params_x=dense_params / _params(ours["model"]),
-                    macs_x=dense_macs / condensa.stats(ours["model"], x).macs,
-                    kept_groups=ours["kept_groups"],
-                )
-            except Exception as exc:
-                row.update(thinned=False, failure=f"{type(exc).__name__}: {str(exc)[:100]}")
+            for allocation in ("global", "uniform"):
+                prefix = "" if allocation == "global" else "uniform_"
+                try:
+                    ours = condensa_thin(model, x, name, ratio, allocation)
+                    row.update(
+                        {
+                            f"{prefix}thinned": True,
+                            f"{prefix}error": ours["error"],
+                            f"{prefix}params_x": dense_params / _params(ours["model"]),
+                            f"{prefix}macs_x": dense_macs / condensa.stats(ours["model"], x).macs,
+                            f"{prefix}kept_groups": ours["kept_groups"],
+                        }
+                    )
+                except Exception as exc:
+                    row[f"{prefix}thinned"] = False
+                    row[f"{prefix}failure"] = f"{type(exc).__name__}: {str(exc)[:100]}"
             theirs = torch_pruning(model, x, ratio)
             if theirs["model"] is not None:
                 row.update(
@@ -216,6 +226,7 @@ def main() -> None:
             _fmt(r.get("params_x")),
             _fmt(r.get("macs_x")),
             r.get("kept_groups", "—"),
+            _fmt(r.get("uniform_macs_x")),
             _fmt(r.get("tp_params_x")) if "tp_params_x" in r else f"fails ({r['tp_failure']})",
             _fmt(r.get("tp_macs_x")),
         ]
