@@ -75,7 +75,7 @@ def main() -> None:
         example = torch.randn(1, 3, 32, 32)
         dense_macs = condensa.stats(dense, example).macs
         for s in args.sparsities:
-            masked = condensa.compress(dense, schemes.FilterPrune(s)).eval()
+            masked = condensa.compress(dense, schemes.FilterPrune(s), example).eval()
             thinned = condensa.thin(masked, example).eval()
             baked = condensa.masking.bake(masked).eval()
             reference = torch_pruning_copy(baked, thinned, example)
@@ -129,13 +129,13 @@ def main() -> None:
         "thinning_speed", {"repeats": args.repeats, "threads": args.threads, "results": records}
     )
     body = (
-        f"Random weights, FilterPrune(s) (global ranking), thinned with `condensa.thin`; "
+        f"Random weights, group-aware FilterPrune(s) (dependency groups from the example "
+        "input, global ranking), thinned with `condensa.thin`; "
         f"{args.threads} threads, {args.repeats} interleaved rounds after 3 warm-ups; speedup = "
         "median over rounds of dense time / thinned time (± half the IQR). `speedup/MACs` is "
         "the fraction of the MACs reduction that became real speed. Torch-Pruning removes the "
-        "same channels (reference). ResNet-56: channels on the residual path are removed only "
-        'when pruned in every member of the coupled group (`residual="strict"`), so mostly the '
-        "inner convolution of each block shrinks. Target: speedup ≥ 0.8 × MACs reduction for "
+        "same channels (reference). ResNet-56: channels on the residual path go as whole "
+        "groups (every block of a stage writes them). Target: speedup ≥ 0.8 × MACs reduction for "
         f"VGG-19 at batch 64. Command: `.venv/bin/python benchmarks/thinning_speed.py`. "
         f"Results: `{path.name}`.\n\n"
         + markdown_table(

@@ -81,3 +81,36 @@ def test_lstm_language_model_keeps_its_recurrent_state_and_thins_nothing_wrongly
     model, x = A.build("lstm")
     blocked = [g.blocked for g in dependency_groups(model, x)]
     assert blocked and all(blocked)  # hidden state and logits are outputs; embeddings are read
+
+
+def test_embedding_dimensions_need_dependency_groups():
+    model, x = A.build("lstm")
+    with pytest.raises(condensa.ConfigError, match="Embedding dimensions.*example_inputs"):
+        condensa.compress(model, schemes.StructurePrune(0.5, types=["Embedding"]))
+
+
+def test_no_prunable_group_is_a_selection_error_with_the_reasons():
+    model, x = A.build("lstm")
+    with pytest.raises(condensa.SelectionError, match="no dependency group.*blocked because"):
+        condensa.compress(model, schemes.StructurePrune(0.5, types=["Embedding"]), x)
+
+
+def test_embedding_writers_are_masked_along_their_dimension():
+    """A token model whose embedding feeds a Linear: embedding columns go with the inputs."""
+
+    class Bag(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.embed = torch.nn.Embedding(20, 12)
+            self.fc = torch.nn.Linear(12, 5)
+
+        def forward(self, ids):
+            return self.fc(self.embed(ids).mean(1))
+
+    torch.manual_seed(0)
+    ids = torch.randint(0, 20, (3, 7))
+    masked = condensa.compress(Bag(), schemes.StructurePrune(0.5, types=["Embedding"]), ids)
+    assert masked.embed.parametrizations.weight[0].mask.shape == (20, 12)
+    report = thin_report(masked, ids)
+    assert report.model.embed.embedding_dim == report.model.fc.in_features < 12
+    assert torch.allclose(report.model(ids), masked(ids), atol=1e-6)

@@ -192,7 +192,10 @@ class NM(Operator):
 
 @dataclass(frozen=True)
 class ChannelMask(PruneOperator):
-    """Given output channels (dim 0) removed: the decision of a group-aware scheme.
+    """Given output channels removed: the decision of a group-aware scheme.
+
+    Channels run along ``dim``: 0 for Linear/convolution rows and BatchNorm entries, 1
+    for an Embedding's dimensions.
 
     Group-aware schemes rank whole dependency groups, then pin each member tensor's
     channels with this operator, so the weight rows of every member of a group (and
@@ -206,6 +209,7 @@ class ChannelMask(PruneOperator):
 
     keep: tuple[bool, ...] = ()
     sparsity: float = 0.0
+    dim: int = 0
     name: ClassVar[str] = "channel_mask"
     prunes_bias: ClassVar[bool] = True
 
@@ -218,7 +222,7 @@ class ChannelMask(PruneOperator):
     def check(self, weight: torch.Tensor, *, name: str = "weight") -> None:
         """Raise :class:`ShapeError` unless ``weight`` has one row per entry of ``keep``."""
         check_finite(weight, name=name)
-        if weight.dim() < 1 or weight.shape[0] != len(self.keep):
+        if weight.dim() <= self.dim or weight.shape[self.dim] != len(self.keep):
             raise ShapeError(
                 f"channel mask of {len(self.keep)} channels does not fit {name!r} of shape "
                 f"{tuple(weight.shape)}"
@@ -233,10 +237,17 @@ class ChannelMask(PruneOperator):
         return torch.tensor(self.keep, dtype=torch.bool, device=weight.device)
 
     def expand(self, weight: torch.Tensor, keep_units: torch.Tensor) -> torch.Tensor:
-        """Broadcast the `(out,)` channel mask over each channel's entries."""
-        view = (-1,) + (1,) * (weight.dim() - 1)
+        """Broadcast the channel mask over each channel's entries (along :attr:`dim`)."""
+        view = [1] * weight.dim()
+        view[self.dim] = -1
         return keep_units.reshape(view).expand(weight.shape).clone()
 
+    def compress(self, weight: torch.Tensor) -> PrunedTensor:
+        """π: zero the removed channels (and their bias entries when ``dim`` is 0)."""
+        keep = self.keep_units(weight)
+        mask = self.expand(weight, keep)
+        return PrunedTensor(values=weight * mask, mask=mask, bias_mask=keep if self.dim == 0 else None)
+
     def to_dict(self) -> dict[str, object]:
-        """``{"type": "channel_mask", "keep": [...]}``."""
-        return {"type": self.name, "keep": list(self.keep)}
+        """``{"type": "channel_mask", "keep": [...], "dim": d}``."""
+        return {"type": self.name, "keep": list(self.keep), "dim": self.dim}

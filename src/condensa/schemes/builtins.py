@@ -167,6 +167,14 @@ class _ChannelScheme(OperatorScheme):
     def plan(self, model: nn.Module, weights: Mapping[str, torch.Tensor] | None = None) -> Plan:
         """Whole dependency groups when :attr:`groups` is set, else each layer's own rows."""
         if self.groups is None:
+            embeddings = [
+                t.fqn for t in self.selection.targets(model) if isinstance(t.module, nn.Embedding)
+            ]
+            if embeddings:
+                raise ConfigError(
+                    f"{type(self).__name__} prunes Embedding dimensions ({embeddings[:3]}) only "
+                    "on dependency groups: pass example_inputs to compress"
+                )
             return super().plan(model, weights)
         targets = self.selection.targets(model)
         values = {t.fqn: t.weight.detach() for t in targets}
@@ -205,11 +213,17 @@ class NeuronPrune(_ChannelScheme):
     """
 
     default_types = ("Linear",)
-    supported = ("Linear",)
+    supported = ("Linear", "Embedding")
 
 
 class StructurePrune(_ChannelScheme):
-    """Neurons of Linear layers and filters of convolutions under one ranking."""
+    """Neurons of Linear layers and filters of convolutions under one ranking.
+
+    With ``types=[..., "Embedding"]`` and dependency groups (``example_inputs``), the
+    dimensions of an embedding go with the layers reading them (e.g. an LSTM's inputs).
+    """
+
+    supported = (*LINEAR_AND_CONV, "Embedding")
 
 
 class NMPrune(OperatorScheme):

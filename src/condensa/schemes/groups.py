@@ -20,14 +20,20 @@ from typing import Any
 import torch
 from torch import nn
 
-from condensa.errors import ConfigError
+from condensa.errors import ConfigError, SelectionError
 from condensa.functional import align_keep, n_keep
 from condensa.operators import ChannelMask
 from condensa.schemes.allocation import AllocationSpec
 from condensa.schemes.plan import Plan
 from condensa.schemes.selection import Target
 
-WEIGHTED = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d)
+WEIGHTED = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.Embedding)
+"""Layers whose weights write a group's channels (an Embedding along its dimension)."""
+
+
+def channel_dim(module: nn.Module) -> int:
+    """The weight dimension holding a writer's output channels."""
+    return 1 if isinstance(module, nn.Embedding) else 0
 
 
 @dataclass(frozen=True)
@@ -105,7 +111,7 @@ def group_scores(
             continue
         weight = weights.get(f"{member.module}.weight", module.weight)
         grouped = getattr(module, "groups", 1)
-        dim = 0 if member.role == "out" or grouped > 1 else 1
+        dim = channel_dim(module) if member.role == "out" or grouped > 1 else 1
         s, n = _rows(weight, member.pairs, group.size, dim)
         squares += s
         if member.role == "out":
@@ -140,6 +146,13 @@ def plan_groups(
         and (producers := g.producers(model))
         and all(m.module in selected for m in producers)
     ]
+    if not usable:
+        reasons = sorted({g.blocked for g in groups if g.blocked})
+        raise SelectionError(
+            f"no dependency group of {type(model).__name__} can be pruned with this selection "
+            f"({len(groups)} groups; blocked because: {'; '.join(reasons[:4]) or 'none'}); "
+            "select other layers, or use HeadPrune / unstructured Prune"
+        )
     ranked = [r for g in usable if (r := _rank(g, model, weights)) is not None]
     keep: dict[str, torch.Tensor] = {}
     for entry, chosen in zip(ranked, _choose(ranked, sparsity, allocation), strict=True):
@@ -148,7 +161,9 @@ def plan_groups(
             if member.role != "out":
                 continue
             module = model.get_submodule(member.module)
-            rows = keep.setdefault(member.module, torch.ones(_out_size(module), dtype=torch.bool))
+            rows = keep.setdefault(
+                member.module, torch.ones(_out_size(module), dtype=torch.bool)
+            )
             for index, channel in member.pairs:
                 if channel in gone:
                     rows[index] = False
@@ -159,7 +174,7 @@ def plan_groups(
         module = model.get_submodule(name)
         target = Target(fqn=f"{name}.weight" if name else "weight", module_name=name,
                         param_name="weight", module=module)  # fmt: skip
-        plan.add(target, ChannelMask(keep=tuple(rows.tolist())))
+        plan.add(target, ChannelMask(keep=tuple(rows.tolist()), dim=channel_dim(module)))
     return plan
 
 
@@ -237,7 +252,7 @@ def _out_size(module: nn.Module) -> int:
     weight = getattr(module, "weight", None)
     if not isinstance(weight, torch.Tensor):
         raise ConfigError(f"cannot mask the channels of {type(module).__name__} (no weight)")
-    return int(weight.shape[0])
+    return int(weight.shape[channel_dim(module)])
 
 
 def _choose(

@@ -21,9 +21,9 @@ from torch import nn
 
 from condensa.errors import UnsupportedModuleError
 from condensa.inputs import Inputs, output_tensors, run_forward
-from condensa.schemes.groups import WEIGHTED, ChannelGroup, GroupMember
+from condensa.schemes.groups import WEIGHTED, ChannelGroup, GroupMember, channel_dim
 
-ROOTS = (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.Linear)
+ROOTS = (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.Linear, nn.Embedding)
 CHANNEL_NORMS = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d)
 STATISTIC_NORMS = (nn.LayerNorm, nn.GroupNorm, nn.InstanceNorm1d, nn.InstanceNorm2d, nn.RMSNorm)
 ATTENTION_OPS = ("Bmm", "Matmul", "MmBackward", "ScaledDotProduct", "Softmax", "Unbind", "Baddbmm")
@@ -101,7 +101,29 @@ def translate(graph: Any, model: nn.Module) -> Iterator[tuple[Any, ChannelGroup]
             GroupMember(module=name, role=role, pairs=tuple(pairs))
             for (name, role), pairs in members.items()
         )
+        blocked = blocked or _misfit(records, model)
         yield group, ChannelGroup(root=root_name, size=size, members=records, blocked=blocked)
+
+
+def _width(module: nn.Module, role: str) -> int | None:
+    """Channels of ``module`` on the side ``role`` names (None when unknown)."""
+    if role == "out":
+        weight = getattr(module, "weight", None)
+        return int(weight.shape[channel_dim(module)]) if isinstance(weight, torch.Tensor) else None
+    for attr in ("in_features", "in_channels", "num_features", "input_size"):
+        value = getattr(module, attr, None)
+        if isinstance(value, int):
+            return value
+    return None
+
+
+def _misfit(members: tuple[GroupMember, ...], model: nn.Module) -> str:
+    """A reason when the traced index mapping does not fit a member's channels."""
+    for member in members:
+        width = _width(model.get_submodule(member.module), member.role)
+        if width is not None and any(not 0 <= i < width for i, _ in member.pairs):
+            return f"the traced channel mapping does not fit {member.module!r} ({width} channels)"
+    return ""
 
 
 def _blocker(
@@ -125,7 +147,7 @@ def _blocker(
         if not type(module).__name__.startswith("_") and module not in names:
             return f"unknown layer {type(module).__name__}"
         recurrent = isinstance(module, (nn.LSTM, nn.GRU, nn.RNN))  # inputs can go
-        if outgoing and (recurrent or isinstance(module, (nn.Embedding, nn.MultiheadAttention))):
+        if outgoing and (recurrent or isinstance(module, nn.MultiheadAttention)):
             return f"{type(module).__name__} {names.get(module)!r} (not thinned by channel groups)"
     if any(name in op for name in ATTENTION_OPS):
         return f"attention mixes these channels ({op}); remove whole heads with HeadPrune"

@@ -13,7 +13,7 @@ from condensa.errors import CondensaError, ConfigError
 from condensa.inputs import Inputs, output_tensors, run_forward
 from condensa.masking import bake, masks
 from condensa.schemes.attention import ATTENTION
-from condensa.schemes.groups import WEIGHTED, ChannelGroup
+from condensa.schemes.groups import WEIGHTED, ChannelGroup, channel_dim
 from condensa.thinning.groups import CHANNEL_NORMS, build_graph, groups_of, translate
 from condensa.thinning.heads import dead_heads, thin_heads
 
@@ -201,11 +201,13 @@ def _dead(group: ChannelGroup, model: nn.Module) -> tuple[list[int], list[int]]:
             continue
         weighted = isinstance(module, WEIGHTED)
         writers += weighted
-        weight = module.weight.detach()
+        weight = module.weight.detach().transpose(0, channel_dim(module))
         rows = weight.reshape(weight.shape[0], -1).ne(0).any(dim=1)
         bias = getattr(module, "bias", None)
         shifted = bias.detach().ne(0) if isinstance(bias, torch.Tensor) else torch.zeros_like(rows)
         for index, channel in member.pairs:
+            if index >= rows.numel():  # a mapping that does not fit: the group is blocked
+                continue
             alive[channel] |= bool(rows[index] | shifted[index])
             if weighted:
                 produced[channel] |= bool(rows[index])
