@@ -230,3 +230,45 @@ def test_model_without_tensor_output_is_a_clear_error():
 def test_bad_residual_policy():
     with pytest.raises(ConfigError, match="residual must be one of"):
         condensa.thin(nn.Linear(2, 2), torch.randn(1, 2), residual="any")
+
+
+def test_registered_pruner_teaches_thinning_a_custom_layer():
+    torch_pruning = pytest.importorskip("torch_pruning")
+    from condensa.thinning import PRUNERS, register_pruner
+
+    class Gain(nn.Module):
+        def __init__(self, n):
+            super().__init__()
+            self.gain = nn.Parameter(torch.rand(n) + 0.5)
+
+        def forward(self, x):
+            return x * self.gain
+
+    class GainPruner(torch_pruning.pruner.BasePruningFunc):
+        def prune_out_channels(self, layer, idxs):
+            keep = [i for i in range(layer.gain.numel()) if i not in set(idxs)]
+            layer.gain = nn.Parameter(layer.gain.data[keep])
+            return layer
+
+        prune_in_channels = prune_out_channels
+
+        def get_out_channels(self, layer):
+            return layer.gain.numel()
+
+        get_in_channels = get_out_channels
+
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(4, 8), Gain(8), nn.ReLU(), nn.Linear(8, 2))
+    x = torch.randn(3, 4)
+    with pytest.raises(condensa.SelectionError, match="free parameter '1.gain'"):
+        condensa.compress(model, schemes.NeuronPrune(0.5), x)
+    register_pruner(Gain, GainPruner())
+    try:
+        masked = condensa.compress(model, schemes.NeuronPrune(0.5), x)
+        report = thin_report(masked, x)
+        assert report.removed == {"0": 4} and report.model[1].gain.numel() == 4
+        assert torch.allclose(report.model(x), masked(x), atol=1e-6)
+    finally:
+        PRUNERS.unregister(Gain)
+    with pytest.raises(ConfigError, match="not a Torch-Pruning pruner"):
+        register_pruner(Gain, object())

@@ -246,7 +246,9 @@ class ChannelMask(PruneOperator):
         """π: zero the removed channels (and their bias entries when ``dim`` is 0)."""
         keep = self.keep_units(weight)
         mask = self.expand(weight, keep)
-        return PrunedTensor(values=weight * mask, mask=mask, bias_mask=keep if self.dim == 0 else None)
+        return PrunedTensor(
+            values=weight * mask, mask=mask, bias_mask=keep if self.dim == 0 else None
+        )
 
     def to_dict(self) -> dict[str, object]:
         """``{"type": "channel_mask", "keep": [...], "dim": d}``."""

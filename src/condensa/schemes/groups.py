@@ -161,9 +161,7 @@ def plan_groups(
             if member.role != "out":
                 continue
             module = model.get_submodule(member.module)
-            rows = keep.setdefault(
-                member.module, torch.ones(_out_size(module), dtype=torch.bool)
-            )
+            rows = keep.setdefault(member.module, torch.ones(_out_size(module), dtype=torch.bool))
             for index, channel in member.pairs:
                 if channel in gone:
                     rows[index] = False

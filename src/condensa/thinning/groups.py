@@ -19,7 +19,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from condensa.errors import UnsupportedModuleError
+from condensa.errors import ConfigError, UnsupportedModuleError
 from condensa.inputs import Inputs, output_tensors, run_forward
 from condensa.schemes.groups import WEIGHTED, ChannelGroup, GroupMember, channel_dim
 
@@ -30,6 +30,54 @@ ATTENTION_OPS = ("Bmm", "Matmul", "MmBackward", "ScaledDotProduct", "Softmax", "
 """Autograd op names that mix channels across heads: only whole heads may go there."""
 
 
+class PrunerRegistry:
+    """Torch-Pruning pruners for layer classes it does not know, used by every trace."""
+
+    def __init__(self) -> None:
+        self._pruners: dict[type, Any] = {}
+
+    def register(self, layer: type, pruner: Any) -> None:
+        """Prune ``layer`` modules with ``pruner``.
+
+        Args:
+            layer: an ``nn.Module`` subclass.
+            pruner: a ``torch_pruning.pruner.BasePruningFunc`` instance (it slices the
+                layer's tensors for given output/input channels and reports its
+                channel counts).
+
+        Raises:
+            ConfigError: ``layer`` is not a module class or ``pruner`` lacks the methods.
+
+        """
+        if not (isinstance(layer, type) and issubclass(layer, nn.Module)):
+            raise ConfigError(f"register_pruner needs an nn.Module subclass, got {layer!r}")
+        needed = ("prune_out_channels", "prune_in_channels", "get_out_channels", "get_in_channels")
+        missing = [m for m in needed if not callable(getattr(pruner, m, None))]
+        if missing:
+            raise ConfigError(
+                f"{pruner!r} is not a Torch-Pruning pruner (missing {missing}); subclass "
+                "torch_pruning.pruner.BasePruningFunc"
+            )
+        self._pruners[layer] = pruner
+
+    def unregister(self, layer: type) -> None:
+        """Forget the pruner of ``layer`` (no error if none)."""
+        self._pruners.pop(layer, None)
+
+    def pruners(self) -> dict[type, Any]:
+        """A copy of the registered pruners."""
+        return dict(self._pruners)
+
+
+PRUNERS = PrunerRegistry()
+"""The registry behind :func:`register_pruner`."""
+
+
+def register_pruner(layer: type, pruner: Any) -> None:
+    """Teach thinning a custom layer (see :meth:`PrunerRegistry.register`)."""
+    PRUNERS.register(layer, pruner)
+
+
 def build_graph(model: nn.Module, example_inputs: Inputs) -> Any:
     """Torch-Pruning's dependency graph of ``model`` on ``example_inputs``."""
     import torch_pruning as tp
@@ -37,18 +85,45 @@ def build_graph(model: nn.Module, example_inputs: Inputs) -> Any:
     def forward(m: nn.Module, inputs: Inputs) -> torch.Tensor:
         return sum(t.float().sum() for t in output_tensors(run_forward(m, inputs)))  # type: ignore[return-value]
 
+    stack: list[str] = []
+    failed: list[str] = []
+
+    def enter(name: str) -> Any:
+        return lambda *_: stack.append(name)
+
+    def leave(*_: Any) -> None:
+        stack.pop()
+
+    handles = []
+    for name, module in model.named_modules():
+        handles.append(module.register_forward_pre_hook(enter(name)))
+        handles.append(module.register_forward_hook(leave))
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # "unwrapped parameters": handled as blocked groups
             return tp.DependencyGraph().build_dependency(
-                model, example_inputs=example_inputs, forward_fn=forward, verbose=False
+                model,
+                example_inputs=example_inputs,
+                forward_fn=forward,
+                customized_pruners=PRUNERS.pruners(),
+                verbose=False,
             )
     except Exception as exc:
+        failed = stack[1:] if len(stack) > 1 else []
+        where = (
+            f" in module {failed[-1]!r} ({type(model.get_submodule(failed[-1])).__name__})"
+            if failed
+            else ""
+        )
         raise UnsupportedModuleError(
-            f"cannot trace the model to find its channel groups ({type(exc).__name__}: {exc}); "
-            "check that example_inputs run the model (a tensor, a tuple or a dict of keyword "
-            "arguments), or exclude= the offending layers"
+            f"cannot trace the model to find its channel groups: {type(exc).__name__}{where}: "
+            f"{exc}. Check that example_inputs run the model (a tensor, a tuple or a dict of "
+            "keyword arguments); exclude= that layer from the scheme, or teach thinning a custom "
+            "layer with condensa.thinning.register_pruner"
         ) from exc
+    finally:
+        for handle in handles:
+            handle.remove()
 
 
 def dependency_groups(model: nn.Module, example_inputs: Inputs) -> tuple[ChannelGroup, ...]:

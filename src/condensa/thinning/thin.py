@@ -233,7 +233,7 @@ def _check(thinned: nn.Module, inputs: Inputs, reference: list[torch.Tensor], at
             raise CondensaError(
                 f"the thinned model fails on the example inputs ({type(exc).__name__}: {exc}); "
                 "a forward with hard-coded shapes (e.g. view(-1, 1024)) cannot be thinned: "
-                "exclude= that layer or register a pruner for it"
+                "exclude= that layer or teach it with condensa.thinning.register_pruner"
             ) from None
     worst = _max_difference(out, reference)
     if worst is None or worst > atol:
