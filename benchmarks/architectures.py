@@ -93,6 +93,18 @@ def _heads(model: nn.Module) -> dict[nn.Module, int]:
     return out
 
 
+def _update_heads(model: nn.Module, pruner: Any) -> None:
+    """Head counts after Torch-Pruning removed heads (its examples do this by hand)."""
+    counts = getattr(pruner, "num_heads", {})
+    for module in model.modules():
+        if hasattr(module, "qkv") and module.qkv in counts:
+            module.num_heads = counts[module.qkv]
+        query = getattr(module, "query", None)
+        if query is not None and query in counts and hasattr(module, "num_attention_heads"):
+            module.num_attention_heads = counts[query]
+            module.all_head_size = query.out_features
+
+
 def torch_pruning(model: nn.Module, x: Any, ratio: float) -> dict[str, Any]:
     """Torch-Pruning's MetaPruner at ``ratio`` (None fields when it fails)."""
     import torch_pruning as tp
@@ -118,6 +130,7 @@ def torch_pruning(model: nn.Module, x: Any, ratio: float) -> dict[str, Any]:
                 ),
             )
             pruner.step()
+        _update_heads(pruned, pruner)
         with torch.no_grad():
             run_forward(pruned, x)
     except Exception as exc:  # reported in the table, not hidden

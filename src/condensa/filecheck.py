@@ -99,19 +99,28 @@ def parse_metadata(path: str, metadata: Mapping[str, str]) -> tuple[dict[str, An
         CondensaError: missing keys, text that is not JSON, or JSON of the wrong shape.
 
     """
-    out = []
-    for key in ("architecture", "tensors"):
-        text = metadata.get(key)
-        if not isinstance(text, str):
-            raise CondensaError(f"{path!r} is malformed: no {key!r} record")
-        try:
-            value = json.loads(text)
-        except (ValueError, RecursionError) as exc:
-            raise CondensaError(f"{path!r} is malformed: {key!r} is not JSON ({exc})") from None
-        if not isinstance(value, dict):
-            raise CondensaError(f"{path!r} is malformed: {key!r} must be a JSON object")
-        out.append(value)
-    return out[0], out[1]
+    return (
+        json_object(path, "architecture", metadata.get("architecture")),
+        json_object(path, "tensors", metadata.get("tensors")),
+    )
+
+
+def json_object(path: str, key: str, text: object) -> dict[str, Any]:
+    """The JSON object stored under metadata ``key``.
+
+    Raises:
+        CondensaError: no such record, text that is not JSON, or JSON that is not an object.
+
+    """
+    if not isinstance(text, str):
+        raise CondensaError(f"{path!r} is malformed: no {key!r} record")
+    try:
+        value = json.loads(text)
+    except (ValueError, RecursionError) as exc:
+        raise CondensaError(f"{path!r} is malformed: {key!r} is not JSON ({exc})") from None
+    if not isinstance(value, dict):
+        raise CondensaError(f"{path!r} is malformed: {key!r} must be a JSON object")
+    return value
 
 
 def _parametrizations(path: str, fqn: str, specs: Any, shape: tuple[int, ...]) -> tuple:

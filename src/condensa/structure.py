@@ -10,7 +10,6 @@ architecture already has: a file never names a class or runs code.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from typing import Any
 
@@ -18,6 +17,7 @@ import torch
 from torch import nn
 
 from condensa.errors import CondensaError
+from condensa.filecheck import json_object
 
 ATTRIBUTES = (
     "in_features",
@@ -70,12 +70,7 @@ def parse(path: str, text: str | None) -> dict[str, dict[str, Any]]:
     """
     if text is None:
         return {}
-    try:
-        value = json.loads(text)
-    except (ValueError, RecursionError) as exc:
-        raise CondensaError(f"{path!r} is malformed: 'structure' is not JSON ({exc})") from None
-    if not isinstance(value, dict):
-        raise CondensaError(f"{path!r} is malformed: 'structure' must be a JSON object")
+    value = json_object(path, "structure", text)
     for module, attrs in value.items():
         ok = isinstance(attrs, dict) and all(
             key in ATTRIBUTES and _valid(v) for key, v in attrs.items()

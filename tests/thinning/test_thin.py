@@ -5,20 +5,7 @@ from torch import nn
 import condensa
 from condensa import ConfigError, UnsupportedModuleError, masking, schemes, zoo
 from condensa.thinning import thin_report
-
-
-def _randomize_bn(model: nn.Module) -> nn.Module:
-    """Trained-looking BatchNorm statistics, so pruned channels output non-zero constants."""
-    g = torch.Generator().manual_seed(0)
-    for m in model.modules():
-        if isinstance(m, nn.modules.batchnorm._BatchNorm):
-            n = m.num_features
-            m.running_mean.copy_(torch.rand(n, generator=g) - 0.5)
-            m.running_var.copy_(torch.rand(n, generator=g) + 0.5)
-            with torch.no_grad():
-                m.weight.copy_(torch.rand(n, generator=g) + 0.5)
-                m.bias.copy_(torch.rand(n, generator=g) * 0.4 - 0.2)
-    return model
+from tests.architectures import trained_look
 
 
 def _check_same(model, scheme, x, **kwargs):
@@ -123,7 +110,7 @@ def test_rows_masked_without_their_bias_are_kept_and_listed():
 )
 def test_thinned_forward_matches_masked_forward(name, make, x):
     torch.manual_seed(0)
-    model = _randomize_bn(make())
+    model = trained_look(make())
     masked, thinned = _check_same(model, schemes.StructurePrune(0.5), x)
     assert _params(thinned) < _params(model)
     assert not masking.masks(thinned)

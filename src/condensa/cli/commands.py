@@ -214,13 +214,14 @@ def thin(args: argparse.Namespace, console: Console) -> None:
     """``condensa thin MODEL --input-shape ...``."""
     from condensa.masking import bake
     from condensa.objectives import Macs
-    from condensa.thinning import thin as thin_model
+    from condensa.thinning import thin_report
 
     output = _output(args.output, (".onnx", ".pt2")) if args.output else None
     model = _load(args)
     example = _example(args)
     _check_runs(model, example)
-    thinned = thin_model(model, example).eval()
+    report = thin_report(model, example)
+    thinned = report.model.eval()
     table = Table(title=f"thin {args.model}")
     for column in ("", "parameters", "MACs per batch"):
         table.add_column(column, justify="right")
@@ -233,6 +234,12 @@ def thin(args: argparse.Namespace, console: Console) -> None:
         )
     console.quiet = False
     print_table(console, table)
+    for kept in report.kept[:8]:
+        console.print(
+            f"kept {len(kept.channels)} pruned channel(s) of {kept.root!r}: {kept.reason}"
+        )
+    if len(report.kept) > 8:
+        console.print(f"... and {len(report.kept) - 8} more groups kept")
     if output is not None:
         _write_deployable(model, thinned, example, output, console)
 
