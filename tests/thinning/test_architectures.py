@@ -114,3 +114,15 @@ def test_embedding_writers_are_masked_along_their_dimension():
     report = thin_report(masked, ids)
     assert report.model.embed.embedding_dim == report.model.fc.in_features < 12
     assert torch.allclose(report.model(ids), masked(ids), atol=1e-6)
+
+
+def test_group_plan_targets_the_same_writers_at_every_sparsity():
+    """L-C re-plans at every C step: the set of masked tensors must not depend on s."""
+    from condensa.schemes.groups import bind_groups
+
+    model, x = A.build("resnet_basic")
+    groups = dependency_groups(model, x)
+    plans = [bind_groups(schemes.FilterPrune(s), groups).plan(model) for s in (0.0, 0.3, 0.7)]
+    assert plans[0].fqns == plans[1].fqns == plans[2].fqns
+    assert all(all(e.operator.keep) for e in plans[0])  # nothing removed at 0
+    assert "blocks.0.body.0.1.weight" in plans[0].fqns  # BatchNorm scale and shift too

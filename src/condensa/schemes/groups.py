@@ -165,10 +165,8 @@ def plan_groups(
             for index, channel in member.pairs:
                 if channel in gone:
                     rows[index] = False
-    plan = Plan()
+    plan = Plan()  # every writer of a usable group, pruned or not: one target set per model
     for name, rows in keep.items():
-        if bool(rows.all()):
-            continue
         module = model.get_submodule(name)
         target = Target(fqn=f"{name}.weight" if name else "weight", module_name=name,
                         param_name="weight", module=module)  # fmt: skip
