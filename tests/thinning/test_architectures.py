@@ -126,3 +126,32 @@ def test_group_plan_targets_the_same_writers_at_every_sparsity():
     assert plans[0].fqns == plans[1].fqns == plans[2].fqns
     assert all(all(e.operator.keep) for e in plans[0])  # nothing removed at 0
     assert "blocks.0.body.0.1.weight" in plans[0].fqns  # BatchNorm scale and shift too
+
+
+def test_align_rounds_each_group_to_a_multiple():
+    model, x = A.build("resnet_basic")
+    masked = condensa.compress(model, schemes.FilterPrune(0.4, align=4), x)
+    report = thin_report(masked, x)
+    for name, module in report.model.named_modules():
+        if isinstance(module, torch.nn.Conv2d) and name != "stem.0":
+            assert module.out_channels % 4 == 0, (name, module.out_channels)
+
+
+def test_composed_quantization_rides_along_and_still_thins():
+    model, x = A.build("mobilenet_v2")
+    scheme = schemes.Compose([schemes.FilterPrune(0.3), schemes.Quantize("float16")])
+    masked = condensa.compress(model, scheme, x)
+    report = thin_report(masked, x)
+    assert report.removed and not report.kept
+    for a, b in zip(_outputs(report.model, x), _outputs(masked, x), strict=True):
+        assert torch.allclose(a, b, atol=1e-4, rtol=1e-4)
+
+
+def test_unselected_writer_keeps_its_group_whole():
+    """exclude= one writer of a residual group: the group is not pruned at all."""
+    model, x = A.build("resnet_basic")
+    masked = condensa.compress(model, schemes.FilterPrune(0.5, exclude=[r"^stem"]), x)
+    report = thin_report(masked, x)
+    assert report.model.stem[0].out_channels == model.stem[0].out_channels
+    assert report.model.blocks[0].body[1][0].out_channels == model.stem[0].out_channels
+    assert report.removed  # the blocks' inner convolutions still go
