@@ -78,6 +78,24 @@ def repeat_batch(example_inputs: Inputs, size: int) -> Inputs:
     return tuple(grow(v) for v in example_inputs)
 
 
+def small_batch(example_inputs: Inputs, rows: int = 2) -> Inputs:
+    """``example_inputs`` cut to at most ``rows`` rows (dim 0) of every batched tensor.
+
+    Tracing and equality checks need a forward pass, not a full batch; a large batch
+    makes them slow (32 images at 224x224 through ResNet-50: 29 s of thinning, 2.5 s
+    with 2).
+    """
+
+    def cut(value: Any) -> Any:
+        return value[:rows] if isinstance(value, torch.Tensor) and value.dim() else value
+
+    if isinstance(example_inputs, Mapping):
+        return {k: cut(v) for k, v in example_inputs.items()}
+    if isinstance(example_inputs, torch.Tensor):
+        return cut(example_inputs)
+    return tuple(cut(v) for v in example_inputs)
+
+
 def to_device(example_inputs: Inputs, device: torch.device) -> Inputs:
     """``example_inputs`` with every tensor moved to ``device``."""
 

@@ -259,3 +259,33 @@ def test_registered_pruner_teaches_thinning_a_custom_layer():
         PRUNERS.unregister(Gain)
     with pytest.raises(ConfigError, match="not a Torch-Pruning pruner"):
         register_pruner(Gain, object())
+
+
+def test_a_model_that_needs_its_whole_batch_still_thins():
+    """Tracing and checks run on two rows; a model refusing that gets the full inputs."""
+
+    class FixedBatch(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.fc1, self.fc2 = nn.Linear(4, 8), nn.Linear(8, 2)
+
+        def forward(self, x):
+            if x.shape[0] != 5:
+                raise ValueError("batches of 5 only")
+            return self.fc2(torch.relu(self.fc1(x)))
+
+    torch.manual_seed(0)
+    x = torch.randn(5, 4)
+    masked = condensa.compress(FixedBatch(), schemes.NeuronPrune(0.5), x)
+    thinned = condensa.thin(masked, x)
+    assert thinned.fc1.out_features == 4
+    assert torch.allclose(thinned(x), masked(x), atol=1e-6)
+
+
+def test_small_batch_cuts_every_batched_tensor():
+    from condensa.inputs import small_batch
+
+    batch = {"ids": torch.zeros(8, 3, dtype=torch.long), "scale": torch.tensor(2.0), "n": 3}
+    cut = small_batch(batch)
+    assert cut["ids"].shape == (2, 3) and cut["scale"].dim() == 0 and cut["n"] == 3
+    assert small_batch((torch.zeros(1, 4),))[0].shape == (1, 4)

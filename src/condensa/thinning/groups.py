@@ -20,7 +20,7 @@ import torch
 from torch import nn
 
 from condensa.errors import ConfigError, UnsupportedModuleError
-from condensa.inputs import Inputs, output_tensors, run_forward
+from condensa.inputs import Inputs, output_tensors, run_forward, small_batch
 from condensa.schemes.groups import WEIGHTED, ChannelGroup, GroupMember, channel_dim
 
 ROOTS = (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.Linear, nn.Embedding)
@@ -79,7 +79,18 @@ def register_pruner(layer: type, pruner: Any) -> None:
 
 
 def build_graph(model: nn.Module, example_inputs: Inputs) -> Any:
-    """Torch-Pruning's dependency graph of ``model`` on ``example_inputs``."""
+    """Torch-Pruning's dependency graph of ``model`` on ``example_inputs``.
+
+    The trace runs on the first two rows of the inputs (a forward and backward pass of
+    a full batch only costs time); if that fails, on all of them.
+    """
+    try:
+        return _build_graph(model, small_batch(example_inputs))
+    except UnsupportedModuleError:
+        return _build_graph(model, example_inputs)
+
+
+def _build_graph(model: nn.Module, example_inputs: Inputs) -> Any:
     import torch_pruning as tp
 
     def forward(m: nn.Module, inputs: Inputs) -> torch.Tensor:

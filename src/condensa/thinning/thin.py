@@ -10,7 +10,7 @@ import torch
 from torch import nn
 
 from condensa.errors import CondensaError, ConfigError
-from condensa.inputs import Inputs, output_tensors, run_forward
+from condensa.inputs import Inputs, output_tensors, run_forward, small_batch
 from condensa.masking import bake, masks
 from condensa.schemes.attention import ATTENTION
 from condensa.schemes.groups import WEIGHTED, ChannelGroup, channel_dim
@@ -108,13 +108,12 @@ def thin_report(
     was_training = plain.training
     plain.eval()
     graph = build_graph(plain, example_inputs)
-    with torch.no_grad():
-        reference = output_tensors(run_forward(plain, example_inputs))
+    probe, reference = _reference(plain, example_inputs)
     layouts = ATTENTION.layouts(plain)
     heads: dict[str, int] = {}
     if any(dead_heads(layout, plain) for layout in layouts):
         heads = thin_heads(plain, groups_of(graph, plain))
-        graph = build_graph(plain, example_inputs)
+        graph = build_graph(plain, probe)
     kept: list[KeptChannels] = []
     work: list[tuple[str, list[int]]] = []
     any_dead = bool(heads)
@@ -146,21 +145,31 @@ def thin_report(
             )
         warnings.warn("the model has no masks: thin() returns an equal copy", stacklevel=3)
     try:
-        thinned = _pruned(plain, example_inputs, work, reference, atol)
+        thinned = _pruned(plain, probe, work, reference, atol)
     except Exception:  # a mismatch, or Torch-Pruning failing on an odd layer
         # one odd group must not fail the model: find the groups that thin exactly alone
         good = []
         for item in work:
             try:
-                _pruned(plain, example_inputs, [item], reference, atol)
+                _pruned(plain, probe, [item], reference, atol)
                 good.append(item)
             except Exception as exc:  # Torch-Pruning's own errors included
                 kept.append(KeptChannels(item[0], tuple(item[1]), f"{UNFOLLOWED} ({exc})"[:300]))
         work = good
-        thinned = _pruned(plain, example_inputs, work, reference, atol)
+        thinned = _pruned(plain, probe, work, reference, atol)
     thinned.train(was_training)
     removed = {root: len(dead) for root, dead in work}
     return Thinned(model=thinned, removed=removed, kept=kept, heads=heads)
+
+
+def _reference(plain: nn.Module, example_inputs: Inputs) -> tuple[Inputs, list[torch.Tensor]]:
+    """The inputs the checks run on (two rows when the model takes them) and the outputs."""
+    with torch.no_grad():
+        probe = small_batch(example_inputs)
+        try:
+            return probe, output_tensors(run_forward(plain, probe))
+        except Exception:  # a model that needs the whole batch
+            return example_inputs, output_tensors(run_forward(plain, example_inputs))
 
 
 def _pruned(
