@@ -155,3 +155,16 @@ def test_unselected_writer_keeps_its_group_whole():
     assert report.model.stem[0].out_channels == model.stem[0].out_channels
     assert report.model.blocks[0].body[1][0].out_channels == model.stem[0].out_channels
     assert report.removed  # the blocks' inner convolutions still go
+
+
+def test_tracing_groups_leaves_the_users_model_as_it_was():
+    """compress(model, scheme, x) traces the original: modes and BatchNorm statistics stay."""
+    model, x = A.build("resnet_basic")
+    model.train()
+    model.blocks[0].eval()  # mixed modes are restored exactly
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    rng = torch.get_rng_state()
+    condensa.compress(model, schemes.FilterPrune(0.3), x)
+    assert model.training and not model.blocks[0].training and model.blocks[1].training
+    assert all(torch.equal(v, before[k]) for k, v in model.state_dict().items())
+    assert torch.equal(torch.get_rng_state(), rng)

@@ -106,6 +106,8 @@ def _build_graph(model: nn.Module, example_inputs: Inputs) -> Any:
         stack.pop()
 
     handles = []
+    modes = {module: module.training for module in model.modules()}
+    model.eval()  # no BatchNorm statistics updated, no dropout drawn: the model is not changed
     for name, module in model.named_modules():
         handles.append(module.register_forward_pre_hook(enter(name)))
         handles.append(module.register_forward_hook(leave))
@@ -135,6 +137,8 @@ def _build_graph(model: nn.Module, example_inputs: Inputs) -> Any:
     finally:
         for handle in handles:
             handle.remove()
+        for module, training in modes.items():
+            module.training = training
 
 
 def dependency_groups(model: nn.Module, example_inputs: Inputs) -> tuple[ChannelGroup, ...]:
