@@ -168,3 +168,13 @@ def test_tracing_groups_leaves_the_users_model_as_it_was():
     assert model.training and not model.blocks[0].training and model.blocks[1].training
     assert all(torch.equal(v, before[k]) for k, v in model.state_dict().items())
     assert torch.equal(torch.get_rng_state(), rng)
+
+
+def test_frozen_models_and_no_grad_callers_are_traced_too():
+    model, x = A.build("resnet_basic")
+    model.requires_grad_(False)
+    with torch.no_grad():
+        masked = condensa.compress(model, schemes.FilterPrune(0.3), x)
+        report = thin_report(masked, x)
+    assert report.removed
+    assert not any(p.requires_grad for p in model.parameters())

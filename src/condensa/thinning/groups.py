@@ -107,12 +107,15 @@ def _build_graph(model: nn.Module, example_inputs: Inputs) -> Any:
 
     handles = []
     modes = {module: module.training for module in model.modules()}
+    frozen = [p for p in model.parameters() if not p.requires_grad]
     model.eval()  # no BatchNorm statistics updated, no dropout drawn: the model is not changed
+    for p in frozen:  # the trace follows autograd: frozen layers must take part
+        p.requires_grad_(True)
     for name, module in model.named_modules():
         handles.append(module.register_forward_pre_hook(enter(name)))
         handles.append(module.register_forward_hook(leave))
     try:
-        with warnings.catch_warnings():
+        with warnings.catch_warnings(), torch.enable_grad():
             warnings.simplefilter("ignore")  # "unwrapped parameters": handled as blocked groups
             return tp.DependencyGraph().build_dependency(
                 model,
@@ -139,6 +142,8 @@ def _build_graph(model: nn.Module, example_inputs: Inputs) -> Any:
             handle.remove()
         for module, training in modes.items():
             module.training = training
+        for p in frozen:
+            p.requires_grad_(False)
 
 
 def dependency_groups(model: nn.Module, example_inputs: Inputs) -> tuple[ChannelGroup, ...]:
