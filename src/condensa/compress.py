@@ -7,6 +7,7 @@ from typing import Any
 from torch import nn
 
 from condensa.errors import ConfigError
+from condensa.inputs import check_inputs
 from condensa.masking import apply_plan, copy_model
 from condensa.schemes import Scheme
 
@@ -48,6 +49,7 @@ def compress(model: nn.Module, scheme: Scheme, example_inputs: Any = None) -> nn
     if not isinstance(model, nn.Module):
         raise ConfigError(f"expected an nn.Module, got {type(model).__name__}")
     if example_inputs is not None:
+        check_inputs(example_inputs)
         scheme = with_groups(model, scheme, example_inputs)
     compressed = copy_model(model)
     apply_plan(compressed, scheme.plan(compressed))

@@ -54,14 +54,6 @@ def output_tensors(output: Any) -> list[torch.Tensor]:
     return []
 
 
-def batch_size(example_inputs: Inputs) -> int:
-    """The leading dimension of the first tensor in ``example_inputs``."""
-    for value in _tensors(example_inputs):
-        if value.dim():
-            return int(value.shape[0])
-    raise ConfigError("example_inputs hold no tensor with a batch dimension")
-
-
 def repeat_batch(example_inputs: Inputs, size: int) -> Inputs:
     """``example_inputs`` with every batched tensor tiled to ``size`` rows."""
 
@@ -107,10 +99,3 @@ def to_device(example_inputs: Inputs, device: torch.device) -> Inputs:
     if isinstance(example_inputs, torch.Tensor):
         return move(example_inputs)
     return tuple(move(v) for v in example_inputs)
-
-
-def _tensors(example_inputs: Inputs) -> list[torch.Tensor]:
-    if isinstance(example_inputs, torch.Tensor):
-        return [example_inputs]
-    values = example_inputs.values() if isinstance(example_inputs, Mapping) else example_inputs
-    return [v for v in values if isinstance(v, torch.Tensor)]

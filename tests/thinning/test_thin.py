@@ -289,3 +289,13 @@ def test_small_batch_cuts_every_batched_tensor():
     cut = small_batch(batch)
     assert cut["ids"].shape == (2, 3) and cut["scale"].dim() == 0 and cut["n"] == 3
     assert small_batch((torch.zeros(1, 4),))[0].shape == (1, 4)
+
+
+@pytest.mark.parametrize("bad", ["hello", 3, None, ()])
+def test_example_inputs_of_the_wrong_kind_are_named(bad):
+    model = nn.Sequential(nn.Linear(4, 4), nn.ReLU(), nn.Linear(4, 2))
+    with pytest.raises(ConfigError, match="example_inputs must be a tensor, a non-empty tuple"):
+        condensa.thin(model, bad)
+    if bad is not None:  # None means "no example inputs" to compress
+        with pytest.raises(ConfigError, match="example_inputs must be"):
+            condensa.compress(model, schemes.NeuronPrune(0.5), bad)

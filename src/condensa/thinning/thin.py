@@ -10,7 +10,7 @@ import torch
 from torch import nn
 
 from condensa.errors import CondensaError, ConfigError
-from condensa.inputs import Inputs, output_tensors, run_forward, small_batch
+from condensa.inputs import Inputs, check_inputs, output_tensors, run_forward, small_batch
 from condensa.masking import bake, masks
 from condensa.schemes.attention import ATTENTION
 from condensa.schemes.groups import WEIGHTED, ChannelGroup, channel_dim
@@ -103,6 +103,7 @@ def thin_report(
     """:func:`thin`, returning the model with what was removed and what was kept."""
     if residual not in RESIDUAL_POLICIES:
         raise ConfigError(f"residual must be one of {RESIDUAL_POLICIES}, got {residual!r}")
+    check_inputs(example_inputs)
     had_masks = bool(masks(model))
     plain = bake(model)
     was_training = plain.training
