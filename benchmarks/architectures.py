@@ -16,7 +16,7 @@ Speed: full-size ResNet-50, ConvNeXt-T and a BERT-base encoder (12 layers, 768 h
 and Torch-Pruning models timed in interleaved rounds on 2 threads (batch 32 for the
 CNNs at 224x224, batch 8 x 128 tokens for BERT); speedup = median of per-round ratios.
 
-Run: .venv/bin/python benchmarks/architectures.py [--rounds 5] [--skip-speed]
+Run: .venv/bin/python benchmarks/architectures.py [--rounds 5] [--skip-speed: keep the last speed rows]
 """
 
 from __future__ import annotations
@@ -216,6 +216,16 @@ def speed(rounds: int, ratio: float) -> list[dict[str, Any]]:
     return records
 
 
+def _previous_speed() -> list[dict[str, Any]]:
+    """The speed records of the last full run (``--skip-speed`` keeps them)."""
+    import json
+
+    from _report import RESULTS
+
+    path = RESULTS / "architectures.json"
+    return json.loads(path.read_text()).get("speed", []) if path.exists() else []
+
+
 def _fmt(value: Any, spec: str = ".2f") -> str:
     return "—" if value is None else format(value, spec)
 
@@ -228,7 +238,7 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     cover = coverage([0.3, 0.5])
-    fast = [] if args.skip_speed else speed(args.rounds, 0.3)
+    fast = _previous_speed() if args.skip_speed else speed(args.rounds, 0.3)
     write_results("architectures", {"coverage": cover, "speed": fast, "rounds": args.rounds})
     rows = [
         [

@@ -178,3 +178,17 @@ def test_frozen_models_and_no_grad_callers_are_traced_too():
         report = thin_report(masked, x)
     assert report.removed
     assert not any(p.requires_grad for p in model.parameters())
+
+
+def test_ghostnet_concat_halves_are_coupled_and_removed_together():
+    """Channel j and j + half of a Ghost module's output come from one primary channel."""
+    model, x = A.build("ghostnet")
+    coupled = {g.root: g for g in dependency_groups(model, x) if g.couplings}
+    assert "blocks.1.short.0.0" in coupled
+    group = coupled["blocks.1.short.0.0"]
+    assert (8, 0) in group.couplings  # primary channel 0 feeds concat channels 0 and 8
+    masked = condensa.compress(model, schemes.StructurePrune(0.5), x)
+    report = thin_report(masked, x)
+    assert "blocks.1.short.0.0" in report.removed
+    ghost2 = report.model.blocks[0].ghost2
+    assert ghost2.primary[0].out_channels == ghost2.cheap[0].out_channels < 8

@@ -65,6 +65,9 @@ class ChannelGroup:
         members: every tensor the group touches.
         blocked: why the group cannot be removed safely (empty when it can), e.g. a
             LayerNorm normalizes over these channels or they are the model's output.
+        couplings: pairs of the group's channels that must go together although the
+            traced index mapping lists them apart (a depthwise convolution computing
+            channel ``j + half`` of a concatenation from channel ``j``, as in GhostNet).
 
     """
 
@@ -72,6 +75,7 @@ class ChannelGroup:
     size: int
     members: tuple[GroupMember, ...]
     blocked: str = ""
+    couplings: tuple[tuple[int, int], ...] = ()
 
     def producers(self, model: nn.Module) -> list[GroupMember]:
         """The members whose weights produce the channels (Linear / convolutions)."""
@@ -218,10 +222,32 @@ def _rank(
             blocks = [0] * group.size
             for index, c in member.pairs:
                 blocks[c] = index // width
+    if group.couplings:
+        if units is not None:
+            return None  # strided units and couplings together: not supported
+        units = _coupled_units(group.size, group.couplings)
     units = units or [[c] for c in range(group.size)]
-    unit_score = torch.stack([score[u].sum() for u in units])
+    unit_score = torch.stack([score[u].mean() for u in units])  # per channel, like singletons
     unit_size = torch.stack([owned[u].sum() for u in units])
     return _Ranked(group, units, unit_score, unit_size, score, blocks)
+
+
+def _coupled_units(size: int, couplings: Sequence[tuple[int, int]]) -> list[list[int]]:
+    """Channels joined by ``couplings`` (transitively), each set one unit."""
+    parent = list(range(size))
+
+    def find(c: int) -> int:
+        while parent[c] != c:
+            parent[c] = parent[parent[c]]
+            c = parent[c]
+        return c
+
+    for a, b in couplings:
+        parent[find(a)] = find(b)
+    sets: dict[int, list[int]] = {}
+    for c in range(size):
+        sets.setdefault(find(c), []).append(c)
+    return list(sets.values())
 
 
 def _finish(entry: _Ranked, chosen: list[int], align: int | None) -> set[int]:

@@ -197,7 +197,50 @@ def translate(graph: Any, model: nn.Module) -> Iterator[tuple[Any, ChannelGroup]
             for (name, role), pairs in members.items()
         )
         blocked = blocked or _misfit(records, model)
-        yield group, ChannelGroup(root=root_name, size=size, members=records, blocked=blocked)
+        couplings = _couplings(graph, model, records)
+        yield group, ChannelGroup(root_name, size, records, blocked, couplings)
+
+
+def _writer(node: Any) -> Any:
+    """The Linear/convolution whose output reaches ``node`` through one-input ops."""
+    current = node.inputs[0] if len(node.inputs) == 1 else None
+    for _ in range(16):
+        if current is None:
+            return None
+        if isinstance(current.module, WEIGHTED):
+            return current.module
+        current = current.inputs[0] if len(current.inputs) == 1 else None
+    return None
+
+
+def _couplings(
+    graph: Any, model: nn.Module, members: tuple[GroupMember, ...]
+) -> tuple[tuple[int, int], ...]:
+    """Group channels the traced mapping lists apart but one layer ties together.
+
+    A BatchNorm or a depthwise convolution computes its channel ``i`` from channel ``i``
+    of the layer writing its input; when both are members of the group and the trace
+    maps that index to two different group channels (GhostNet's primary and cheap
+    halves of a concatenation), those channels must go together.
+    """
+    outs = {m.module: m for m in members if m.role == "out"}
+    names = {module: name for name, module in model.named_modules()}
+    pairs: list[tuple[int, int]] = []
+    for name, member in outs.items():
+        module = model.get_submodule(name)
+        depthwise = (
+            isinstance(module, (nn.Conv1d, nn.Conv2d, nn.Conv3d))
+            and 1 < module.groups == module.in_channels == module.out_channels
+        )
+        if not (depthwise or isinstance(module, CHANNEL_NORMS)):
+            continue
+        node = graph.module2node.get(module)
+        source = names.get(_writer(node)) if node is not None else None
+        if source is None or source not in outs or source == name:
+            continue
+        read = dict(outs[source].pairs)
+        pairs += [(read[i], c) for i, c in member.pairs if i in read and read[i] != c]
+    return tuple(pairs)
 
 
 def _width(module: nn.Module, role: str) -> int | None:
