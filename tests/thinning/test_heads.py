@@ -119,3 +119,72 @@ def test_every_head_pruned_is_refused():
         masked.blocks[0].attn.qkv.parametrizations.bias[0].mask.zero_()
     with pytest.raises(ConfigError, match="every head of 'blocks.0.attn'"):
         thin_report(masked, x)
+
+
+def _hf_vit():
+    from transformers import ViTConfig, ViTModel
+
+    config = ViTConfig(
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        intermediate_size=64,
+        image_size=32,
+        patch_size=8,
+        attn_implementation="eager",
+    )
+    torch.manual_seed(0)
+    return ViTModel(config, add_pooling_layer=False).eval(), {
+        "pixel_values": torch.randn(2, 3, 32, 32)
+    }
+
+
+def _distilbert():
+    from transformers import DistilBertConfig, DistilBertModel
+
+    config = DistilBertConfig(
+        vocab_size=100, dim=32, n_layers=2, n_heads=4, hidden_dim=64, max_position_embeddings=32
+    )
+    torch.manual_seed(0)
+    ids = torch.randint(0, 100, (2, 12), generator=torch.Generator().manual_seed(1))
+    return DistilBertModel(config).eval(), {
+        "input_ids": ids,
+        "attention_mask": torch.ones_like(ids),
+    }
+
+
+@pytest.mark.parametrize(
+    "make, counter", [(_hf_vit, "num_attention_heads"), (_distilbert, "n_heads")]
+)
+def test_hugging_face_q_proj_and_q_lin_layouts_thin_heads(make, counter):
+    """Recent HF attention (q_proj/k_proj/v_proj, o_proj) and DistilBERT (q_lin...)."""
+    pytest.importorskip("transformers")
+    model, x = make()
+    masked = condensa.compress(
+        model, schemes.Compose([schemes.StructurePrune(0.3), schemes.HeadPrune(0.5)]), x
+    )
+    report = thin_report(masked, x)
+    assert sum(report.heads.values()) == 4
+    counts = [
+        getattr(m, counter)
+        for m in report.model.modules()
+        if hasattr(m, counter) and isinstance(getattr(m, counter), int)
+    ]
+    assert sum(counts) == 8 - 4
+    assert _same(report.model, masked, x)
+
+
+def test_grouped_query_attention_is_not_mistaken_for_equal_heads():
+    from condensa.schemes.attention import separate_qkv
+
+    class GQA(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.num_attention_heads = 4
+            self.q_proj, self.k_proj, self.v_proj = (
+                nn.Linear(16, 16),
+                nn.Linear(16, 8),
+                nn.Linear(16, 8),
+            )
+
+    assert separate_qkv("", GQA()) is None

@@ -59,23 +59,45 @@ def _join(name: str, attr: str) -> str:
     return f"{name}.{attr}" if name else attr
 
 
+PROJECTIONS = (
+    ("query", "key", "value"),
+    ("q_proj", "k_proj", "v_proj"),
+    ("q_lin", "k_lin", "v_lin"),
+)
+"""Names of separate q/k/v Linears: BERT-style, the ``*_proj`` of recent Hugging Face models
+(ViT, CLIP, LLaMA-style attention), DistilBERT's ``*_lin``."""
+HEAD_COUNTS = ("num_attention_heads", "num_heads", "n_heads")
+WIDTHS = ("all_head_size", "inner_dim")
+
+
 def separate_qkv(name: str, module: nn.Module) -> HeadLayout | None:
-    """``query``/``key``/``value`` Linears and ``num_attention_heads`` (Hugging Face BERT)."""
-    parts = [getattr(module, a, None) for a in ("query", "key", "value")]
-    heads = getattr(module, "num_attention_heads", None)
-    if not all(isinstance(p, nn.Linear) for p in parts) or not isinstance(heads, int):
+    """Separate query/key/value Linears of equal width and a head count attribute.
+
+    Recognizes Hugging Face BERT (``query``/``key``/``value``, ``num_attention_heads``,
+    ``all_head_size``), ViT and other ``q_proj``/``k_proj``/``v_proj`` attention, and
+    DistilBERT (``q_lin``..., ``n_heads``). Grouped-query attention (fewer key/value heads)
+    is not a layout this describes.
+    """
+    for names in PROJECTIONS:
+        parts = [getattr(module, a, None) for a in names]
+        if all(isinstance(p, nn.Linear) for p in parts):
+            break
+    else:
         return None
-    value = parts[2]
-    assert isinstance(value, nn.Linear)
-    counts = [("num_attention_heads", "heads")]
-    if isinstance(getattr(module, "all_head_size", None), int):
-        counts.append(("all_head_size", "width"))
+    counts = [(a, "heads") for a in HEAD_COUNTS if type(getattr(module, a, None)) is int]
+    if not counts:
+        return None
+    heads = getattr(module, counts[0][0])
+    widths = {p.out_features for p in parts if isinstance(p, nn.Linear)}
+    if heads < 1 or len(widths) != 1 or next(iter(widths)) % heads:
+        return None
+    counts += [(a, "width") for a in WIDTHS if type(getattr(module, a, None)) is int]
     return HeadLayout(
         module=name,
         heads=heads,
-        head_dim=value.out_features // heads,
-        projections=tuple((_join(name, a), 1) for a in ("query", "key", "value")),
-        value=(_join(name, "value"), 0),
+        head_dim=next(iter(widths)) // heads,
+        projections=tuple((_join(name, a), 1) for a in names),
+        value=(_join(name, names[2]), 0),
         counts=tuple(counts),
     )
 
