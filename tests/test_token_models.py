@@ -97,3 +97,14 @@ def test_quantize_covers_embeddings_by_default(bert, dtype):
         rows["embeddings.word_embeddings"].compressed_bytes
         < rows["embeddings.word_embeddings"].dense_bytes
     )
+
+
+def test_thinned_bert_exports_to_onnx_with_named_keyword_inputs(bert, tmp_path):
+    """Keyword inputs become ONNX inputs by name; onnxruntime reproduces PyTorch."""
+    pytest.importorskip("onnxruntime")
+    import onnx
+
+    model, x = bert
+    path = condensa.export_onnx(_compressed(model, x), x, tmp_path / "bert.onnx")
+    graph = onnx.load(str(path)).graph
+    assert [i.name for i in graph.input] == ["input_ids", "attention_mask"]

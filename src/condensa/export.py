@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 
 import numpy as np
@@ -10,11 +11,25 @@ from torch import nn
 
 from condensa.atomic import atomic_path
 from condensa.errors import CondensaError
+from condensa.inputs import Inputs, check_inputs, output_tensors, run_forward
+
+
+class _Flat(nn.Module):
+    """Positional tensors in, a tuple of output tensors out: what ONNX export needs."""
+
+    def __init__(self, model: nn.Module, keys: list[str] | None) -> None:
+        super().__init__()
+        self.model = model
+        self.keys = keys
+
+    def forward(self, *args: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        inputs = dict(zip(self.keys, args, strict=True)) if self.keys is not None else args
+        return tuple(output_tensors(run_forward(self.model, inputs)))
 
 
 def export_onnx(
     model: nn.Module,
-    example_input: torch.Tensor,
+    example_input: Inputs,
     path: str | Path,
     *,
     atol: float = 1e-4,
@@ -24,7 +39,9 @@ def export_onnx(
 
     Args:
         model: a compressed or plain model.
-        example_input: one batch; the batch dimension is exported as dynamic.
+        example_input: one batch: a tensor, a tuple of tensors or a dict of keyword
+            tensors (their names become the ONNX input names); the batch dimension is
+            exported as dynamic. Every floating tensor of the output is an ONNX output.
         path: destination ``.onnx`` file.
         atol: largest allowed difference between onnxruntime and PyTorch outputs.
         opset: ONNX opset version.
@@ -33,8 +50,9 @@ def export_onnx(
         The path written.
 
     Raises:
-        CondensaError: the ``onnx``/``onnxruntime`` extra is missing, or the exported
-            model's outputs differ from PyTorch's by more than ``atol``.
+        CondensaError: the ``onnx``/``onnxruntime`` extra is missing, an input is not a
+            tensor, or the exported model's outputs differ from PyTorch's by more than
+            ``atol``.
 
     """
     try:
@@ -43,27 +61,45 @@ def export_onnx(
         raise CondensaError("ONNX export needs the extra: pip install 'condensa[onnx]'") from None
     from condensa.objectives import deployable
 
+    check_inputs(example_input)
     path = Path(path)
     runnable = deployable(model, example_input).eval()
+    if isinstance(example_input, Mapping):
+        keys: list[str] | None = list(example_input)
+        args = tuple(example_input.values())
+    else:
+        keys = None
+        args = (example_input,) if isinstance(example_input, torch.Tensor) else tuple(example_input)
+    if not all(isinstance(a, torch.Tensor) for a in args):
+        raise CondensaError("ONNX export needs every example input to be a tensor")
+    flat = _Flat(runnable, keys).eval()
     with torch.no_grad():
-        expected = runnable(example_input)
-    if not isinstance(expected, torch.Tensor):
-        raise CondensaError("ONNX export supports models with a single tensor output")
+        expected = flat(*args)
+    if not expected:
+        raise CondensaError("the model returns no floating tensor to export")
+    names = keys or (["input"] if len(args) == 1 else [f"input_{i}" for i in range(len(args))])
+    outputs = ["output"] if len(expected) == 1 else [f"output_{i}" for i in range(len(expected))]
+    axes = {n: {0: "batch"} for n, a in zip(names, args, strict=True) if a.dim()}
+    axes.update({n: {0: "batch"} for n, e in zip(outputs, expected, strict=True) if e.dim()})
     path.parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(path) as tmp:  # a failed export or check never replaces a good file
         torch.onnx.export(
-            runnable,
-            (example_input,),
+            flat,
+            args,
             str(tmp),
-            input_names=["input"],
-            output_names=["output"],
-            dynamic_axes={"input": {0: "batch"}, "output": {0: "batch"}},
+            input_names=names,
+            output_names=outputs,
+            dynamic_axes=axes,
             opset_version=opset,
             dynamo=False,
         )
         session = onnxruntime.InferenceSession(str(tmp), providers=["CPUExecutionProvider"])
-        (got,) = session.run(None, {"input": example_input.detach().cpu().numpy()})
-        worst = float(np.abs(got - expected.detach().cpu().numpy()).max())
+        feed = {n: a.detach().cpu().numpy() for n, a in zip(names, args, strict=True)}
+        got = session.run(None, feed)
+        worst = max(
+            float(np.abs(g - e.detach().cpu().numpy()).max()) if e.numel() else 0.0
+            for g, e in zip(got, expected, strict=True)
+        )
         if worst > atol:
             raise CondensaError(f"ONNX outputs differ from PyTorch by {worst:.3g} (> atol {atol})")
     return path
