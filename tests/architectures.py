@@ -377,23 +377,49 @@ class ViT(nn.Module):
         return self.head(self.norm(self.blocks(x))[:, 0])
 
 
+SMALL_TRANSFORMER = {
+    "hidden_size": 32,
+    "num_hidden_layers": 2,
+    "num_attention_heads": 4,
+    "intermediate_size": 64,
+    "attn_implementation": "eager",
+}
+"""Hugging Face config fields shared by the small BERT and ViT test models."""
+
+
+def _tokens() -> dict[str, torch.Tensor]:
+    ids = torch.randint(0, 100, (2, 12), generator=torch.Generator().manual_seed(1))
+    return {"input_ids": ids, "attention_mask": torch.ones_like(ids)}
+
+
 def bert() -> tuple[nn.Module, dict[str, torch.Tensor]]:
     """A Hugging Face ``BertModel`` from a small ``BertConfig`` (separate q/k/v, heads, FFN)."""
     from transformers import BertConfig, BertModel
 
-    config = BertConfig(
-        vocab_size=100,
-        hidden_size=32,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        intermediate_size=64,
-        max_position_embeddings=32,
-        attn_implementation="eager",
+    config = BertConfig(vocab_size=100, max_position_embeddings=32, **SMALL_TRANSFORMER)
+    torch.manual_seed(0)
+    return BertModel(config, add_pooling_layer=False).eval(), _tokens()
+
+
+def distilbert() -> tuple[nn.Module, dict[str, torch.Tensor]]:
+    """A Hugging Face ``DistilBertModel`` (``q_lin``/``k_lin``/``v_lin``, ``n_heads``)."""
+    from transformers import DistilBertConfig, DistilBertModel
+
+    config = DistilBertConfig(
+        vocab_size=100, dim=32, n_layers=2, n_heads=4, hidden_dim=64, max_position_embeddings=32
     )
     torch.manual_seed(0)
-    model = BertModel(config, add_pooling_layer=False).eval()
-    ids = torch.randint(0, 100, (2, 12), generator=torch.Generator().manual_seed(1))
-    return model, {"input_ids": ids, "attention_mask": torch.ones_like(ids)}
+    return DistilBertModel(config).eval(), _tokens()
+
+
+def hf_vit() -> tuple[nn.Module, dict[str, torch.Tensor]]:
+    """A Hugging Face ``ViTModel`` (``q_proj``/``k_proj``/``v_proj``/``o_proj``)."""
+    from transformers import ViTConfig, ViTModel
+
+    config = ViTConfig(image_size=32, patch_size=8, **SMALL_TRANSFORMER)
+    torch.manual_seed(0)
+    model = ViTModel(config, add_pooling_layer=False).eval()
+    return model, {"pixel_values": torch.randn(2, 3, 32, 32)}
 
 
 def lstm() -> tuple[nn.Module, torch.Tensor]:

@@ -121,40 +121,8 @@ def test_every_head_pruned_is_refused():
         thin_report(masked, x)
 
 
-def _hf_vit():
-    from transformers import ViTConfig, ViTModel
-
-    config = ViTConfig(
-        hidden_size=32,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        intermediate_size=64,
-        image_size=32,
-        patch_size=8,
-        attn_implementation="eager",
-    )
-    torch.manual_seed(0)
-    return ViTModel(config, add_pooling_layer=False).eval(), {
-        "pixel_values": torch.randn(2, 3, 32, 32)
-    }
-
-
-def _distilbert():
-    from transformers import DistilBertConfig, DistilBertModel
-
-    config = DistilBertConfig(
-        vocab_size=100, dim=32, n_layers=2, n_heads=4, hidden_dim=64, max_position_embeddings=32
-    )
-    torch.manual_seed(0)
-    ids = torch.randint(0, 100, (2, 12), generator=torch.Generator().manual_seed(1))
-    return DistilBertModel(config).eval(), {
-        "input_ids": ids,
-        "attention_mask": torch.ones_like(ids),
-    }
-
-
 @pytest.mark.parametrize(
-    "make, counter", [(_hf_vit, "num_attention_heads"), (_distilbert, "n_heads")]
+    "make, counter", [(A.hf_vit, "num_attention_heads"), (A.distilbert, "n_heads")]
 )
 def test_hugging_face_q_proj_and_q_lin_layouts_thin_heads(make, counter):
     """Recent HF attention (q_proj/k_proj/v_proj, o_proj) and DistilBERT (q_lin...)."""
