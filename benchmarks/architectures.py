@@ -60,7 +60,7 @@ def _error(model: nn.Module, reference: nn.Module, x: Any) -> float:
 
 def _scheme(name: str, ratio: float, allocation: str) -> condensa.schemes.Scheme:
     channels = schemes.StructurePrune(ratio, allocation=allocation)
-    if name in ("bert", "bert_base", "vit"):
+    if name in ("bert", "bert_base", "vit", "distilbert", "hf_vit"):
         return schemes.Compose([channels, schemes.HeadPrune(ratio, allocation=allocation)])
     return channels
 
@@ -82,27 +82,30 @@ def condensa_thin(
 
 
 def _heads(model: nn.Module) -> dict[nn.Module, int]:
+    """Torch-Pruning's ``num_heads``: every q/k/v projection Condensa's layouts know."""
+    from condensa.schemes.attention import ATTENTION
+
     out: dict[nn.Module, int] = {}
-    for module in model.modules():
-        if hasattr(module, "qkv") and hasattr(module, "num_heads"):
-            out[module.qkv] = module.num_heads
-        for attr in ("query", "key", "value"):
-            heads = getattr(getattr(module, "config", None), "num_attention_heads", None)
-            if hasattr(module, attr) and heads:
-                out[getattr(module, attr)] = heads
+    for layout in ATTENTION.layouts(model):
+        for fqn, _ in layout.projections:
+            out[model.get_submodule(fqn)] = layout.heads
     return out
 
 
 def _update_heads(model: nn.Module, pruner: Any) -> None:
     """Head counts after Torch-Pruning removed heads (its examples do this by hand)."""
+    from condensa.schemes.attention import ATTENTION
+
     counts = getattr(pruner, "num_heads", {})
-    for module in model.modules():
-        if hasattr(module, "qkv") and module.qkv in counts:
-            module.num_heads = counts[module.qkv]
-        query = getattr(module, "query", None)
-        if query is not None and query in counts and hasattr(module, "num_attention_heads"):
-            module.num_attention_heads = counts[query]
-            module.all_head_size = query.out_features
+    for layout in ATTENTION.layouts(model):
+        first = model.get_submodule(layout.projections[0][0])
+        if first not in counts:
+            continue
+        heads = counts[first]
+        attention = model.get_submodule(layout.module)
+        for attr, kind in layout.counts:
+            value = heads if kind == "heads" else first.out_features // layout.projections[0][1]
+            setattr(attention, attr, value)
 
 
 def torch_pruning(model: nn.Module, x: Any, ratio: float) -> dict[str, Any]:

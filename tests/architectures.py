@@ -460,10 +460,14 @@ IMAGE: dict[str, Callable[[], nn.Module]] = {
 }
 
 
+HUGGING_FACE = {"bert": bert, "distilbert": distilbert, "hf_vit": hf_vit}
+"""Hugging Face models (need ``transformers``)."""
+
+
 def build(name: str) -> tuple[nn.Module, Any]:
-    """``(model, example_inputs)`` for one architecture name (IMAGE, "bert" or "lstm")."""
-    if name == "bert":
-        return bert()
+    """``(model, example_inputs)`` for one name of IMAGE, HUGGING_FACE or "lstm"."""
+    if name in HUGGING_FACE:
+        return HUGGING_FACE[name]()
     if name == "lstm":
         return lstm()
     torch.manual_seed(0)
@@ -471,7 +475,7 @@ def build(name: str) -> tuple[nn.Module, Any]:
     return model, torch.randn(2, 3, 32, 32, generator=torch.Generator().manual_seed(1))
 
 
-ALL = (*IMAGE, "bert", "lstm")
+ALL = (*IMAGE, *HUGGING_FACE, "lstm")
 
 
 def build_full(name: str) -> tuple[nn.Module, Any]:
