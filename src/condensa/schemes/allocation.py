@@ -73,11 +73,29 @@ def allocate(
     return _global(targets, weights, operator, sparsity)
 
 
+def key_matches(key: str, module_name: str, *names: str) -> bool:
+    """Whether an allocation key applies to a module.
+
+    It does when it equals ``module_name`` (or one of ``names``) or fully matches
+    ``module_name`` as a regex.
+    """
+    return key in (module_name, *names) or re.fullmatch(key, module_name) is not None
+
+
+def lowest_within_budget(scores: torch.Tensor, sizes: torch.Tensor, budget: float) -> torch.Tensor:
+    """Indices of the lowest-scoring units whose sizes add up to at most ``budget``.
+
+    A prefix of the ascending ranking (ties by position), i.e. one global threshold.
+    """
+    order = torch.argsort(scores, stable=True)
+    return order[: int((torch.cumsum(sizes[order], dim=0) <= budget).sum())]
+
+
 def _explicit(
     targets: list[Target], default: float, mapping: Mapping[str, float]
 ) -> dict[str, float]:
     def matches(key: str, t: Target) -> bool:
-        return key in (t.module_name, t.fqn) or re.fullmatch(key, t.module_name) is not None
+        return key_matches(key, t.module_name, t.fqn)
 
     unused = [k for k in mapping if not any(matches(k, t) for t in targets)]
     if unused:
@@ -120,10 +138,8 @@ def _global(
         all_sizes = torch.cat(
             [torch.full((n,), z, dtype=torch.long) for n, z in zip(lengths, sizes, strict=True)]
         )
-        order = torch.argsort(all_scores, stable=True)  # ascending; ties by position
-        cumulative = torch.cumsum(all_sizes[order], dim=0)
         pruned = torch.zeros(all_scores.numel(), dtype=torch.bool)
-        pruned[order[: int((cumulative <= budget).sum())]] = True
+        pruned[lowest_within_budget(all_scores, all_sizes, budget)] = True
     counts = (
         [0] * len(targets)
         if pruned is None

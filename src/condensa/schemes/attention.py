@@ -51,6 +51,13 @@ class HeadLayout:
             for i in range(self.head_dim)
         ]
 
+    def value_rows(self, head: int) -> list[int]:
+        """Rows of ``head``'s values in the value projection."""
+        fqn, segment = self.value
+        segments = max(n for name, n in self.projections if name == fqn)
+        rows = self.rows(head, segments)
+        return rows[segment * self.head_dim : (segment + 1) * self.head_dim]
+
 
 Describe = Callable[[str, nn.Module], "HeadLayout | None"]
 

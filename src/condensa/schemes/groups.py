@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import copy
 import math
-import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -23,7 +22,7 @@ from torch import nn
 from condensa.errors import ConfigError, SelectionError
 from condensa.functional import align_keep, n_keep
 from condensa.operators import ChannelMask
-from condensa.schemes.allocation import AllocationSpec
+from condensa.schemes.allocation import AllocationSpec, key_matches, lowest_within_budget
 from condensa.schemes.plan import Plan
 from condensa.schemes.selection import Target
 
@@ -34,6 +33,13 @@ WEIGHTED = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.Embedding)
 def channel_dim(module: nn.Module) -> int:
     """The weight dimension holding a writer's output channels."""
     return 1 if isinstance(module, nn.Embedding) else 0
+
+
+def is_depthwise(module: nn.Module) -> bool:
+    """A convolution with one group per input channel (a channel multiplier allowed)."""
+    return isinstance(module, (nn.Conv1d, nn.Conv2d, nn.Conv3d)) and 1 < module.groups == (
+        module.in_channels
+    )
 
 
 @dataclass(frozen=True)
@@ -78,7 +84,7 @@ class ChannelGroup:
     couplings: tuple[tuple[int, int], ...] = ()
 
     def producers(self, model: nn.Module) -> list[GroupMember]:
-        """The members whose weights produce the channels (Linear / convolutions)."""
+        """The members whose weights produce the channels (Linear, convolutions, Embedding)."""
         return [
             m
             for m in self.members
@@ -207,7 +213,7 @@ def _rank(
         module = model.get_submodule(member.module)
         if not isinstance(module, (nn.Conv1d, nn.Conv2d, nn.Conv3d)) or module.groups == 1:
             continue
-        if module.groups == module.in_channels:  # depthwise: channel to channel
+        if is_depthwise(module):  # channel to channel
             continue
         width = module.in_channels // module.groups if member.role == "in" else (
             module.out_channels // module.groups)  # fmt: skip
@@ -298,12 +304,9 @@ def _choose(
         positions += body
     if not owners:
         return [[] for _ in ranked]
-    all_scores, all_sizes = torch.cat(scores), torch.cat(sizes)
     budget = math.floor(sparsity * float(sum(float(r.size.sum()) for r in ranked)))
-    ascending = torch.argsort(all_scores, stable=True)
-    n = int((torch.cumsum(all_sizes[ascending], 0) <= budget).sum())
     chosen: list[list[int]] = [[] for _ in ranked]
-    for i in ascending[:n].tolist():
+    for i in lowest_within_budget(torch.cat(scores), torch.cat(sizes), budget).tolist():
         chosen[owners[i]].append(positions[i])
     return chosen
 
@@ -311,7 +314,7 @@ def _choose(
 def _explicit(root: str, allocation: AllocationSpec, default: float) -> float:
     if isinstance(allocation, Mapping):
         for key, value in allocation.items():
-            if key == root or re.fullmatch(key, root):
+            if key_matches(key, root):
                 return float(value)
     return default
 

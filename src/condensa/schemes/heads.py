@@ -75,7 +75,8 @@ class HeadPrune(Scheme):
             raise SelectionError(
                 f"HeadPrune found no attention module in {type(model).__name__} (include="
                 f"{list(self.include)}, exclude={list(self.exclude)}); known layouts: separate "
-                "query/key/value Linears with num_attention_heads, or a fused qkv Linear with "
+                "query/key/value, q_proj/k_proj/v_proj or q_lin/k_lin/v_lin Linears with "
+                "num_attention_heads, num_heads or n_heads, or a fused qkv Linear with "
                 "num_heads; teach others with condensa.schemes.register_attention"
             )
         return found

@@ -21,7 +21,13 @@ from torch import nn
 
 from condensa.errors import ConfigError, UnsupportedModuleError
 from condensa.inputs import Inputs, output_tensors, run_forward, small_batch
-from condensa.schemes.groups import WEIGHTED, ChannelGroup, GroupMember, channel_dim
+from condensa.schemes.groups import (
+    WEIGHTED,
+    ChannelGroup,
+    GroupMember,
+    channel_dim,
+    is_depthwise,
+)
 
 ROOTS = (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.Linear, nn.Embedding)
 CHANNEL_NORMS = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d)
@@ -97,7 +103,6 @@ def _build_graph(model: nn.Module, example_inputs: Inputs) -> Any:
         return sum(t.float().sum() for t in output_tensors(run_forward(m, inputs)))  # type: ignore[return-value]
 
     stack: list[str] = []
-    failed: list[str] = []
 
     def enter(name: str) -> Any:
         return lambda *_: stack.append(name)
@@ -197,7 +202,7 @@ def translate(graph: Any, model: nn.Module) -> Iterator[tuple[Any, ChannelGroup]
             for (name, role), pairs in members.items()
         )
         blocked = blocked or _misfit(records, model)
-        couplings = _couplings(graph, model, records)
+        couplings = _couplings(graph, model, records, names)
         yield group, ChannelGroup(root_name, size, records, blocked, couplings)
 
 
@@ -214,7 +219,7 @@ def _writer(node: Any) -> Any:
 
 
 def _couplings(
-    graph: Any, model: nn.Module, members: tuple[GroupMember, ...]
+    graph: Any, model: nn.Module, members: tuple[GroupMember, ...], names: dict[Any, str]
 ) -> tuple[tuple[int, int], ...]:
     """Group channels the traced mapping lists apart but one layer ties together.
 
@@ -224,15 +229,11 @@ def _couplings(
     halves of a concatenation), those channels must go together.
     """
     outs = {m.module: m for m in members if m.role == "out"}
-    names = {module: name for name, module in model.named_modules()}
     pairs: list[tuple[int, int]] = []
     for name, member in outs.items():
         module = model.get_submodule(name)
-        depthwise = (
-            isinstance(module, (nn.Conv1d, nn.Conv2d, nn.Conv3d))
-            and 1 < module.groups == module.in_channels == module.out_channels
-        )
-        if not (depthwise or isinstance(module, CHANNEL_NORMS)):
+        one_to_one = is_depthwise(module) and module.out_channels == module.in_channels
+        if not (one_to_one or isinstance(module, CHANNEL_NORMS)):
             continue
         node = graph.module2node.get(module)
         source = names.get(_writer(node)) if node is not None else None

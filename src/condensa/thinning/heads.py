@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-import torch
 from torch import nn
 
 from condensa.errors import ConfigError
@@ -14,18 +13,15 @@ from condensa.schemes.groups import ChannelGroup
 
 def dead_heads(layout: HeadLayout, model: nn.Module) -> list[int]:
     """Heads whose value rows (weight and bias) are all zero."""
-    fqn, segment = layout.value
-    value = model.get_submodule(fqn)
+    value = model.get_submodule(layout.value[0])
     assert isinstance(value, nn.Linear)  # checked by the layout
-    segments = max(s for name, s in layout.projections if name == fqn)
     dead = []
     for head in range(layout.heads):
-        rows = layout.rows(head, segments)[
-            segment * layout.head_dim : (segment + 1) * layout.head_dim
-        ]
-        weight_zero = bool((value.weight.detach()[rows] == 0).all())
+        rows = layout.value_rows(head)
         bias = value.bias
-        if weight_zero and (bias is None or bool((bias[rows] == 0).all())):
+        if bool((value.weight.detach()[rows] == 0).all()) and (
+            bias is None or bool((bias[rows] == 0).all())
+        ):
             dead.append(head)
     return dead
 
@@ -40,6 +36,8 @@ def thin_heads(model: nn.Module, groups: Sequence[ChannelGroup]) -> dict[str, in
         ConfigError: every head of a module is pruned.
 
     """
+    import torch_pruning as tp  # imported on use, like the dependency graph
+
     removed: dict[str, int] = {}
     for layout in ATTENTION.layouts(model):
         dead = dead_heads(layout, model)
@@ -53,9 +51,9 @@ def thin_heads(model: nn.Module, groups: Sequence[ChannelGroup]) -> dict[str, in
         readers = _readers(layout, groups, dead)
         for fqn, segments in layout.projections:
             rows = [r for h in dead for r in layout.rows(h, segments)]
-            _replace(model, fqn, _rows_removed(model.get_submodule(fqn), rows))
+            tp.prune_linear_out_channels(_linear(model, fqn, "head projections"), rows)
         for fqn, columns in readers.items():
-            _replace(model, fqn, _columns_removed(model.get_submodule(fqn), columns))
+            tp.prune_linear_in_channels(_linear(model, fqn, "the output projection"), columns)
         attention = model.get_submodule(layout.module)
         heads = layout.heads - len(dead)
         for attr, kind in layout.counts:
@@ -68,15 +66,8 @@ def _readers(
     layout: HeadLayout, groups: Sequence[ChannelGroup], dead: list[int]
 ) -> dict[str, list[int]]:
     """Input columns of the layers reading the dead heads' values."""
-    fqn, segment = layout.value
-    segments = max(s for name, s in layout.projections if name == fqn)
-    value_rows = {
-        r
-        for h in dead
-        for r in layout.rows(h, segments)[
-            segment * layout.head_dim : (segment + 1) * layout.head_dim
-        ]
-    }
+    fqn = layout.value[0]
+    value_rows = {r for h in dead for r in layout.value_rows(h)}
     out: dict[str, list[int]] = {}
     for group in groups:
         writer = next((m for m in group.members if m.module == fqn and m.role == "out"), None)
@@ -96,34 +87,8 @@ def _readers(
     return out
 
 
-def _replace(model: nn.Module, fqn: str, module: nn.Module) -> None:
-    parent, _, attr = fqn.rpartition(".")
-    setattr(model.get_submodule(parent) if parent else model, attr, module)
-
-
-def _rows_removed(linear: nn.Module, rows: list[int]) -> nn.Linear:
-    if not isinstance(linear, nn.Linear):
-        raise ConfigError(f"head projections must be nn.Linear, got {type(linear).__name__}")
-    keep = torch.ones(linear.out_features, dtype=torch.bool)
-    keep[rows] = False
-    new = nn.Linear(linear.in_features, int(keep.sum()), bias=linear.bias is not None)
-    new = new.to(device=linear.weight.device, dtype=linear.weight.dtype)
-    with torch.no_grad():
-        new.weight.copy_(linear.weight[keep])
-        if linear.bias is not None:
-            new.bias.copy_(linear.bias[keep])
-    return new
-
-
-def _columns_removed(linear: nn.Module, columns: list[int]) -> nn.Linear:
-    if not isinstance(linear, nn.Linear):
-        raise ConfigError(f"the output projection must be nn.Linear, got {type(linear).__name__}")
-    keep = torch.ones(linear.in_features, dtype=torch.bool)
-    keep[columns] = False
-    new = nn.Linear(int(keep.sum()), linear.out_features, bias=linear.bias is not None)
-    new = new.to(device=linear.weight.device, dtype=linear.weight.dtype)
-    with torch.no_grad():
-        new.weight.copy_(linear.weight[:, keep])
-        if linear.bias is not None:
-            new.bias.copy_(linear.bias)
-    return new
+def _linear(model: nn.Module, fqn: str, what: str) -> nn.Linear:
+    module = model.get_submodule(fqn)
+    if not isinstance(module, nn.Linear):
+        raise ConfigError(f"{what} must be nn.Linear, got {type(module).__name__} at {fqn!r}")
+    return module

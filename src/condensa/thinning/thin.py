@@ -192,10 +192,6 @@ def _pruned(
     return model
 
 
-def _zero(tensor: torch.Tensor | None, index: list[int]) -> bool:
-    return tensor is None or bool((tensor.detach()[index] == 0).all())
-
-
 def _dead(group: ChannelGroup, model: nn.Module) -> tuple[list[int], list[int]]:
     """``(dead, constant)`` channels of ``group``.
 
