@@ -22,14 +22,14 @@ from condensa.errors import ConfigError
 from condensa.inputs import Inputs
 from condensa.io import load, save
 from condensa.objectives import Measurement
-from condensa.optim import DC, LC, FineTune, Trainer
+from condensa.optim import Trainer
+from condensa.optim.methods import DEFAULT_METHOD, build_method
 from condensa.schemes import Scheme, from_dict
 from condensa.search import SearchResult, search_sparsity
 from condensa.stats import stats
 
 SchemeFactory = Callable[[float], Scheme]
 Objective = Callable[[nn.Module, Inputs], "Measurement | float"]
-METHODS = ("dc", "finetune", "lc")
 KEEP_MODELS = 3
 """Feasible trial models kept in memory (best observed objective first) for the answer."""
 
@@ -98,13 +98,7 @@ def check_scheme(
 def _method(method: str | Any, trainer: Trainer, options: Mapping[str, Any], metric: str) -> Any:
     if not isinstance(method, str):
         return method
-    if method == "dc":
-        return DC(trainer, metric=metric)
-    if method == "finetune":
-        return FineTune(trainer, metric=metric, **{"steps": 500, **options})
-    if method == "lc":
-        return LC(trainer, metric=metric, **{"iterations": 10, "steps": 200, **options})
-    raise ConfigError(f"unknown method {method!r}; valid: {', '.join(METHODS)}")
+    return build_method(method, trainer, options, metric=metric)
 
 
 @dataclass
@@ -171,7 +165,7 @@ def search_compression(
     trainer: Trainer,
     objective: Objective,
     example_input: Inputs,
-    method: str | Any = "lc",
+    method: str | Any = DEFAULT_METHOD,
     method_options: Mapping[str, Any] | None = None,
     max_drop: float | None = None,
     max_relative_drop: float | None = None,
@@ -205,8 +199,11 @@ def search_compression(
             ``(model, example_input) -> Measurement | float``; its score is maximized.
         example_input: one batch for tracing, thinning and measuring: a tensor, a tuple
             of positional inputs or a dict of keyword arguments (token ids, masks).
-        method: ``"lc"``, ``"finetune"``, ``"dc"``, or an object with ``.compress(model, scheme)``.
-        method_options: keyword arguments of the method (iterations, steps, ...).
+        method: a name in :data:`condensa.optim.METHODS` (``"gmp"``, the default: gradual
+            pruning with distillation; ``"lc"``, ``"finetune"``, ``"dc"``) or an object
+            with ``.compress(model, scheme)``.
+        method_options: keyword arguments of the method (steps, budget, distill, ...),
+            over the registered defaults.
         max_drop: at most this much below the uncompressed model's measured accuracy
             (absolute units of the metric); or
         max_relative_drop: at most this fraction of it; or

@@ -69,15 +69,33 @@ def test_compose_prune_and_quantize(blobs_trainer):
     assert result.history[-1]["sparsity"] == pytest.approx(0.7, abs=0.01)
 
 
-def test_resume_gives_same_result_as_uninterrupted(blobs_trainer, tmp_path):
-    """Stop after iteration 2, save, resume: same weights and history as one run."""
+class _Interrupt(Exception):
+    pass
+
+
+def _stop_after(iteration: int):
+    def callback(record):
+        if record.get("iteration") == iteration:
+            raise _Interrupt
+
+    return callback
+
+
+@pytest.mark.parametrize("mu_schedule", ["adaptive", "geometric"])
+def test_resume_gives_same_result_as_uninterrupted(blobs_trainer, tmp_path, mu_schedule):
+    """Interrupted after iteration 2 and resumed from its checkpoint: the same weights,
+    μ sequence and history as one uninterrupted run (the adaptive μ reads the history)."""
     model = make_mlp()
     scheme = schemes.Prune(0.8)
-    full = LC(blobs_trainer, iterations=4, steps=8).compress(model, scheme)
-    LC(blobs_trainer, iterations=2, steps=8, checkpoint=tmp_path / "lc.pt").compress(model, scheme)
+    options = dict(iterations=4, steps=8, mu_schedule=mu_schedule, finetune_steps=5)
+    full = LC(blobs_trainer, **options).compress(model, scheme)
+    with pytest.raises(_Interrupt):
+        LC(
+            blobs_trainer, **options, checkpoint=tmp_path / "lc.pt", callback=_stop_after(2)
+        ).compress(model, scheme)
     state = LCState.load(tmp_path / "lc.pt")
     assert state.iteration == 3
-    resumed = LC(blobs_trainer, iterations=4, steps=8).compress(model, scheme, state=state)
+    resumed = LC(blobs_trainer, **options).compress(model, scheme, state=state)
     assert resumed.history == full.history
     for key, value in full.model.state_dict().items():
         assert torch.equal(resumed.model.state_dict()[key], value), key
@@ -162,3 +180,41 @@ def test_penalty_recorded_and_finite(blobs_trainer):
         nn.Sequential(nn.Linear(16, 4)), schemes.Prune(0.5)
     )
     assert all(math.isfinite(h["penalty"]) and h["penalty"] >= 0 for h in result.history[1:])
+
+
+def test_convergence_diagnostics_recorded_and_adaptive_mu_reaches_tolerance(blobs_trainer):
+    """Every iteration records μ, ‖w − θ‖, its ratio to ‖θ‖ and θ's validation; the
+    adaptive μ grows until the last iteration's ratio is under the tolerance."""
+    torch.manual_seed(0)
+    model = make_mlp()
+    blobs_trainer.train(model, 30)
+    lc = LC(blobs_trainer, iterations=6, steps=25, mu_init=1e-2, tolerance=1e-2)
+    history = lc.compress(model, schemes.Prune(0.8)).history
+    for record in history:
+        assert {"mu", "distance", "relative_distance", "sparsity", "val_accuracy"} <= set(record)
+    mus = [h["mu"] for h in history]
+    assert mus[1] == 1e-2 and all(b >= a for a, b in zip(mus[1:], mus[2:], strict=False))
+    assert history[-1]["relative_distance"] < 1e-2 < history[1]["relative_distance"]
+    geometric = LC(blobs_trainer, iterations=6, steps=25, mu_init=1e-2, mu_schedule="geometric")
+    slow = geometric.compress(model, schemes.Prune(0.8)).history
+    assert slow[-1]["relative_distance"] > history[-1]["relative_distance"]
+
+
+def test_budget_is_spent_exactly_with_final_finetuning(blobs_trainer):
+    """budget = L steps + final masked fine-tuning (its share), every step counted."""
+    spent = []
+
+    class Counting:
+        def train(self, model, steps, *, extra_loss=None, lr_scale=1.0, distiller=None):
+            spent.append((steps, extra_loss is not None))
+            return 0.0
+
+        def evaluate(self, model):
+            return {"accuracy": 0.5}
+
+    lc = LC(Counting(), iterations=3, budget=1000, finetune_fraction=0.25)
+    lc.compress(make_mlp(), schemes.Prune(0.5))
+    assert sum(s for s, _ in spent) == 1000
+    assert spent[-1] == (250, False) and [p for _, p in spent[:-1]] == [True] * 3
+    with pytest.raises(ConfigError, match="budget 5 is too small for 10 L-C iterations"):
+        LC(Counting(), iterations=10, budget=5)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import inspect
 import warnings
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -17,9 +16,6 @@ from condensa.architecture import build_model
 from condensa.errors import ConfigError
 from condensa.objectives import Latency, Macs, Memory, Throughput
 from condensa.optim import (
-    DC,
-    LC,
-    FineTune,
     LanguageModelTrainer,
     SupervisedTrainer,
     Trainer,
@@ -27,6 +23,7 @@ from condensa.optim import (
     sgd,
 )
 from condensa.optim.language import sgd_plain
+from condensa.optim.methods import build_method
 
 
 @dataclass
@@ -192,30 +189,13 @@ def objective(config: Mapping[str, Any]) -> Callable[..., Any]:
     return Macs(spec["mode"])
 
 
-METHOD_DEFAULTS: dict[str, dict[str, Any]] = {
-    "lc": {"iterations": 5, "steps": 200},
-    "finetune": {"steps": 500},
-    "dc": {},
-}
-
-
 def method(config: Mapping[str, Any], trainer: Trainer, metric: str) -> Any:
-    """The compression method (L-C, DC + fine-tuning, DC) with its options checked."""
-    name = config["method"]["name"]
-    cls = {"lc": LC, "finetune": FineTune, "dc": DC}[name]
-    options = {**METHOD_DEFAULTS[name], **config["method"]["options"]}
-    accepted = [p for p in inspect.signature(cls).parameters if p not in ("self", "trainer")]
-    unknown = sorted(set(options) - set(accepted) - {"metric"})
-    if unknown:
-        raise ConfigError(
-            f"method.options: unknown option(s) {', '.join(unknown)} for {name!r}; "
-            "valid: "
-            + ", ".join(a for a in accepted if a not in ("metric", "callback", "checkpoint"))
-        )
-    options["metric"] = metric
+    """The compression method named by ``[method]`` (see :data:`condensa.optim.METHODS`)."""
     try:
-        return cls(trainer, **options)
-    except TypeError as exc:  # pragma: no cover - guarded by the check above
+        return build_method(
+            config["method"]["name"], trainer, config["method"]["options"], metric=metric
+        )
+    except ConfigError as exc:
         raise ConfigError(f"method.options: {exc}") from None
 
 

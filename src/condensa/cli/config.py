@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from condensa.errors import ConfigError
+from condensa.optim.methods import DEFAULT_METHOD, METHODS
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -58,7 +59,7 @@ SCHEMA: dict[str, dict[str, tuple[tuple[type, ...], Any]]] = {
     },
     "scheme": {},  # a scheme spec, validated by condensa.schemes.from_dict
     "method": {
-        "name": ((str,), "lc"),
+        "name": ((str,), DEFAULT_METHOD),
         "options": ((dict,), {}),
     },
     "objective": {
@@ -86,7 +87,6 @@ CHOICES = {
     ("data", "name"): ("digits", "fashion-mnist", "mnist", "cifar10", "text", "kjv"),
     ("train", "optimizer"): ("adam", "sgd"),
     ("train", "schedule"): ("constant", "cosine", "linear"),
-    ("method", "name"): ("lc", "finetune", "dc"),
     ("objective", "name"): ("memory", "throughput", "latency", "macs"),
     ("objective", "mode"): ("effective", "sparse", "dense"),
 }
@@ -186,8 +186,11 @@ def _check_value(section: str, key: str, value: Any, source: str) -> Any:
     if isinstance(value, bool) or not isinstance(value, types):
         wanted = " or ".join(t.__name__ for t in types)
         raise ConfigError(f"{source}: {name} must be a {wanted}, got {value!r}")
-    if (section, key) in CHOICES and value not in CHOICES[section, key]:
-        valid = ", ".join(CHOICES[section, key])
+    choices = (
+        tuple(METHODS) if (section, key) == ("method", "name") else CHOICES.get((section, key))
+    )
+    if choices is not None and value not in choices:
+        valid = ", ".join(choices)
         raise ConfigError(f"{source}: {name} = {value!r} is not valid; valid: {valid}")
     if (section, key) in POSITIVE and isinstance(value, int) and value < 1:
         raise ConfigError(f"{source}: {name} must be >= 1, got {value!r}")

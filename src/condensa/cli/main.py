@@ -34,7 +34,7 @@ def _run_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, help="config key: seed")
     parser.add_argument("--threads", type=int, help="torch CPU threads (config key: threads)")
     parser.add_argument("--device", help="cpu or cuda (config key: device)")
-    parser.add_argument("--method", help="lc, finetune or dc (config key: method.name)")
+    parser.add_argument("--method", help="gmp, lc, finetune or dc (config key: method.name)")
     parser.add_argument("--max-drop", type=float, help="config key: constraint.max_drop")
     parser.add_argument(
         "-s",

@@ -1,8 +1,11 @@
-"""Accuracy recovery: the L-C optimizer, masked fine-tuning, and the training protocol."""
+"""Accuracy recovery: L-C, masked fine-tuning, gradual pruning, distillation, training."""
 
+from condensa.optim.distill import Distillation, Distiller
 from condensa.optim.finetune import DC, FineTune
+from condensa.optim.gmp import GMP
 from condensa.optim.language import LanguageModelTrainer
 from condensa.optim.lc import LC, LCState
+from condensa.optim.methods import DEFAULT_METHOD, METHODS, build_method, register_method
 from condensa.optim.metrics import accuracy_metrics, perplexity, topk_correct
 from condensa.optim.result import CompressionResult, Selector, TrainingDivergedError
 from condensa.optim.trainer import (
@@ -15,10 +18,17 @@ from condensa.optim.trainer import (
 )
 
 __all__ = [
+    "DEFAULT_METHOD",
+    "METHODS",
+    "build_method",
+    "register_method",
     "DC",
     "LC",
     "SCHEDULES",
+    "GMP",
     "CompressionResult",
+    "Distillation",
+    "Distiller",
     "FineTune",
     "LCState",
     "LanguageModelTrainer",

@@ -9,8 +9,9 @@ from torch import nn
 
 from condensa.compress import compress
 from condensa.errors import ConfigError
+from condensa.optim.distill import Distillation
 from condensa.optim.result import CompressionResult, Selector, TrainingDivergedError
-from condensa.optim.trainer import NonFiniteLossError, Trainer
+from condensa.optim.trainer import NonFiniteLossError, Trainer, train_options
 from condensa.schemes import Scheme
 
 
@@ -51,6 +52,8 @@ class FineTune:
             return the best (default 1: the final model).
         metric, higher_is_better: the validation metric that picks the best.
         seed: ``torch.manual_seed(seed + chunk)`` before each chunk.
+        distill: learn from the uncompressed model (see
+            :class:`~condensa.optim.distill.Distillation`).
 
     """
 
@@ -65,6 +68,7 @@ class FineTune:
         metric: str = "accuracy",
         higher_is_better: bool | None = None,
         seed: int = 0,
+        distill: Distillation | None = None,
     ) -> None:
         if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
             raise ConfigError(f"steps must be a positive integer, got {steps!r}")
@@ -72,6 +76,10 @@ class FineTune:
             raise ConfigError(f"evaluations must be an integer in [1, steps], got {evaluations!r}")
         if not finetune_lr_scale > 0:
             raise ConfigError(f"finetune_lr_scale must be positive, got {finetune_lr_scale!r}")
+        if distill is not None and not isinstance(distill, Distillation):
+            raise ConfigError(f"distill must be a Distillation or None, got {distill!r}")
+        train_options(trainer, distiller=None if distill is None else True)
+        self.distill = distill
         self.trainer = trainer
         self.steps = steps
         self.lr_scale = 1.0 if lr_rewinding else float(finetune_lr_scale)
@@ -92,10 +100,12 @@ class FineTune:
         chunks = [self.steps // self.evaluations] * self.evaluations
         chunks[-1] += self.steps - sum(chunks)
         done = 0
+        distiller = None if self.distill is None else self.distill.bind(model)
+        options = train_options(self.trainer, distiller=distiller)
         for i, chunk in enumerate(chunks, start=1):
             torch.manual_seed(self.seed + i)
             try:
-                loss = self.trainer.train(compressed, chunk, lr_scale=self.lr_scale)
+                loss = self.trainer.train(compressed, chunk, lr_scale=self.lr_scale, **options)
             except NonFiniteLossError as exc:
                 compressed.load_state_dict(best_state)
                 raise TrainingDivergedError(

@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
 
 from condensa.errors import ConfigError
 from condensa.optim.metrics import perplexity
-from condensa.optim.trainer import SCHEDULES, ExtraLoss, OptimizerFactory, run_steps
+from condensa.optim.trainer import SCHEDULES, ExtraLoss, OptimizerFactory, StepCallback, run_steps
+
+if TYPE_CHECKING:
+    from condensa.optim.distill import Distiller
 
 Hidden = tuple[torch.Tensor, torch.Tensor]
 
@@ -76,37 +80,52 @@ class LanguageModelTrainer:
         *,
         extra_loss: ExtraLoss | None = None,
         lr_scale: float = 1.0,
+        distiller: Distiller | None = None,
+        step_callback: StepCallback | None = None,
     ) -> float:
-        """Run ``steps`` BPTT windows; returns the mean loss."""
+        """Run ``steps`` BPTT windows; returns the mean loss.
+
+        With a ``distiller``, the teacher reads the same windows with its own carried
+        hidden state and its token distributions are mixed into the loss.
+        """
         device = next(model.parameters()).device
         windows = max(1, (self.train_tokens.shape[0] - 1) // self.bptt)
         state: dict[str, Any] = {
             "position": int(torch.randint(windows, ())) * self.bptt,
             "hidden": None,
+            "teacher_hidden": None,
         }
         last = self.train_tokens.shape[0] - 1
 
         def task_loss(step: int) -> torch.Tensor:
             if state["position"] >= last:
-                state["position"], state["hidden"] = 0, None
+                state["position"], state["hidden"], state["teacher_hidden"] = 0, None, None
             start = state["position"]
             length = min(self.bptt, last - start)
             inputs = self.train_tokens[start : start + length].to(device)
             targets = self.train_tokens[start + 1 : start + 1 + length].to(device)
             state["position"] = start + length
             logits, state["hidden"] = model(inputs, _detach(state["hidden"]))
-            return self.loss_fn(logits.reshape(-1, logits.shape[-1]), targets.reshape(-1))
+            loss = self.loss_fn(logits.reshape(-1, logits.shape[-1]), targets.reshape(-1))
+            if distiller is None:
+                return loss
+            teacher_logits, state["teacher_hidden"] = distiller.teacher_output(
+                inputs, state["teacher_hidden"]
+            )
+            return distiller.loss(loss, logits, teacher_logits)
 
-        return run_steps(
-            model,
-            task_loss,
-            steps,
-            optimizer=self.optimizer(model.parameters(), self.lr * lr_scale),
-            schedule=self.schedule,
-            grad_clip=self.grad_clip,
-            extra_loss=extra_loss,
-            progress=self.progress,
-        )
+        with contextlib.nullcontext() if distiller is None else distiller.watch(model):
+            return run_steps(
+                model,
+                task_loss,
+                steps,
+                optimizer=self.optimizer(model.parameters(), self.lr * lr_scale),
+                schedule=self.schedule,
+                grad_clip=self.grad_clip,
+                extra_loss=extra_loss,
+                progress=self.progress,
+                step_callback=step_callback,
+            )
 
     @torch.no_grad()
     def evaluate(self, model: nn.Module) -> dict[str, float]:

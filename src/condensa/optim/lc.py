@@ -27,12 +27,31 @@ from torch import nn
 from condensa.atomic import write_bytes
 from condensa.errors import ConfigError
 from condensa.masking import apply_plan, bake, copy_model, restore
+from condensa.optim.distill import Distillation, Distiller
 from condensa.optim.result import CompressionResult, Selector, TrainingDivergedError
-from condensa.optim.trainer import NonFiniteLossError, Trainer
+from condensa.optim.trainer import NonFiniteLossError, Trainer, train_options
 from condensa.schemes import Scheme
 
 STATE_FORMAT = "condensa.lc_state"
 STATE_VERSION = 1
+MU_SCHEDULES = ("adaptive", "geometric")
+"""How μ grows between L-C iterations (see :class:`LC`)."""
+
+
+def _split_budget(budget: int, iterations: int, fraction: float) -> tuple[int, int, int]:
+    """``(steps, first_steps, finetune_steps)`` spending exactly ``budget`` steps."""
+    if isinstance(budget, bool) or not isinstance(budget, int) or budget < 1:
+        raise ConfigError(f"budget must be a positive integer, got {budget!r}")
+    if not (isinstance(fraction, (int, float)) and 0 <= fraction < 1):
+        raise ConfigError(f"finetune_fraction must be in [0, 1), got {fraction!r}")
+    finetune = round(budget * fraction)
+    steps = (budget - finetune) // iterations
+    if steps < 1:
+        raise ConfigError(
+            f"budget {budget} is too small for {iterations} L-C iterations "
+            f"(and {finetune} fine-tuning steps)"
+        )
+    return steps, steps + (budget - finetune - steps * iterations), finetune
 
 
 @dataclass
@@ -120,8 +139,26 @@ class LC:
             filters the mismatch alone can take a CNN to chance accuracy.
         finetune_steps: after the last iteration, fine-tune the best θ with its masks
             fixed for this many steps (at ``finetune_lr_scale`` times the trainer's LR),
-            kept when it validates at least as well; 0 (default) returns θ as L-C left it.
+            kept when it validates at least as well; 0 returns θ as L-C left it.
             Short L-C runs leave θ untrained on its support; this closes that gap.
+        budget: total training steps of the run (L steps and final fine-tuning). When
+            given it overrides ``steps``/``first_steps``/``finetune_steps``:
+            ``finetune_fraction`` of it fine-tunes θ at the end, the rest is split
+            evenly over the L steps.
+        finetune_fraction: share of ``budget`` for the final fine-tuning (default 0.2).
+        mu_schedule: ``"adaptive"`` (default) grows μ after each iteration by the factor
+            that, if ‖w − θ‖ falls like 1/μ, brings it under ``tolerance`` · ‖θ‖ by the
+            last iteration (between 1 and ``mu_multiplier_max``); ``"geometric"`` is the
+            paper's fixed ``μ0 · a^(j−1)``. The released geometric schedule needs ~30
+            long L steps; under a short budget it leaves w far from θ.
+        tolerance: target of ‖w − θ‖ / ‖θ‖ at the last iteration (adaptive schedule).
+        mu_multiplier_max: largest per-iteration growth of the adaptive μ.
+        distill: learn from the uncompressed model in every L step and in the final
+            fine-tuning (see :class:`~condensa.optim.distill.Distillation`).
+
+    Every iteration's history record holds ``mu``, ``distance`` (‖w − θ‖),
+    ``relative_distance`` (over ‖θ‖), ``sparsity`` and θ's validation metrics
+    (``val_*``): the convergence diagnostics.
 
     Example:
         >>> lc = LC(trainer, iterations=10, steps=500)
@@ -149,6 +186,12 @@ class LC:
         calibrate_batches: int = 20,
         finetune_steps: int = 0,
         finetune_lr_scale: float = 0.3,
+        budget: int | None = None,
+        finetune_fraction: float = 0.2,
+        mu_schedule: str = "adaptive",
+        tolerance: float = 1e-2,
+        mu_multiplier_max: float = 10.0,
+        distill: Distillation | None = None,
     ) -> None:
         if (
             isinstance(finetune_steps, bool)
@@ -177,6 +220,21 @@ class LC:
             raise ConfigError(f"mu_max must be >= mu_init ({mu_init}), got {mu_max!r}")
         if not isinstance(trainer, Trainer):
             raise ConfigError(f"trainer must implement train() and evaluate(), got {trainer!r}")
+        if mu_schedule not in MU_SCHEDULES:
+            raise ConfigError(
+                f"unknown mu_schedule {mu_schedule!r}; valid: {', '.join(MU_SCHEDULES)}"
+            )
+        if not (isinstance(tolerance, (int, float)) and 0 < tolerance < 1):
+            raise ConfigError(f"tolerance must be a number in (0, 1), got {tolerance!r}")
+        if not (isinstance(mu_multiplier_max, (int, float)) and mu_multiplier_max >= 1):
+            raise ConfigError(f"mu_multiplier_max must be >= 1, got {mu_multiplier_max!r}")
+        if distill is not None and not isinstance(distill, Distillation):
+            raise ConfigError(f"distill must be a Distillation or None, got {distill!r}")
+        train_options(trainer, distiller=None if distill is None else True)
+        if budget is not None:
+            steps, first_steps, finetune_steps = _split_budget(
+                budget, iterations, finetune_fraction
+            )
         self.trainer = trainer
         self.iterations = iterations
         self.steps = steps
@@ -189,12 +247,40 @@ class LC:
         self.callback = callback
         self.calibrate_batches = calibrate_batches
         self.finetune_steps, self.finetune_lr_scale = finetune_steps, float(finetune_lr_scale)
+        self.mu_schedule, self.tolerance = mu_schedule, float(tolerance)
+        self.mu_multiplier_max = float(mu_multiplier_max)
+        self.distill = distill
 
     def mu(self, iteration: int) -> float:
-        """μ of L-C iteration ``iteration`` (0 for the initial direct compression)."""
+        """μ of iteration ``iteration`` on the geometric schedule (0 for direct compression)."""
         if iteration == 0:
             return 0.0
         return min(self.mu_init * self.mu_multiplier ** (iteration - 1), self.mu_max)
+
+    def next_mu(self, iteration: int, history: list[dict[str, float]]) -> float:
+        """μ of ``iteration`` given the records of the iterations before it.
+
+        Adaptive: ``μ_j = μ_{j−1} · clip((r / tol)^(1 / (e · (K − j + 1))), 1, a_max)``
+        where ``r`` is the last ‖w − θ‖ / ‖θ‖ and ``e`` how fast it has been falling
+        with μ (``r ∝ μ^−e``, measured over the last two iterations, 1 until then,
+        kept in [0.5, 1]: never bet on a faster fall). A pure function of the history, so a resumed run takes the
+        same μ as an uninterrupted one.
+        """
+        if self.mu_schedule == "geometric" or iteration <= 1:
+            return self.mu(iteration)
+        last = history[-1]
+        relative = max(last.get("relative_distance", 0.0), 1e-12)
+        elasticity = 1.0
+        if len(history) >= 3 and history[-2].get("mu", 0.0) > 0:
+            before = history[-2]
+            mu_ratio = last["mu"] / before["mu"]
+            if mu_ratio > 1.0 and before.get("relative_distance", 0.0) > 0:
+                falling = math.log(before["relative_distance"] / relative) / math.log(mu_ratio)
+                elasticity = min(max(falling, 0.5), 1.0)
+        remaining = self.iterations - iteration + 1
+        factor = (relative / self.tolerance) ** (1.0 / (elasticity * remaining))
+        factor = min(max(factor, 1.0), self.mu_multiplier_max)
+        return min(last["mu"] * factor, self.mu_max)
 
     def compress(
         self, model: nn.Module, scheme: Scheme, *, state: LCState | None = None
@@ -233,8 +319,9 @@ class LC:
             )
             best_model = restore(bake(model), best_state)
 
+        distiller = None if self.distill is None else self.distill.bind(model)
         for j in range(start, self.iterations + 1):
-            mu = self.mu(j)
+            mu = self.next_mu(j, history)
             record: dict[str, float] = {"iteration": float(j), "mu": mu}
             if j > 0:
                 penalty = _penalty(params, theta, lam, mu)
@@ -245,6 +332,7 @@ class LC:
                         self.first_steps if j == 1 else self.steps,
                         extra_loss=penalty,
                         lr_scale=self.lr_scale,
+                        **train_options(self.trainer, distiller=distiller),
                     )
                 except NonFiniteLossError as exc:
                     partial = (
@@ -272,12 +360,12 @@ class LC:
             record["distance"] = math.sqrt(
                 sum(float((params[f].detach() - theta[f]).pow(2).sum()) for f in fqns)
             )
+            theta_norm = math.sqrt(sum(float(t.pow(2).sum()) for t in theta.values()))
+            record["relative_distance"] = record["distance"] / max(theta_norm, 1e-12)
             if self.selector.better(score, best_score):
                 best_model, best_score, best_iteration = compressed, score, j
                 best_state = {k: v.detach().clone() for k, v in compressed.state_dict().items()}
             history.append(record)
-            if self.callback is not None:
-                self.callback(record)
             state = LCState(
                 iteration=j + 1,
                 mu=mu,
@@ -291,20 +379,32 @@ class LC:
             )
             if self.checkpoint is not None:
                 state.save(self.checkpoint)
+            if self.callback is not None:  # after the save: an interrupt loses nothing
+                self.callback(record)
         assert best_model is not None and best_score is not None  # iteration 0 always runs
         if self.finetune_steps:
             best_model, best_score, best_iteration = self._polish(
-                best_model, best_score, best_iteration, history
+                best_model, best_score, best_iteration, history, distiller
             )
         return CompressionResult(best_model, history, best_score, best_iteration, state)
 
     def _polish(
-        self, model: nn.Module, score: float, iteration: int, history: list[dict[str, float]]
+        self,
+        model: nn.Module,
+        score: float,
+        iteration: int,
+        history: list[dict[str, float]],
+        distiller: Distiller | None,
     ) -> tuple[nn.Module, float, int]:
         """Masked fine-tuning of the best θ; kept only when it validates at least as well."""
         tuned = copy_model(model)
         torch.manual_seed(self.seed + self.iterations + 1)
-        loss = self.trainer.train(tuned, self.finetune_steps, lr_scale=self.finetune_lr_scale)
+        loss = self.trainer.train(
+            tuned,
+            self.finetune_steps,
+            lr_scale=self.finetune_lr_scale,
+            **train_options(self.trainer, distiller=distiller),
+        )
         metrics = self.trainer.evaluate(tuned)
         tuned_score = self.selector.score(metrics)
         record = {

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
 from collections.abc import Callable, Iterable, Iterator
-from typing import Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 import torch
 from torch import nn
@@ -12,7 +13,11 @@ from torch import nn
 from condensa.errors import CondensaError, ConfigError
 from condensa.optim.metrics import Metric, accuracy_metrics
 
+if TYPE_CHECKING:
+    from condensa.optim.distill import Distiller
+
 ExtraLoss = Callable[[], torch.Tensor]
+StepCallback = Callable[[int], None]
 OptimizerFactory = Callable[[Iterable[nn.Parameter], float], torch.optim.Optimizer]
 SCHEDULES = ("constant", "cosine", "linear")
 """Learning-rate shapes inside one :meth:`SupervisedTrainer.train` call."""
@@ -30,6 +35,12 @@ class Trainer(Protocol):
     adding ``extra_loss()`` to the task loss when given, with the learning rate
     multiplied by ``lr_scale``; it returns the mean training loss. ``evaluate``
     returns a dict of metrics on held-out data.
+
+    Trainers may also accept two keyword arguments of ``train`` that some methods
+    need (the built-in trainers do; :func:`train_options` checks): ``distiller`` (a
+    :class:`~condensa.optim.distill.Distiller` mixing the teacher's soft targets into
+    the task loss) and ``step_callback`` (called with the number of steps done after
+    each optimizer step).
     """
 
     def train(
@@ -46,6 +57,33 @@ class Trainer(Protocol):
     def evaluate(self, model: nn.Module) -> dict[str, float]:
         """Metrics of ``model`` on held-out data."""
         ...
+
+
+def train_options(trainer: Trainer, **options: Any) -> dict[str, Any]:
+    """The optional ``train`` keyword arguments that are set, checked against ``trainer``.
+
+    Options whose value is None are dropped, so a trainer without them still works
+    when they are not used.
+
+    Raises:
+        ConfigError: ``trainer.train`` does not accept an option that is set.
+
+    """
+    import inspect
+
+    given = {k: v for k, v in options.items() if v is not None}
+    if not given:
+        return {}
+    parameters = inspect.signature(trainer.train).parameters
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values()):
+        return given
+    missing = sorted(k for k in given if k not in parameters)
+    if missing:
+        raise ConfigError(
+            f"{type(trainer).__name__}.train does not accept {', '.join(missing)}; "
+            "SupervisedTrainer and LanguageModelTrainer do (see the Trainer protocol)"
+        )
+    return given
 
 
 def _cycle(loader: Iterable[Any]) -> Iterator[Any]:
@@ -77,12 +115,14 @@ def run_steps(
     grad_clip: float | None,
     extra_loss: ExtraLoss | None,
     progress: bool,
+    step_callback: StepCallback | None = None,
 ) -> float:
     """The training loop every trainer shares; returns the mean loss.
 
     Each step sets the learning rate from ``schedule``, adds ``extra_loss()`` to
     ``task_loss(step)``, refuses a non-finite loss before applying it, clips the
-    gradient norm and steps ``optimizer``.
+    gradient norm, steps ``optimizer`` and then calls ``step_callback(step + 1)``
+    (the number of steps done; gradual pruning updates its masks there).
 
     Raises:
         ConfigError: ``steps`` is not a positive integer.
@@ -112,6 +152,8 @@ def run_steps(
             if grad_clip is not None:
                 nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
             optimizer.step()
+            if step_callback is not None:
+                step_callback(step + 1)
             total += value
             bar.update(task, advance=1, description=f"training loss {value:.4f}")
     return total / steps
@@ -210,8 +252,13 @@ class SupervisedTrainer:
         *,
         extra_loss: ExtraLoss | None = None,
         lr_scale: float = 1.0,
+        distiller: Distiller | None = None,
+        step_callback: StepCallback | None = None,
     ) -> float:
         """Run ``steps`` steps; returns the mean loss (task loss plus extra loss).
+
+        With a ``distiller`` the task loss is mixed with the teacher's soft targets;
+        ``step_callback(done)`` runs after each optimizer step.
 
         Raises:
             ConfigError: ``steps`` is not a positive integer.
@@ -223,18 +270,25 @@ class SupervisedTrainer:
 
         def task_loss(step: int) -> torch.Tensor:
             inputs, targets = next(batches)
-            return self.loss_fn(model(inputs.to(device)), targets.to(device))
+            inputs, targets = inputs.to(device), targets.to(device)
+            outputs = model(inputs)
+            loss = self.loss_fn(outputs, targets)
+            if distiller is None:
+                return loss
+            return distiller.loss(loss, outputs, distiller.teacher_output(inputs))
 
-        return run_steps(
-            model,
-            task_loss,
-            steps,
-            optimizer=self.optimizer(model.parameters(), self.lr * lr_scale),
-            schedule=self.schedule,
-            grad_clip=self.grad_clip,
-            extra_loss=extra_loss,
-            progress=self.progress,
-        )
+        with contextlib.nullcontext() if distiller is None else distiller.watch(model):
+            return run_steps(
+                model,
+                task_loss,
+                steps,
+                optimizer=self.optimizer(model.parameters(), self.lr * lr_scale),
+                schedule=self.schedule,
+                grad_clip=self.grad_clip,
+                extra_loss=extra_loss,
+                progress=self.progress,
+                step_callback=step_callback,
+            )
 
     @torch.no_grad()
     def calibrate(self, model: nn.Module, batches: int = 20) -> bool:

@@ -1,0 +1,119 @@
+"""The compression methods by name: one registry read by the API, the CLI and the docs.
+
+Each entry is a class whose constructor takes the trainer first, with the defaults a
+run uses when the user gives no option. ``distill`` may be given as plain data
+(``true`` or a table, as in a TOML config): it becomes a
+:class:`~condensa.optim.distill.Distillation`.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from condensa.errors import ConfigError
+from condensa.optim.distill import Distillation
+from condensa.optim.finetune import DC, FineTune
+from condensa.optim.gmp import GMP
+from condensa.optim.lc import LC
+from condensa.optim.trainer import Trainer
+
+
+@dataclass(frozen=True)
+class MethodEntry:
+    """A registered method: its class and the options a run starts from."""
+
+    cls: type
+    defaults: Mapping[str, Any] = field(default_factory=dict)
+    summary: str = ""
+
+
+def _registry() -> dict[str, MethodEntry]:
+    return {
+        "gmp": MethodEntry(
+            GMP,
+            {"steps": 2000, "distill": True},
+            "gradual magnitude pruning (cubic ramp) then fine-tuning, with distillation",
+        ),
+        "lc": MethodEntry(LC, {"iterations": 10, "budget": 2000}, "learning-compression (L-C)"),
+        "finetune": MethodEntry(
+            FineTune, {"steps": 2000}, "direct compression then masked fine-tuning"
+        ),
+        "dc": MethodEntry(DC, {}, "direct compression only (no training)"),
+    }
+
+
+METHODS: dict[str, MethodEntry] = _registry()
+"""Methods by name (the CLI's ``method.name``); extend with :func:`register_method`."""
+DEFAULT_METHOD = "gmp"
+"""The method runs use when none is named (the best measured: docs/benchmarks.md)."""
+
+
+def register_method(
+    name: str, cls: type, defaults: Mapping[str, Any] | None = None, summary: str = ""
+) -> None:
+    """Make ``cls`` available as ``method=name`` in the API and ``method.name`` in configs.
+
+    ``cls(trainer, **options)`` must build an object with ``compress(model, scheme)``
+    returning a :class:`~condensa.optim.CompressionResult`.
+
+    Raises:
+        ConfigError: a bad name, a name already taken, or a class without ``compress``.
+
+    """
+    if not isinstance(name, str) or not name.isidentifier():
+        raise ConfigError(f"a method name must be an identifier, got {name!r}")
+    if name in METHODS:
+        raise ConfigError(f"method {name!r} is already registered")
+    if not callable(getattr(cls, "compress", None)):
+        raise ConfigError(f"{cls!r} has no compress(model, scheme) method")
+    METHODS[name] = MethodEntry(cls, dict(defaults or {}), summary)
+
+
+def options_of(name: str) -> list[str]:
+    """The option names ``method.options`` accepts for method ``name``."""
+    cls = entry(name).cls
+    return [p for p in inspect.signature(cls).parameters if p not in ("self", "trainer")]
+
+
+def entry(name: str) -> MethodEntry:
+    """The registered method ``name``.
+
+    Raises:
+        ConfigError: unknown name (the valid ones listed).
+
+    """
+    if name not in METHODS:
+        raise ConfigError(f"unknown method {name!r}; valid: {', '.join(METHODS)}")
+    return METHODS[name]
+
+
+def build_method(
+    name: str, trainer: Trainer, options: Mapping[str, Any] | None = None, *, metric: str
+) -> Any:
+    """``METHODS[name]`` built on ``trainer`` from its defaults updated by ``options``.
+
+    Raises:
+        ConfigError: unknown method or option (the valid ones listed), or a bad value.
+
+    """
+    found = entry(name)
+    merged = {**found.defaults, **dict(options or {})}
+    accepted = options_of(name)
+    unknown = sorted(set(merged) - set(accepted) - {"metric"})
+    if unknown:
+        hidden = ("metric", "callback", "checkpoint")
+        raise ConfigError(
+            f"unknown option(s) {', '.join(unknown)} for method {name!r}; valid: "
+            + ", ".join(a for a in accepted if a not in hidden)
+        )
+    if "distill" in merged and not isinstance(merged["distill"], Distillation):
+        merged["distill"] = Distillation.from_dict(merged["distill"])
+    if "metric" in accepted:
+        merged["metric"] = metric
+    try:
+        return found.cls(trainer, **merged)
+    except TypeError as exc:
+        raise ConfigError(f"method {name!r}: {exc}") from None
