@@ -24,6 +24,7 @@ from condensa.io import load, save
 from condensa.objectives import Measurement
 from condensa.optim import Trainer
 from condensa.optim.methods import DEFAULT_METHOD, build_method
+from condensa.optim.result import diagnostics
 from condensa.schemes import Scheme, from_dict
 from condensa.search import SearchResult, search_sparsity
 from condensa.stats import stats
@@ -257,6 +258,7 @@ def search_compression(
         else:
             measured = _measure(objective, result.model, example_input)
         extra = _trial_extra(result.model, measured, metrics, metric)
+        extra["recovery"] = diagnostics(result.history, metric)
         if folder is not None:
             path = save(result.model, trial_path(folder, sparsity), **dict(save_options or {}))
             extra.update(file=path.name, file_bytes=path.stat().st_size)

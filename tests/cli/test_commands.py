@@ -107,3 +107,15 @@ def test_stats_thin_and_export(finished_run, tmp_path, capsys):
     onnx_path = tmp_path / "m.onnx"
     assert main(["export", model, "--input-shape", "2,1,8,8", "-o", str(onnx_path)]) == 0
     assert onnx_path.is_file() and "checked with onnxruntime" in capsys.readouterr().out
+
+
+def test_compress_with_gradual_pruning_and_distillation_reports_recovery(tmp_path, capsys):
+    """method gmp with a distill table runs from the CLI; the report shows its recovery."""
+    options = "options = { steps = 40, evaluations = 2, distill = { temperature = 3 } }"
+    config = write_config(tmp_path, method="gmp", options=options)
+    out_dir = tmp_path / "g"
+    code = main(["compress", str(config), "--sparsity", "0.5", "-o", str(out_dir), "-q"])
+    assert code == 0, capsys.readouterr().err
+    summary = json.loads((out_dir / "summary.json").read_text())
+    assert [r["steps"] for r in summary["recovery"]] == [34, 40]  # after the ramp (28)
+    assert "## Recovery of the chosen model" in (out_dir / "report.md").read_text()

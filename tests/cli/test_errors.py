@@ -163,3 +163,15 @@ def test_input_the_model_cannot_take(capsys, finished_run):
     model = str(finished_run / "best" / "model.condensa")
     err = _fails(capsys, ["thin", model, "--input-shape", "1,8"])
     assert "does not accept an input of shape (1, 8)" in err
+
+
+def test_bad_distill_table_is_named(capsys, tmp_path):
+    path = write_config(tmp_path, method="gmp", options="options = { distill = { temp = 2 } }")
+    err = _fails(capsys, ["search", str(path)])
+    assert "unknown distill key(s) ['temp']" in err and "temperature" in err
+
+
+def test_unknown_method_lists_the_registered_ones(capsys, tmp_path):
+    path = write_config(tmp_path, method="admm", options="")
+    err = _fails(capsys, ["search", str(path)])
+    assert "'admm'" in err and "gmp, lc, finetune, dc" in err

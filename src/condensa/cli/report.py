@@ -111,6 +111,35 @@ def trial_rows(summary: Mapping[str, Any]) -> list[list[str]]:
     return rows
 
 
+def recovery_rows(summary: Mapping[str, Any]) -> list[list[str]]:
+    """Convergence of the method on the chosen model (first row: header; [] if none)."""
+    records = summary.get("recovery")
+    if records is None:
+        best = summary.get("best_trial")
+        chosen = [t for t in summary.get("trials", []) if t.get("index") == best]
+        records = chosen[0].get("extra", {}).get("recovery") if chosen else None
+    if not records:
+        return []
+    columns = [c for c in ("iteration", "steps", "mu", "relative_distance", "sparsity", "val")
+               if any(c in r for r in records)]  # fmt: skip
+    names = {"relative_distance": "‖w−θ‖/‖θ‖", "val": f"validation {summary['metric']}",
+             "mu": "μ"}  # fmt: skip
+    rows = [[names.get(c, c) for c in columns]]
+    for r in records:
+        rows.append([_cell(c, r.get(c), summary["metric"]) for c in columns])
+    return rows
+
+
+def _cell(column: str, value: float | None, metric: str) -> str:
+    if value is None:
+        return "—"
+    if column in ("iteration", "steps"):
+        return str(int(value))
+    if column == "val":
+        return _metric(value, metric)
+    return f"{value:.3g}" if column != "sparsity" else f"{value:.4f}"
+
+
 def layer_chart(summary: Mapping[str, Any], path: Path) -> Path | None:
     """Horizontal bars: each layer's sparsity in the chosen model (None when nothing chosen)."""
     chosen = summary.get("chosen")
@@ -269,6 +298,9 @@ def write_report(run_dir: str | Path | RunDir) -> tuple[Path, Path]:
     ]
     if len(trials) > 1:
         md += ["", "## Trials", "", _md_table(trials)]
+    recovery = recovery_rows(summary)
+    if recovery:
+        md += ["", "## Recovery of the chosen model", "", _md_table(recovery)]
     for name, caption in (("search", "Search"), ("layers", "Per-layer sparsity")):
         if name in figures and figures[name].is_file():
             md += ["", f"## {caption}", "", f"![{caption}]({figures[name].relative_to(run.path)})"]
@@ -292,6 +324,8 @@ def write_report(run_dir: str | Path | RunDir) -> tuple[Path, Path]:
     ]
     if len(trials) > 1:
         parts += ["<h2>Trials</h2>", _html_table(trials)]
+    if recovery:
+        parts += ["<h2>Recovery of the chosen model</h2>", _html_table(recovery)]
     for name, caption in (("search", "Search"), ("layers", "Per-layer sparsity")):
         if name in figures and figures[name].is_file():
             parts += [f"<h2>{caption}</h2>", _image(figures[name])]

@@ -22,7 +22,7 @@ from condensa.cli.rundir import RunDir
 from condensa.errors import CondensaError, ConfigError
 from condensa.io import load, save
 from condensa.objectives import Macs, Measurement, compare_throughput, deployable
-from condensa.optim.result import Selector
+from condensa.optim.result import Selector, diagnostics
 from condensa.schemes import to_toml
 from condensa.search import Trial
 from condensa.stats import stats
@@ -356,9 +356,11 @@ def run_compress(
         make_scheme = grouped(
             ready.dense, scheme_factory(config["scheme"]), ready.setup.example_input
         )
-        compressed = ready.method.compress(ready.dense, make_scheme(sparsity)).model
+        result = ready.method.compress(ready.dense, make_scheme(sparsity))
         summary = _summary_head("compress", config, ready)
         summary["trials"] = []
+        summary["recovery"] = diagnostics(result.history, ready.metric)
+        compressed = result.model
         summary.update(
             _finish(config, ready.setup, ready.run, console, ready.dense, compressed, sparsity)
         )

@@ -263,8 +263,8 @@ class LC:
         Adaptive: ``μ_j = μ_{j−1} · clip((r / tol)^(1 / (e · (K − j + 1))), 1, a_max)``
         where ``r`` is the last ‖w − θ‖ / ‖θ‖ and ``e`` how fast it has been falling
         with μ (``r ∝ μ^−e``, measured over the last two iterations, 1 until then,
-        kept in [0.5, 1]: never bet on a faster fall). A pure function of the history, so a resumed run takes the
-        same μ as an uninterrupted one.
+        kept in [0.5, 1]: never bet on a faster fall). A pure function of the history,
+        so a resumed run takes the same μ as an uninterrupted one.
         """
         if self.mu_schedule == "geometric" or iteration <= 1:
             return self.mu(iteration)

@@ -44,6 +44,25 @@ class CompressionResult:
         return {}
 
 
+DIAGNOSTICS = ("iteration", "steps", "mu", "relative_distance", "sparsity", "train_loss")
+"""History keys kept by :meth:`CompressionResult.diagnostics` (beside ``val_<metric>``)."""
+
+
+def diagnostics(history: list[dict[str, float]], metric: str) -> list[dict[str, float]]:
+    """The convergence record of a method's history.
+
+    Per evaluation: the keys of :data:`DIAGNOSTICS` it has and the validation
+    ``metric`` (as ``val``).
+    """
+    rows = []
+    for record in history:
+        row = {k: float(record[k]) for k in DIAGNOSTICS if k in record}
+        if f"val_{metric}" in record:
+            row["val"] = float(record[f"val_{metric}"])
+        rows.append(row)
+    return rows
+
+
 class TrainingDivergedError(CondensaError, FloatingPointError):
     """Training diverged; ``.result`` holds the best model found before that."""
 
