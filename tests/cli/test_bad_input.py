@@ -200,7 +200,7 @@ CASES = {
         "'sparsity'",
     ),
     "compose of nothing": (sets("scheme={type='Compose', schemes=[]}"), 2, "Compose"),
-    "method unknown": (sets("method.name='admm'"), 2, "valid: lc, finetune, dc"),
+    "method unknown": (sets("method.name='admm'"), 2, "valid: gmp, lc, finetune, dc"),
     "method option typo": (sets("method.options={iteratons=2}"), 2, "iteratons"),
     "method steps negative": (sets("method.options={steps=-5}"), 2, "steps"),
     "method options not a table": (sets("method.options=3"), 2, "method.options must be"),
