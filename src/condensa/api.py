@@ -2,7 +2,7 @@
 
 ``condensa.search_compression`` wires the pieces together: for each candidate
 sparsity chosen by :func:`condensa.search.search_sparsity` it builds the scheme,
-compresses with the chosen method (direct compression, DC + fine-tuning, or L-C),
+compresses with the chosen method (GMP by default, L-C, DC + fine-tuning or DC),
 measures accuracy with the trainer and the objective on the deployable model, and
 keeps the best feasible compressed model.
 """

@@ -15,17 +15,15 @@ from rich.console import Console
 from torch import nn
 
 from condensa.api import check_scheme, grouped, scheme_factory, search_compression
-from condensa.atomic import write_text
 from condensa.cli import build
+from condensa.cli.chosen import finish, plain, save_options
 from condensa.cli.config import constraint_kwargs
 from condensa.cli.rundir import RunDir
 from condensa.errors import CondensaError, ConfigError
 from condensa.io import load, save
-from condensa.objectives import Macs, Measurement, compare_throughput, deployable
+from condensa.objectives import Measurement
 from condensa.optim.result import Selector, diagnostics
-from condensa.schemes import to_toml
 from condensa.search import Trial
-from condensa.stats import stats
 
 
 def _environment(config: Mapping[str, Any]) -> torch.device:
@@ -74,44 +72,9 @@ def baseline(
             f"baseline: trained {config['model']['name']} for {config['train']['epochs']} epochs "
             f"({steps} steps, {time.perf_counter() - start:.1f}s)"
         )
-    save(model, run.baseline, **_save_options(setup))
+    save(model, run.baseline, **save_options(setup))
     run.track(run.baseline)
     return model
-
-
-def _save_options(setup: build.Setup) -> dict[str, Any]:
-    arch = setup.architecture
-    key = "zoo" if "zoo" in arch else "factory"
-    return {key: arch[key], "kwargs": arch["kwargs"]}
-
-
-def _metric(trainer: Any, model: nn.Module, metric: str) -> float:
-    values = trainer.evaluate(model)
-    if metric not in values:
-        raise ConfigError(
-            f"constraint.metric {metric!r} is not measured; valid: {', '.join(values)}"
-        )
-    return float(values[metric])
-
-
-def _describe(
-    model: nn.Module, runnable: nn.Module, setup: build.Setup, metric: str, path: Path
-) -> dict[str, Any]:
-    """Metrics, sizes and MACs of ``model``; ``runnable`` is its deployable (thinned) form."""
-    st = stats(model)
-    example = setup.example_input
-    return {
-        "validation": _metric(setup.trainer, model, metric),
-        "test": _metric(setup.tester, model, metric),
-        "sparsity": st.sparsity,
-        "nonzeros": st.nonzeros,
-        "parameters": st.numel,
-        "dense_bytes": st.dense_bytes,
-        "ideal_bytes": st.compressed_bytes,
-        "file_bytes": path.stat().st_size,
-        "macs": Macs("dense")(runnable, example).value / example.shape[0],
-        "deployable_parameters": sum(p.numel() for p in runnable.parameters()),
-    }
 
 
 def _progress(console: Console, run: RunDir, budget: int, metric: str) -> Any:
@@ -138,78 +101,6 @@ def _progress(console: Console, run: RunDir, budget: int, metric: str) -> Any:
         )
 
     return callback
-
-
-def _finish(
-    config: Mapping[str, Any],
-    setup: build.Setup,
-    run: RunDir,
-    console: Console,
-    dense: nn.Module,
-    chosen: nn.Module | None,
-    sparsity: float | None,
-) -> dict[str, Any]:
-    """Save the chosen model (compressed, ONNX of the thinned form) and measure both models."""
-    metric = config["constraint"]["metric"]
-    dense_runnable = deployable(dense, setup.example_input)
-    out: dict[str, Any] = {
-        "baseline": _describe(dense, dense_runnable, setup, metric, run.baseline)
-    }
-    if chosen is None:
-        out["chosen"] = None
-        return out
-    run.best.mkdir(exist_ok=True)
-    path = save(chosen, run.best / "model.condensa", **_save_options(setup))
-    scheme = scheme_factory(config["scheme"])(float(sparsity or 0.0))
-    write_text(run.best / "scheme.toml", to_toml(scheme))
-    run.track(path, run.best / "scheme.toml")
-    runnable = deployable(chosen, setup.example_input)
-    described = _describe(chosen, runnable, setup, metric, path)
-    described["target_sparsity"] = sparsity
-    spec = config["objective"]
-    reference, candidate = compare_throughput(
-        dense,
-        chosen,
-        setup.example_input,
-        batch_size=spec["batch_size"],
-        threads=spec["threads"] or None,
-    )
-    out["baseline"]["throughput"] = _plain(reference)
-    described["throughput"] = _plain(candidate)
-    described["speedup"] = candidate.value / reference.value
-    described["file_ratio"] = out["baseline"]["file_bytes"] / described["file_bytes"]
-    described["ideal_ratio"] = out["baseline"]["dense_bytes"] / max(1, described["ideal_bytes"])
-    described["macs_ratio"] = out["baseline"]["macs"] / max(1.0, described["macs"])
-    kept = {
-        name: sum(p.numel() for p in module.parameters(recurse=False))
-        for name, module in runnable.named_modules()
-    }
-    described["layers"] = [
-        {
-            "name": r.name,
-            "kind": r.kind,
-            "numel": r.numel,
-            "sparsity": 1 - r.nonzeros / r.numel,
-            "removed": 1 - kept[r.name] / r.numel if r.name in kept else None,
-        }
-        for r in stats(chosen).layers
-        if r.numel
-    ]
-    try:
-        from condensa.export import export_onnx
-
-        export_onnx(chosen, setup.example_input, run.best / "model.onnx")
-        run.track(run.best / "model.onnx")
-        described["onnx"] = "best/model.onnx"
-    except CondensaError as exc:
-        described["onnx"] = None
-        console.print(f"ONNX export skipped: {exc}")
-    out["chosen"] = described
-    return out
-
-
-def _plain(measurement: Measurement) -> dict[str, Any]:
-    return {"value": measurement.value, "spread": measurement.spread, "unit": measurement.unit}
 
 
 @dataclass
@@ -301,7 +192,7 @@ def _search(
         journal=run.journal,
         callback=_progress(console, run, budget, metric),
         models=run.trials,
-        save_options=_save_options(setup),
+        save_options=save_options(setup),
         strategy=strategy,
         **constraint_kwargs(config),  # type: ignore[arg-type]
     )
@@ -311,7 +202,7 @@ def _search(
     summary.update(
         {
             "threshold": result.constraint.threshold,
-            "baseline_objective": _plain(outcome.baseline_objective),
+            "baseline_objective": plain(outcome.baseline_objective),
             "s_acc": result.s_acc,
             "s_acc_std": result.s_acc_std,
             "reason": result.reason,
@@ -322,9 +213,7 @@ def _search(
         }
     )
     assert chosen_sparsity is None or isinstance(chosen_sparsity, float)
-    summary.update(
-        _finish(config, setup, run, console, ready.dense, outcome.model, chosen_sparsity)
-    )
+    summary.update(finish(config, setup, run, console, ready.dense, outcome.model, chosen_sparsity))
     summary["figures"] = _plots(result, run, console, outcome.baseline_objective)
     summary["wall_s"] = time.perf_counter() - start
     summary["trials_wall_s"] = sum(t.wall_s for t in result.trials)
@@ -362,7 +251,7 @@ def run_compress(
         summary["recovery"] = diagnostics(result.history, ready.metric)
         compressed = result.model
         summary.update(
-            _finish(config, ready.setup, ready.run, console, ready.dense, compressed, sparsity)
+            finish(config, ready.setup, ready.run, console, ready.dense, compressed, sparsity)
         )
         summary["figures"] = {}
         summary["wall_s"] = time.perf_counter() - start

@@ -14,99 +14,22 @@ the best validation score is returned.
 
 from __future__ import annotations
 
-import io
 import math
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import cast
 
 import torch
 from torch import nn
 
-from condensa.atomic import write_bytes
 from condensa.errors import ConfigError
 from condensa.masking import apply_plan, bake, copy_model, restore
 from condensa.optim.distill import Distillation, Distiller
+from condensa.optim.lc_schedule import MuSchedule, split_budget
+from condensa.optim.lc_state import LCState
 from condensa.optim.result import CompressionResult, Selector, TrainingDivergedError
 from condensa.optim.trainer import NonFiniteLossError, Trainer, train_options
 from condensa.schemes import Scheme
-
-STATE_FORMAT = "condensa.lc_state"
-STATE_VERSION = 1
-MU_SCHEDULES = ("adaptive", "geometric")
-"""How μ grows between L-C iterations (see :class:`LC`)."""
-
-
-def _split_budget(budget: int, iterations: int, fraction: float) -> tuple[int, int, int]:
-    """``(steps, first_steps, finetune_steps)`` spending exactly ``budget`` steps."""
-    if isinstance(budget, bool) or not isinstance(budget, int) or budget < 1:
-        raise ConfigError(f"budget must be a positive integer, got {budget!r}")
-    if not (isinstance(fraction, (int, float)) and 0 <= fraction < 1):
-        raise ConfigError(f"finetune_fraction must be in [0, 1), got {fraction!r}")
-    finetune = round(budget * fraction)
-    steps = (budget - finetune) // iterations
-    if steps < 1:
-        raise ConfigError(
-            f"budget {budget} is too small for {iterations} L-C iterations "
-            f"(and {finetune} fine-tuning steps)"
-        )
-    return steps, steps + (budget - finetune - steps * iterations), finetune
-
-
-@dataclass
-class LCState:
-    """Everything needed to resume L-C after ``iteration - 1`` completed iterations.
-
-    Attributes:
-        iteration: the next iteration to run.
-        mu: the penalty weight of the last completed iteration (0 after DC).
-        weights: state dict of the uncompressed model ``w``.
-        theta: ``{fqn: θ}`` from the last C step.
-        multipliers: ``{fqn: λ}``.
-        best_state: state dict of the best compressed model (with its masks).
-        best_score: its validation score; ``best_iteration``: where it came from.
-        history: per-iteration records.
-
-    """
-
-    iteration: int
-    mu: float
-    weights: dict[str, torch.Tensor]
-    theta: dict[str, torch.Tensor]
-    multipliers: dict[str, torch.Tensor]
-    best_state: dict[str, torch.Tensor]
-    best_score: float
-    best_iteration: int
-    history: list[dict[str, float]] = field(default_factory=list)
-
-    def save(self, path: str | Path) -> None:
-        """Write the state atomically (tensors and plain data only)."""
-        buffer = io.BytesIO()  # in memory first: a full disk is a clean OSError, never half a file
-        torch.save({"format": STATE_FORMAT, "version": STATE_VERSION, **self.__dict__}, buffer)
-        write_bytes(path, buffer.getvalue())
-
-    @classmethod
-    def load(cls, path: str | Path) -> LCState:
-        """Read a state written by :meth:`save` (``weights_only`` unpickling).
-
-        Raises:
-            ConfigError: not an L-C state file, or from a newer version.
-
-        """
-        try:
-            data = torch.load(Path(path), weights_only=True)
-        except Exception as exc:
-            raise ConfigError(f"cannot read L-C state {str(path)!r}: {exc}") from None
-        if not isinstance(data, dict) or data.get("format") != STATE_FORMAT:
-            raise ConfigError(f"{str(path)!r} is not a Condensa L-C state file")
-        if data.get("version", 0) > STATE_VERSION:
-            raise ConfigError(
-                f"L-C state {str(path)!r} has version {data['version']}; "
-                f"this Condensa reads up to {STATE_VERSION}"
-            )
-        fields = {k: v for k, v in data.items() if k not in ("format", "version")}
-        return cls(**fields)
 
 
 def _targets_of(model: nn.Module, fqns: list[str]) -> dict[str, nn.Parameter]:
@@ -212,34 +135,20 @@ class LC:
                 raise ConfigError(f"{name} must be a positive integer, got {value!r}")
         if first_steps is not None and (not isinstance(first_steps, int) or first_steps < 1):
             raise ConfigError(f"first_steps must be a positive integer, got {first_steps!r}")
-        if not (isinstance(mu_init, (int, float)) and math.isfinite(mu_init) and mu_init > 0):
-            raise ConfigError(f"mu_init must be a positive number, got {mu_init!r}")
-        if not (isinstance(mu_multiplier, (int, float)) and mu_multiplier >= 1):
-            raise ConfigError(f"mu_multiplier must be >= 1, got {mu_multiplier!r}")
-        if not (isinstance(mu_max, (int, float)) and mu_max >= mu_init):
-            raise ConfigError(f"mu_max must be >= mu_init ({mu_init}), got {mu_max!r}")
         if not isinstance(trainer, Trainer):
             raise ConfigError(f"trainer must implement train() and evaluate(), got {trainer!r}")
-        if mu_schedule not in MU_SCHEDULES:
-            raise ConfigError(
-                f"unknown mu_schedule {mu_schedule!r}; valid: {', '.join(MU_SCHEDULES)}"
-            )
-        if not (isinstance(tolerance, (int, float)) and 0 < tolerance < 1):
-            raise ConfigError(f"tolerance must be a number in (0, 1), got {tolerance!r}")
-        if not (isinstance(mu_multiplier_max, (int, float)) and mu_multiplier_max >= 1):
-            raise ConfigError(f"mu_multiplier_max must be >= 1, got {mu_multiplier_max!r}")
+        self.schedule = MuSchedule(
+            iterations, mu_schedule, mu_init, mu_multiplier, mu_max, tolerance, mu_multiplier_max
+        )
         if distill is not None and not isinstance(distill, Distillation):
             raise ConfigError(f"distill must be a Distillation or None, got {distill!r}")
         train_options(trainer, distiller=None if distill is None else True)
         if budget is not None:
-            steps, first_steps, finetune_steps = _split_budget(
-                budget, iterations, finetune_fraction
-            )
+            steps, first_steps, finetune_steps = split_budget(budget, iterations, finetune_fraction)
         self.trainer = trainer
         self.iterations = iterations
         self.steps = steps
         self.first_steps = steps if first_steps is None else first_steps
-        self.mu_init, self.mu_multiplier, self.mu_max = float(mu_init), float(mu_multiplier), mu_max
         self.selector = Selector(metric, higher_is_better)
         self.lr_scale = lr_scale
         self.seed = seed
@@ -247,40 +156,15 @@ class LC:
         self.callback = callback
         self.calibrate_batches = calibrate_batches
         self.finetune_steps, self.finetune_lr_scale = finetune_steps, float(finetune_lr_scale)
-        self.mu_schedule, self.tolerance = mu_schedule, float(tolerance)
-        self.mu_multiplier_max = float(mu_multiplier_max)
         self.distill = distill
 
     def mu(self, iteration: int) -> float:
         """μ of iteration ``iteration`` on the geometric schedule (0 for direct compression)."""
-        if iteration == 0:
-            return 0.0
-        return min(self.mu_init * self.mu_multiplier ** (iteration - 1), self.mu_max)
+        return self.schedule.geometric(iteration)
 
     def next_mu(self, iteration: int, history: list[dict[str, float]]) -> float:
-        """μ of ``iteration`` given the records of the iterations before it.
-
-        Adaptive: ``μ_j = μ_{j−1} · clip((r / tol)^(1 / (e · (K − j + 1))), 1, a_max)``
-        where ``r`` is the last ‖w − θ‖ / ‖θ‖ and ``e`` how fast it has been falling
-        with μ (``r ∝ μ^−e``, measured over the last two iterations, 1 until then,
-        kept in [0.5, 1]: never bet on a faster fall). A pure function of the history,
-        so a resumed run takes the same μ as an uninterrupted one.
-        """
-        if self.mu_schedule == "geometric" or iteration <= 1:
-            return self.mu(iteration)
-        last = history[-1]
-        relative = max(last.get("relative_distance", 0.0), 1e-12)
-        elasticity = 1.0
-        if len(history) >= 3 and history[-2].get("mu", 0.0) > 0:
-            before = history[-2]
-            mu_ratio = last["mu"] / before["mu"]
-            if mu_ratio > 1.0 and before.get("relative_distance", 0.0) > 0:
-                falling = math.log(before["relative_distance"] / relative) / math.log(mu_ratio)
-                elasticity = min(max(falling, 0.5), 1.0)
-        remaining = self.iterations - iteration + 1
-        factor = (relative / self.tolerance) ** (1.0 / (elasticity * remaining))
-        factor = min(max(factor, 1.0), self.mu_multiplier_max)
-        return min(last["mu"] * factor, self.mu_max)
+        """μ of ``iteration`` given the records before it (see :class:`MuSchedule`)."""
+        return self.schedule.at(iteration, history)
 
     def compress(
         self, model: nn.Module, scheme: Scheme, *, state: LCState | None = None

@@ -1,0 +1,139 @@
+"""The chosen model's deliverables: saved, exported, measured beside the baseline."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from torch import nn
+
+from condensa.api import scheme_factory
+from condensa.atomic import write_text
+from condensa.cli import build
+from condensa.cli.rundir import RunDir
+from condensa.errors import CondensaError, ConfigError
+from condensa.io import save
+from condensa.objectives import Macs, Measurement, compare_throughput, deployable
+from condensa.schemes import to_toml
+from condensa.stats import stats
+
+
+def save_options(setup: build.Setup) -> dict[str, Any]:
+    """How to rebuild the architecture on load (zoo name or factory, and its arguments)."""
+    arch = setup.architecture
+    key = "zoo" if "zoo" in arch else "factory"
+    return {key: arch[key], "kwargs": arch["kwargs"]}
+
+
+def _metric(trainer: Any, model: nn.Module, metric: str) -> float:
+    values = trainer.evaluate(model)
+    if metric not in values:
+        raise ConfigError(
+            f"constraint.metric {metric!r} is not measured; valid: {', '.join(values)}"
+        )
+    return float(values[metric])
+
+
+def _describe(
+    model: nn.Module, runnable: nn.Module, setup: build.Setup, metric: str, path: Path
+) -> dict[str, Any]:
+    """Metrics, sizes and MACs of ``model``; ``runnable`` is its deployable (thinned) form."""
+    st = stats(model)
+    example = setup.example_input
+    return {
+        "validation": _metric(setup.trainer, model, metric),
+        "test": _metric(setup.tester, model, metric),
+        "sparsity": st.sparsity,
+        "nonzeros": st.nonzeros,
+        "parameters": st.numel,
+        "dense_bytes": st.dense_bytes,
+        "ideal_bytes": st.compressed_bytes,
+        "file_bytes": path.stat().st_size,
+        "macs": Macs("dense")(runnable, example).value / example.shape[0],
+        "deployable_parameters": sum(p.numel() for p in runnable.parameters()),
+    }
+
+
+def finish(
+    config: Mapping[str, Any],
+    setup: build.Setup,
+    run: RunDir,
+    console: Console,
+    dense: nn.Module,
+    chosen: nn.Module | None,
+    sparsity: float | None,
+) -> dict[str, Any]:
+    """Save the chosen model (compressed, ONNX of the thinned form) and measure both models."""
+    metric = config["constraint"]["metric"]
+    dense_runnable = deployable(dense, setup.example_input)
+    out: dict[str, Any] = {
+        "baseline": _describe(dense, dense_runnable, setup, metric, run.baseline)
+    }
+    if chosen is None:
+        out["chosen"] = None
+        return out
+    run.best.mkdir(exist_ok=True)
+    path = save(chosen, run.best / "model.condensa", **save_options(setup))
+    scheme = scheme_factory(config["scheme"])(float(sparsity or 0.0))
+    write_text(run.best / "scheme.toml", to_toml(scheme))
+    run.track(path, run.best / "scheme.toml")
+    runnable = deployable(chosen, setup.example_input)
+    described = _describe(chosen, runnable, setup, metric, path)
+    described["target_sparsity"] = sparsity
+    spec = config["objective"]
+    reference, candidate = compare_throughput(
+        dense,
+        chosen,
+        setup.example_input,
+        batch_size=spec["batch_size"],
+        threads=spec["threads"] or None,
+    )
+    out["baseline"]["throughput"] = plain(reference)
+    described["throughput"] = plain(candidate)
+    described["speedup"] = candidate.value / reference.value
+    described["file_ratio"] = out["baseline"]["file_bytes"] / described["file_bytes"]
+    described["ideal_ratio"] = out["baseline"]["dense_bytes"] / max(1, described["ideal_bytes"])
+    described["macs_ratio"] = out["baseline"]["macs"] / max(1.0, described["macs"])
+    described["layers"] = _layers(chosen, runnable)
+    described["onnx"] = _onnx(chosen, setup, run, console)
+    out["chosen"] = described
+    return out
+
+
+def _layers(chosen: nn.Module, runnable: nn.Module) -> list[dict[str, Any]]:
+    """Per layer: size, sparsity, and the share thinning removed from the deployable form."""
+    kept = {
+        name: sum(p.numel() for p in module.parameters(recurse=False))
+        for name, module in runnable.named_modules()
+    }
+    return [
+        {
+            "name": r.name,
+            "kind": r.kind,
+            "numel": r.numel,
+            "sparsity": 1 - r.nonzeros / r.numel,
+            "removed": 1 - kept[r.name] / r.numel if r.name in kept else None,
+        }
+        for r in stats(chosen).layers
+        if r.numel
+    ]
+
+
+def _onnx(chosen: nn.Module, setup: build.Setup, run: RunDir, console: Console) -> str | None:
+    """best/model.onnx of the thinned model, or None (and a message) when it cannot export."""
+    try:
+        from condensa.export import export_onnx
+
+        export_onnx(chosen, setup.example_input, run.best / "model.onnx")
+    except CondensaError as exc:
+        console.print(f"ONNX export skipped: {exc}")
+        return None
+    run.track(run.best / "model.onnx")
+    return "best/model.onnx"
+
+
+def plain(measurement: Measurement) -> dict[str, Any]:
+    """A measurement as plain data for the run summary."""
+    return {"value": measurement.value, "spread": measurement.spread, "unit": measurement.unit}
