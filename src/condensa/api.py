@@ -12,9 +12,9 @@ from __future__ import annotations
 import math
 import statistics
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from torch import nn
 
@@ -24,9 +24,9 @@ from condensa.io import load, save
 from condensa.objectives import Measurement
 from condensa.optim import Trainer
 from condensa.optim.methods import DEFAULT_METHOD, build_method
-from condensa.optim.result import diagnostics
+from condensa.optim.result import Selector, diagnostics
 from condensa.schemes import Scheme, from_dict
-from condensa.search import SearchResult, search_sparsity
+from condensa.search import Constraint, SearchResult, search_sparsity
 from condensa.stats import stats
 
 SchemeFactory = Callable[[float], Scheme]
@@ -159,6 +159,77 @@ def _trial_extra(
     return extra
 
 
+@dataclass
+class _Trials:
+    """One trial per call: compress at a sparsity, evaluate, measure, save, keep if feasible.
+
+    The best few feasible models stay in memory (``KEEP_MODELS``) so the answer needs
+    no second compression; :meth:`chosen` finds the answer's model.
+    """
+
+    model: nn.Module
+    make_scheme: SchemeFactory
+    compressor: Any
+    trainer: Trainer
+    objective: Objective
+    example_input: Inputs
+    metric: str
+    constraint: Constraint
+    folder: Path | None
+    save_options: dict[str, Any]
+    kept: dict[float, tuple[float, nn.Module]] = field(default_factory=dict)
+
+    @property
+    def relative(self) -> bool:
+        """Whether the objective measures a speedup over the uncompressed model."""
+        return callable(getattr(self.objective, "relative", None))
+
+    def baseline_objective(self) -> Measurement:
+        """The objective of the uncompressed model (1x for a relative objective)."""
+        if self.relative:
+            return Measurement(1.0, "x")
+        return _measure(self.objective, self.model, self.example_input)
+
+    def __call__(self, sparsity: float) -> dict[str, Any]:
+        """The trial record at ``sparsity``: accuracy, objective score, and extras."""
+        result = self.compressor.compress(self.model, self.make_scheme(float(sparsity)))
+        reuse = getattr(self.compressor, "trainer", None) is self.trainer
+        metrics = result.metrics if reuse and self.metric in result.metrics else {}
+        metrics = metrics or self.trainer.evaluate(result.model)
+        accuracy = float(metrics[self.metric])
+        if self.relative:
+            relative = self.objective.relative  # type: ignore[attr-defined]
+            measured = relative(self.model, result.model, self.example_input)
+        else:
+            measured = _measure(self.objective, result.model, self.example_input)
+        extra = _trial_extra(result.model, measured, metrics, self.metric)
+        extra["recovery"] = diagnostics(result.history, self.metric)
+        if self.folder is not None:
+            path = save(result.model, trial_path(self.folder, sparsity), **self.save_options)
+            extra.update(file=path.name, file_bytes=path.stat().st_size)
+        if self.constraint.feasible(accuracy):
+            self.kept[float(sparsity)] = (measured.score, result.model)
+            ranked = sorted(self.kept, key=lambda k: self.kept[k][0], reverse=True)
+            for dropped in ranked[KEEP_MODELS:]:
+                del self.kept[dropped]
+        return {"accuracy": accuracy, "objective": measured.score, **extra}
+
+    def chosen(self, result: SearchResult) -> nn.Module | None:
+        """The model of the search's answer: kept, saved, or compressed again."""
+        if result.best is None:
+            return None
+        sparsity = result.best.sparsity
+        assert isinstance(sparsity, float)  # search_compression searches one sparsity
+        if sparsity in self.kept:
+            return self.kept[sparsity][1]
+        if self.folder is not None and trial_path(self.folder, sparsity).is_file():
+            return load(trial_path(self.folder, sparsity), self.model)
+        # resumed from a journal, or a model no longer kept: recompute
+        return cast(
+            nn.Module, self.compressor.compress(self.model, self.make_scheme(sparsity)).model
+        )
+
+
 def search_compression(
     model: nn.Module,
     scheme: SchemeFactory | Mapping[str, Any],
@@ -234,42 +305,8 @@ def search_compression(
     make_scheme = grouped(model, scheme_factory(scheme), example_input)
     check_scheme(model, make_scheme, bounds)
     compressor = _method(method, trainer, dict(method_options or {}), metric)
-    from condensa.optim.result import Selector
-
     lower = not Selector(metric).maximize
     baseline = float(trainer.evaluate(model)[metric])
-    relative = callable(getattr(objective, "relative", None))
-    baseline_objective = (
-        Measurement(1.0, "x") if relative else _measure(objective, model, example_input)
-    )
-    kept: dict[float, tuple[float, nn.Module]] = {}  # the best few feasible models, by sparsity
-    folder = Path(models) if models is not None else None
-    if folder is not None:
-        folder.mkdir(parents=True, exist_ok=True)
-    reuse = getattr(compressor, "trainer", None) is trainer
-
-    def evaluate(sparsity: float) -> dict[str, Any]:
-        result = compressor.compress(model, make_scheme(float(sparsity)))
-        metrics = result.metrics if reuse and metric in result.metrics else {}
-        metrics = metrics or trainer.evaluate(result.model)
-        accuracy = float(metrics[metric])
-        if relative:
-            measured = objective.relative(model, result.model, example_input)  # type: ignore[attr-defined]
-        else:
-            measured = _measure(objective, result.model, example_input)
-        extra = _trial_extra(result.model, measured, metrics, metric)
-        extra["recovery"] = diagnostics(result.history, metric)
-        if folder is not None:
-            path = save(result.model, trial_path(folder, sparsity), **dict(save_options or {}))
-            extra.update(file=path.name, file_bytes=path.stat().st_size)
-        if constraint.feasible(accuracy):
-            kept[float(sparsity)] = (measured.score, result.model)
-            for dropped in sorted(kept, key=lambda k: kept[k][0], reverse=True)[KEEP_MODELS:]:
-                del kept[dropped]
-        return {"accuracy": accuracy, "objective": measured.score, **extra}
-
-    from condensa.search import Constraint
-
     constraint = Constraint.make(
         accuracy_threshold=accuracy_threshold,
         max_drop=max_drop,
@@ -277,8 +314,15 @@ def search_compression(
         reference_accuracy=None if accuracy_threshold is not None else baseline,
         lower_is_better=lower,
     )
+    folder = Path(models) if models is not None else None
+    if folder is not None:
+        folder.mkdir(parents=True, exist_ok=True)
+    trials = _Trials(
+        model, make_scheme, compressor, trainer, objective, example_input, metric,
+        constraint, folder, dict(save_options or {}),
+    )  # fmt: skip
     result = search_sparsity(
-        evaluate,
+        trials,
         accuracy_threshold=constraint.threshold,
         lower_is_better=lower,
         budget=budget,
@@ -290,14 +334,6 @@ def search_compression(
         deterministic=bool(getattr(compressor, "deterministic", False)),
         monotone=bool(getattr(objective, "monotone", False)),
     )
-    chosen = None
-    if result.best is not None:
-        if float(result.best.sparsity) in kept:  # type: ignore[arg-type]
-            chosen = kept[float(result.best.sparsity)][1]  # type: ignore[arg-type]
-        elif folder is not None and trial_path(folder, result.best.sparsity).is_file():
-            chosen = load(trial_path(folder, result.best.sparsity), model)
-        else:  # resumed from a journal, or a model no longer kept: recompute
-            sparsity = result.best.sparsity
-            assert isinstance(sparsity, float)  # search_compression searches one sparsity
-            chosen = compressor.compress(model, make_scheme(sparsity)).model
-    return CompressionSearch(result, chosen, baseline, baseline_objective, metric)
+    return CompressionSearch(
+        result, trials.chosen(result), baseline, trials.baseline_objective(), metric
+    )

@@ -36,12 +36,21 @@ def test_best_model_file_reloads_to_the_same_outputs(finished_run):
 
 
 def test_report_is_self_contained(finished_run, capsys):
+    """Both renderings carry every section; the chosen trial's recovery is a real table."""
     assert main(["report", str(finished_run)]) == 0
     page = (finished_run / "report.html").read_text()
     assert "<table>" in page and "data:image/png;base64," in page
     assert 'src="figures' not in page  # no external images
     md = (finished_run / "report.md").read_text()
     assert "| measured speedup |" in md and "## Trials" in md and "```toml" in md
+    summary = json.loads((finished_run / "summary.json").read_text())
+    chosen = next(t for t in summary["trials"] if t["index"] == summary["best_trial"])
+    records = chosen["extra"]["recovery"]
+    assert isinstance(records, list) and records  # kept as data through the journal
+    section = md.split("## Recovery of the chosen model")[1].split("\n## ")[0]
+    rows = [line for line in section.splitlines() if line.startswith("|")]
+    assert "validation" in rows[0] and len(rows) == 2 + len(records)  # header, rule, rows
+    assert page.count("<h2>") == md.count("\n## ")  # the same sections in HTML
     assert (finished_run / "figures" / "search.png").is_file()
     assert (finished_run / "figures" / "layers.png").is_file()
 

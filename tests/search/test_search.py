@@ -2,7 +2,9 @@ import json
 import math
 import random
 
+import numpy as np
 import pytest
+import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -123,6 +125,24 @@ def test_evaluate_may_return_a_mapping_with_extras():
         settings=FAST,
     )
     assert all("macs" in t.extra for t in result.trials)
+
+
+def test_extras_keep_lists_and_tables_as_data(tmp_path):
+    """Structured extras (a method's per-step record) survive the journal as JSON data."""
+    record = [{"steps": 10, "val": np.float64(0.5)}, {"steps": 20, "val": 0.75}]
+    journal = tmp_path / "j.jsonl"
+
+    def evaluate(s):
+        return {"accuracy": logistic_accuracy(s), "objective": s, "recovery": record,
+                "shape": (2, 3), "device": torch.device("cpu")}  # fmt: skip
+
+    first = search_sparsity(evaluate, accuracy_threshold=0.91, budget=2, seed=0,
+                            settings=FAST, journal=journal)  # fmt: skip
+    again = search_sparsity(evaluate, accuracy_threshold=0.91, budget=2, seed=0,
+                            settings=FAST, journal=journal)  # fmt: skip
+    for trial in first.trials + again.trials:
+        assert trial.extra["recovery"] == [{"steps": 10, "val": 0.5}, {"steps": 20, "val": 0.75}]
+        assert trial.extra["shape"] == [2, 3] and trial.extra["device"] == "cpu"
 
 
 @pytest.mark.parametrize(

@@ -283,59 +283,56 @@ def write_report(run_dir: str | Path | RunDir) -> tuple[Path, Path]:
     scheme = scheme_file.read_text(encoding="utf-8") if scheme_file.is_file() else None
     title = f"Condensa report: {summary['config'].get('name') or run.path.name}"
     headline, settings = _headline(summary), _settings(summary)
-    comparison, trials = comparison_rows(summary), trial_rows(summary)
-
-    md = [
-        f"# {title}",
-        "",
-        headline,
-        "",
-        *[f"- {s}" for s in settings],
-        "",
-        "## Baseline and chosen model",
-        "",
-        _md_table(comparison),
-    ]
-    if len(trials) > 1:
-        md += ["", "## Trials", "", _md_table(trials)]
-    recovery = recovery_rows(summary)
-    if recovery:
-        md += ["", "## Recovery of the chosen model", "", _md_table(recovery)]
-    for name, caption in (("search", "Search"), ("layers", "Per-layer sparsity")):
-        if name in figures and figures[name].is_file():
-            md += ["", f"## {caption}", "", f"![{caption}]({figures[name].relative_to(run.path)})"]
-    if scheme:
-        md += [
-            "",
-            "## Scheme (as applied to the chosen model)",
-            "",
-            "```toml",
-            scheme.rstrip(),
-            "```",
-        ]
+    sections = _sections(summary, figures, scheme)
+    md = [f"# {title}", "", headline, "", *[f"- {s}" for s in settings]]
+    for heading, kind, content in sections:
+        md += ["", f"## {heading}", ""]
+        if kind == "table":
+            md.append(_md_table(content))
+        elif kind == "image":
+            md.append(f"![{heading}]({content.relative_to(run.path)})")
+        else:
+            md += ["```toml", content.rstrip(), "```"]
     write_text(run.report_md, "\n".join(md) + "\n")
-
     parts = [
         f"<h1>{html.escape(title)}</h1>",
         f"<p>{html.escape(headline)}</p>",
         "<ul>" + "".join(f"<li>{html.escape(s)}</li>" for s in settings) + "</ul>",
-        "<h2>Baseline and chosen model</h2>",
-        _html_table(comparison),
     ]
-    if len(trials) > 1:
-        parts += ["<h2>Trials</h2>", _html_table(trials)]
-    if recovery:
-        parts += ["<h2>Recovery of the chosen model</h2>", _html_table(recovery)]
-    for name, caption in (("search", "Search"), ("layers", "Per-layer sparsity")):
-        if name in figures and figures[name].is_file():
-            parts += [f"<h2>{caption}</h2>", _image(figures[name])]
-    if scheme:
-        parts += [
-            "<h2>Scheme (as applied to the chosen model)</h2>",
-            f"<pre>{html.escape(scheme)}</pre>",
-        ]
+    for heading, kind, content in sections:
+        parts.append(f"<h2>{html.escape(heading)}</h2>")
+        if kind == "table":
+            parts.append(_html_table(content))
+        elif kind == "image":
+            parts.append(_image(content))
+        else:
+            parts.append(f"<pre>{html.escape(content)}</pre>")
     head = f'<meta charset="utf-8"><title>{html.escape(title)}</title><style>{STYLE}</style>'
     body = "".join(parts)
     page = f'<!DOCTYPE html><html lang="en"><head>{head}</head><body>{body}</body></html>\n'
     write_text(run.report_html, page)
     return run.report_md, run.report_html
+
+
+def _sections(
+    summary: Mapping[str, Any], figures: Mapping[str, Path], scheme: str | None
+) -> list[tuple[str, str, Any]]:
+    """The report's sections once, for both renderings: ``(heading, kind, content)``.
+
+    ``kind`` is ``"table"`` (rows), ``"image"`` (a figure path) or ``"code"`` (TOML).
+    """
+    sections: list[tuple[str, str, Any]] = [
+        ("Baseline and chosen model", "table", comparison_rows(summary))
+    ]
+    trials = trial_rows(summary)
+    if len(trials) > 1:
+        sections.append(("Trials", "table", trials))
+    recovery = recovery_rows(summary)
+    if recovery:
+        sections.append(("Recovery of the chosen model", "table", recovery))
+    for name, caption in (("search", "Search"), ("layers", "Per-layer sparsity")):
+        if name in figures and figures[name].is_file():
+            sections.append((caption, "image", figures[name]))
+    if scheme:
+        sections.append(("Scheme (as applied to the chosen model)", "code", scheme))
+    return sections

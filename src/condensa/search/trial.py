@@ -141,14 +141,22 @@ def parse_outcome(value: object) -> tuple[float, float, dict[str, Any]]:
 
 
 def _plain(extra: dict[str, Any]) -> dict[str, Any]:
-    """JSON-friendly extras (numbers through ``float``, others through ``str``)."""
-    out: dict[str, Any] = {}
-    for key, value in extra.items():
-        if isinstance(value, (bool, int, float, str)) or value is None:
-            out[str(key)] = value
-        else:
-            try:
-                out[str(key)] = float(value)
-            except (TypeError, ValueError):
-                out[str(key)] = str(value)
-    return out
+    """JSON-friendly extras.
+
+    Numbers go through ``float``, lists and tables are kept (their items made plain
+    the same way), anything else goes through ``str``.
+    """
+    return {str(key): _plain_value(value) for key, value in extra.items()}
+
+
+def _plain_value(value: Any) -> Any:
+    if isinstance(value, (bool, int, float, str)) or value is None:
+        return value
+    if isinstance(value, Mapping):
+        return {str(k): _plain_value(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain_value(v) for v in value]
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return str(value)
