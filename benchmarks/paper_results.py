@@ -2,7 +2,8 @@
 
     python benchmarks/paper_results.py runs/fashion_lenet5_memory runs/fashion_lenet5_throughput ...
 
-Reads each run's summary.json, writes benchmarks/results/paper_results.json (the run
+Reads each run's summary.json, merges its row into benchmarks/results/paper_results.json
+(a run given again replaces its row; rows of runs not given are kept, since the run
 directories themselves are not kept in git) and rewrites the generated table of
 docs/results.md (between its `<!-- begin runs -->` / `<!-- end runs -->` markers).
 """
@@ -110,7 +111,10 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("runs", nargs="+", type=Path)
     args = parser.parse_args()
-    rows = [_row(run) for run in args.runs]
+    new = {row["run"]: row for row in (_row(run) for run in args.runs)}
+    path = ROOT / "benchmarks" / "results" / "paper_results.json"
+    old = json.loads(path.read_text())["runs"] if path.is_file() else []
+    rows = [new.pop(row["run"], row) for row in old] + list(new.values())
     write_results("paper_results", {"runs": rows})
     text = DOC.read_text()
     begin, end = "<!-- begin runs -->", "<!-- end runs -->"

@@ -8,7 +8,16 @@ import torch
 import condensa
 from condensa import ConfigError, schemes
 from condensa.cli import main
-from condensa.optim import DC, GMP, LC, METHODS, CompressionResult, build_method, register_method
+from condensa.optim import (
+    DC,
+    GMP,
+    LC,
+    METHODS,
+    CompressionResult,
+    Distillation,
+    build_method,
+    register_method,
+)
 from tests.cli.conftest import write_config
 from tests.conftest import make_mlp
 
@@ -39,8 +48,10 @@ def test_built_in_methods_and_defaults(blobs_trainer):
     lc = build_method("lc", blobs_trainer, {"budget": 100}, metric="loss")
     assert isinstance(lc, LC) and lc.iterations == 10 and lc.selector.metric == "loss"
     assert lc.finetune_steps == 20 and lc.steps == 8
-    gmp = build_method("gmp", blobs_trainer, {"distill": False}, metric="accuracy")
-    assert isinstance(gmp, GMP) and gmp.steps == 2000 and gmp.distill is None
+    gmp = build_method("gmp", blobs_trainer, metric="accuracy")
+    assert isinstance(gmp, GMP) and gmp.steps == 2000 and gmp.distill is None  # measured
+    taught = build_method("gmp", blobs_trainer, {"distill": True}, metric="accuracy")
+    assert taught.distill == Distillation()
     assert isinstance(build_method("dc", None, metric="accuracy"), DC)
 
 
