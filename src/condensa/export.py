@@ -59,7 +59,7 @@ def export_onnx(
         import onnxruntime
     except ImportError:
         raise CondensaError("ONNX export needs the extra: pip install 'condensa[onnx]'") from None
-    from condensa.objectives import deployable
+    from condensa.thinning import deployable
 
     check_inputs(example_input)
     path = Path(path)

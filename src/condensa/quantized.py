@@ -46,7 +46,7 @@ def int8_inference(model: nn.Module, example_input: Inputs, *, backend: str = "t
     """
     if backend not in BACKENDS:
         raise ConfigError(f"backend must be one of {BACKENDS}, got {backend!r}")
-    from condensa.objectives import deployable
+    from condensa.thinning import deployable
 
     runnable = copy.deepcopy(deployable(model, example_input)).eval().cpu()
     if not any(isinstance(m, nn.Linear) for m in runnable.modules()):

@@ -15,9 +15,10 @@ from condensa.cli import build
 from condensa.cli.rundir import RunDir
 from condensa.errors import CondensaError, ConfigError
 from condensa.io import save
-from condensa.objectives import Macs, Measurement, compare_throughput, deployable
+from condensa.objectives import Macs, Measurement, compare_throughput
 from condensa.schemes import to_toml
 from condensa.stats import stats
+from condensa.thinning import deployable
 
 
 def save_options(setup: build.Setup) -> dict[str, Any]:

@@ -9,9 +9,9 @@ from condensa.objectives.speed import (
     Latency,
     Throughput,
     compare_throughput,
-    deployable,
     threads,
 )
+from condensa.thinning.deploy import deployable  # lives in thinning; kept here for old imports
 
 Flops = Macs  # the usual name; one MAC = two FLOPs, Condensa counts MACs
 

@@ -61,7 +61,7 @@ class Macs:
         if self.mode == "dense":
             value = result.macs
         elif self.mode == "effective":
-            from condensa.objectives.speed import deployable
+            from condensa.thinning.deploy import deployable
 
             value = stats(deployable(model, example_input), example_input).macs
         else:

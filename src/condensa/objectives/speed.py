@@ -12,10 +12,10 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from condensa.errors import ConfigError, UnsupportedModuleError
+from condensa.errors import ConfigError
 from condensa.inputs import Inputs, repeat_batch, run_forward, to_device
-from condensa.masking import bake, masks
 from condensa.objectives.measurement import Measurement
+from condensa.thinning.deploy import deployable
 
 
 @contextmanager
@@ -28,24 +28,6 @@ def threads(count: int | None) -> Iterator[None]:
         yield
     finally:
         torch.set_num_threads(previous)
-
-
-def deployable(model: nn.Module, example_input: Inputs) -> nn.Module:
-    """What would be deployed: the thinned model, or the masks baked in.
-
-    Whole pruned structures are thinned away; other masks are baked in (masked weights
-    do not speed up dense kernels).
-    """
-    from condensa.thinning import thin
-
-    if masks(model):
-        try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")  # kept channels: the model still runs
-                return thin(model, example_input).eval()
-        except (ConfigError, UnsupportedModuleError):
-            pass  # unstructured masks, or a model thinning cannot trace: bake them
-    return bake(model).eval()
 
 
 def _sync(device: torch.device) -> None:

@@ -1,0 +1,49 @@
+"""Imports only go downward: the package's layers, lowest first, as the code has them."""
+
+import ast
+from pathlib import Path
+
+import condensa
+
+ROOT = Path(condensa.__file__).parent
+LAYERS = [
+    "errors", "atomic", "filecheck", "inputs", "structure", "architecture",
+    "functional", "operators", "schemes", "masking", "io", "stats", "thinning",
+    "compress", "optim", "objectives", "quantized", "export", "search", "zoo", "data",
+    "api", "cli", "__init__", "__main__",
+]  # fmt: skip
+
+
+def _unit(path: Path) -> str:
+    return path.relative_to(ROOT).with_suffix("").parts[0]
+
+
+def _imports(path: Path) -> set[str]:
+    """Top-level condensa units imported anywhere in the file (lazy imports included)."""
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        names = []
+        if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names = [node.module]
+        elif isinstance(node, ast.Import):
+            names = [a.name for a in node.names]
+        found |= {n.split(".")[1] for n in names if n.startswith("condensa.")}
+    return found
+
+
+def test_every_unit_has_a_layer():
+    """A new module or package is placed in LAYERS deliberately."""
+    units = {_unit(p) for p in ROOT.rglob("*.py")}
+    assert units - set(LAYERS) == set()
+
+
+def test_imports_only_go_downward():
+    """No file imports a unit at its own layer's level or above (no cycles, no reach-up)."""
+    rank = {name: i for i, name in enumerate(LAYERS)}
+    upward = sorted(
+        f"{p.relative_to(ROOT)} imports condensa.{target}"
+        for p in ROOT.rglob("*.py")
+        for target in _imports(p)
+        if target != _unit(p) and rank[target] > rank[_unit(p)]
+    )
+    assert upward == []
