@@ -5,8 +5,6 @@ from __future__ import annotations
 import statistics
 import time
 import warnings
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 
 import torch
@@ -16,18 +14,7 @@ from condensa.errors import ConfigError
 from condensa.inputs import Inputs, repeat_batch, run_forward, to_device
 from condensa.objectives.measurement import Measurement
 from condensa.thinning.deploy import deployable
-
-
-@contextmanager
-def threads(count: int | None) -> Iterator[None]:
-    """Use ``count`` torch threads inside the block (None: leave as is), then restore."""
-    previous = torch.get_num_threads()
-    if count is not None:
-        torch.set_num_threads(count)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(previous)
+from condensa.threads import threads
 
 
 def _sync(device: torch.device) -> None:

@@ -10,6 +10,8 @@ from typing import Any
 
 import torch
 
+from condensa.threads import threads
+
 DTYPE = torch.float64
 
 
@@ -21,15 +23,10 @@ def single_thread() -> Iterator[None]:
     training threads cost more than they save (measured: 3.5x faster fits). GPyTorch's
     jitter notices ("added jitter of 1e-08") are silenced inside too.
     """
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        with warnings.catch_warnings():
-            warnings.filterwarnings("ignore", message=".*not p.d., added jitter.*")
-            warnings.filterwarnings("ignore", message=".*Very small noise values.*")
-            yield
-    finally:
-        torch.set_num_threads(previous)
+    with threads(1), warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*not p.d., added jitter.*")
+        warnings.filterwarnings("ignore", message=".*Very small noise values.*")
+        yield
 
 
 def fit_gp(
