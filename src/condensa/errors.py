@@ -41,3 +41,17 @@ __all__ = [
     "ShapeError",
     "UnsupportedModuleError",
 ]
+
+
+def check_int(name: str, value: object, minimum: int = 1, *, optional: bool = False) -> None:
+    """Raise :class:`ConfigError` unless ``value`` is an int >= ``minimum`` (bools refused).
+
+    The message names the option and the value: ``"steps must be a positive integer,
+    got 0"``; with ``optional``, None is accepted too.
+    """
+    if optional and value is None:
+        return
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        wanted = "a positive integer" if minimum == 1 else f"an integer >= {minimum}"
+        prefix = "None or " if optional else ""
+        raise ConfigError(f"{name} must be {prefix}{wanted}, got {value!r}")

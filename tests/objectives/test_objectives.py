@@ -39,8 +39,8 @@ def test_deployable_bakes_unstructured_masks():
 @pytest.mark.parametrize(
     "make, message",
     [
-        (lambda: Throughput(batch_size=0), "batch_size must be an integer >= 1"),
-        (lambda: Throughput(threads=0), "threads must be None or an integer >= 1"),
+        (lambda: Throughput(batch_size=0), "batch_size must be a positive integer"),
+        (lambda: Throughput(threads=0), "threads must be None or a positive integer"),
         (lambda: Latency(repeats=0), "repeats"),
         (lambda: Macs("flops"), "mode must be one of"),
     ],

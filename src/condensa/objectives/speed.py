@@ -10,7 +10,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from condensa.errors import ConfigError
+from condensa.errors import check_int
 from condensa.inputs import Inputs, repeat_batch, run_forward, to_device
 from condensa.objectives.measurement import Measurement
 from condensa.thinning.deploy import deployable
@@ -33,10 +33,8 @@ class _Timer:
         for name in ("batch_size", "warmup", "repeats"):
             value = getattr(self, name)
             minimum = 0 if name == "warmup" else 1
-            if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-                raise ConfigError(f"{name} must be an integer >= {minimum}, got {value!r}")
-        if self.threads is not None and (not isinstance(self.threads, int) or self.threads < 1):
-            raise ConfigError(f"threads must be None or an integer >= 1, got {self.threads!r}")
+            check_int(name, value, minimum)
+        check_int("threads", self.threads, optional=True)
 
     def times(self, model: nn.Module, example_input: Inputs) -> list[float]:
         """Seconds per forward pass of a batch, ``repeats`` times after ``warmup``.
@@ -127,8 +125,7 @@ def compare_throughput(
     Interleaving keeps machine noise (other processes, frequency changes) from favouring
     either model. Returns ``(reference, candidate)`` measurements over all samples.
     """
-    if isinstance(rounds, bool) or not isinstance(rounds, int) or rounds < 1:
-        raise ConfigError(f"rounds must be an integer >= 1, got {rounds!r}")
+    check_int("rounds", rounds)
     timer = Throughput(batch_size=batch_size, threads=threads, warmup=2, repeats=repeats)
     runnable = [deployable(m, example_input) for m in (reference, candidate)]
     samples: list[list[float]] = [[], []]

@@ -8,7 +8,7 @@ import torch
 from torch import nn
 
 from condensa.compress import compress
-from condensa.errors import ConfigError
+from condensa.errors import ConfigError, check_int
 from condensa.optim.distill import Distillation
 from condensa.optim.result import CompressionResult, Selector, TrainingDivergedError
 from condensa.optim.trainer import NonFiniteLossError, Trainer, train_options
@@ -70,8 +70,7 @@ class FineTune:
         seed: int = 0,
         distill: Distillation | None = None,
     ) -> None:
-        if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
-            raise ConfigError(f"steps must be a positive integer, got {steps!r}")
+        check_int("steps", steps)
         if not isinstance(evaluations, int) or not 1 <= evaluations <= steps:
             raise ConfigError(f"evaluations must be an integer in [1, steps], got {evaluations!r}")
         if not finetune_lr_scale > 0:

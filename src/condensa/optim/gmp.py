@@ -22,7 +22,7 @@ import torch
 from torch import nn
 from torch.nn.utils import parametrize
 
-from condensa.errors import ConfigError
+from condensa.errors import ConfigError, check_int
 from condensa.masking import Mask, apply_plan, bake, masks
 from condensa.optim.distill import Distillation
 from condensa.optim.result import CompressionResult, Selector, TrainingDivergedError
@@ -97,8 +97,7 @@ class GMP:
         higher_is_better: bool | None = None,
         seed: int = 0,
     ) -> None:
-        if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
-            raise ConfigError(f"steps must be a positive integer, got {steps!r}")
+        check_int("steps", steps)
         if not (isinstance(start, (int, float)) and isinstance(end, (int, float))):
             raise ConfigError(f"start and end must be fractions, got {start!r}, {end!r}")
         if not 0.0 <= start < end <= 1.0:
@@ -108,8 +107,7 @@ class GMP:
             raise ConfigError(f"steps={steps} leaves no room for a pruning ramp")
         if frequency is None:
             frequency = max(1, (self.t1 - self.t0) // 20)
-        if isinstance(frequency, bool) or not isinstance(frequency, int) or frequency < 1:
-            raise ConfigError(f"frequency must be a positive integer, got {frequency!r}")
+        check_int("frequency", frequency)
         tail = steps - self.t1
         if not isinstance(evaluations, int) or not 1 <= evaluations <= max(tail, 1):
             raise ConfigError(

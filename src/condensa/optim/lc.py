@@ -22,7 +22,7 @@ from typing import cast
 import torch
 from torch import nn
 
-from condensa.errors import ConfigError
+from condensa.errors import ConfigError, check_int
 from condensa.masking import apply_plan, bake, copy_model, restore
 from condensa.optim.distill import Distillation, Distiller
 from condensa.optim.lc_schedule import MuSchedule, split_budget
@@ -130,11 +130,9 @@ class LC:
             raise ConfigError(
                 f"calibrate_batches must be an integer >= 0, got {calibrate_batches!r}"
             )
-        for name, value in (("iterations", iterations), ("steps", steps)):
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ConfigError(f"{name} must be a positive integer, got {value!r}")
-        if first_steps is not None and (not isinstance(first_steps, int) or first_steps < 1):
-            raise ConfigError(f"first_steps must be a positive integer, got {first_steps!r}")
+        check_int("iterations", iterations)
+        check_int("steps", steps)
+        check_int("first_steps", first_steps, optional=True)
         if not isinstance(trainer, Trainer):
             raise ConfigError(f"trainer must implement train() and evaluate(), got {trainer!r}")
         self.schedule = MuSchedule(

@@ -12,7 +12,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from condensa.errors import ConfigError
+from condensa.errors import ConfigError, check_int
 
 MU_SCHEDULES = ("adaptive", "geometric")
 """How μ grows between L-C iterations (see :class:`MuSchedule`)."""
@@ -29,8 +29,7 @@ def split_budget(budget: int, iterations: int, fraction: float) -> tuple[int, in
             fraction outside ``[0, 1)``.
 
     """
-    if isinstance(budget, bool) or not isinstance(budget, int) or budget < 1:
-        raise ConfigError(f"budget must be a positive integer, got {budget!r}")
+    check_int("budget", budget)
     if not (isinstance(fraction, (int, float)) and 0 <= fraction < 1):
         raise ConfigError(f"finetune_fraction must be in [0, 1), got {fraction!r}")
     finetune = round(budget * fraction)

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 import torch
 from torch import nn
 
-from condensa.errors import CondensaError, ConfigError
+from condensa.errors import CondensaError, ConfigError, check_int
 from condensa.optim.metrics import Metric, accuracy_metrics
 
 if TYPE_CHECKING:
@@ -131,8 +131,7 @@ def run_steps(
     """
     from rich.progress import Progress
 
-    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
-        raise ConfigError(f"steps must be a positive integer, got {steps!r}")
+    check_int("steps", steps)
     base_lrs = [group["lr"] for group in optimizer.param_groups]
     model.train()
     total = 0.0

@@ -9,7 +9,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from condensa.errors import ConfigError
+from condensa.errors import ConfigError, check_int
 from condensa.search.constraint import Constraint
 from condensa.search.journal import Journal
 from condensa.search.proposer import (
@@ -135,8 +135,7 @@ def search_sparsity(
         0.56
 
     """
-    if isinstance(budget, bool) or not isinstance(budget, int) or budget < 1:
-        raise ConfigError(f"budget must be a positive integer, got {budget!r}")
+    check_int("budget", budget)
     if not callable(evaluate):
         raise ConfigError(f"evaluate must be callable, got {evaluate!r}")
     pairs = _check_bounds(bounds)
