@@ -69,6 +69,8 @@ def _table(rows: list[dict[str, Any]]) -> str:
     for r in rows:
         c, b = r["chosen"], r["baseline"]
         scheme = r["scheme"]["type"]
+        if scheme in ("FilterPrune", "NeuronPrune"):
+            scheme += " (groups)"  # the CLI masks whole dependency groups
         if scheme == "Compose":
             scheme = " + ".join(
                 s["type"] if s["type"] != "Quantize" else s["dtype"] for s in r["scheme"]["schemes"]
@@ -113,7 +115,7 @@ def main() -> int:
     args = parser.parse_args()
     new = {row["run"]: row for row in (_row(run) for run in args.runs)}
     path = ROOT / "benchmarks" / "results" / "paper_results.json"
-    old = json.loads(path.read_text())["runs"] if path.is_file() else []
+    old = json.loads(path.read_text())["runs"] if path.is_file() else []  # not rerun: kept
     rows = [new.pop(row["run"], row) for row in old] + list(new.values())
     write_results("paper_results", {"runs": rows})
     text = DOC.read_text()
