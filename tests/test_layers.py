@@ -1,4 +1,4 @@
-"""Imports only go downward: the package's layers, lowest first, as the code has them."""
+"""The shape of the package: layers (imports only go downward), small files and functions."""
 
 import ast
 from pathlib import Path
@@ -47,3 +47,33 @@ def test_imports_only_go_downward():
         if target != _unit(p) and rank[target] > rank[_unit(p)]
     )
     assert upward == []
+
+
+def _code_lines(node: ast.FunctionDef | ast.AsyncFunctionDef) -> int:
+    """Lines of a function without its docstring."""
+    body = node.body
+    has_doc = (
+        isinstance(body[0], ast.Expr)
+        and isinstance(body[0].value, ast.Constant)
+        and isinstance(body[0].value.value, str)
+    )
+    first = body[1] if has_doc and len(body) > 1 else body[0]
+    return (node.end_lineno or node.lineno) - first.lineno + 2  # + the def line
+
+
+def test_top_layer_functions_stay_small():
+    """api.py and cli/ are compositions of named steps: no function over 60 lines of code."""
+    files = [ROOT / "api.py", *sorted((ROOT / "cli").glob("*.py"))]
+    long = [
+        f"{p.relative_to(ROOT)}:{node.name} ({_code_lines(node)} lines)"
+        for p in files
+        for node in ast.walk(ast.parse(p.read_text(encoding="utf-8")))
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and _code_lines(node) > 60
+    ]
+    assert long == []
+
+
+def test_modules_stay_under_400_lines():
+    """A file is one concept; none grows past 400 lines."""
+    sizes = {p: len(p.read_text(encoding="utf-8").splitlines()) for p in ROOT.rglob("*.py")}
+    assert {str(p.relative_to(ROOT)): n for p, n in sizes.items() if n > 400} == {}
