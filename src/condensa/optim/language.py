@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -11,7 +10,7 @@ from torch import nn
 
 from condensa.errors import ConfigError
 from condensa.optim.metrics import perplexity
-from condensa.optim.trainer import SCHEDULES, ExtraLoss, OptimizerFactory, StepCallback, run_steps
+from condensa.optim.trainer import SCHEDULES, ExtraLoss, OptimizerFactory, StepCallback, train_call
 
 if TYPE_CHECKING:
     from condensa.optim.distill import Distiller
@@ -114,18 +113,8 @@ class LanguageModelTrainer:
             )
             return distiller.loss(loss, logits, teacher_logits)
 
-        with contextlib.nullcontext() if distiller is None else distiller.watch(model):
-            return run_steps(
-                model,
-                task_loss,
-                steps,
-                optimizer=self.optimizer(model.parameters(), self.lr * lr_scale),
-                schedule=self.schedule,
-                grad_clip=self.grad_clip,
-                extra_loss=extra_loss,
-                progress=self.progress,
-                step_callback=step_callback,
-            )
+        return train_call(self, model, task_loss, steps, lr_scale, extra_loss, step_callback,
+                          distiller)  # fmt: skip
 
     @torch.no_grad()
     def evaluate(self, model: nn.Module) -> dict[str, float]:

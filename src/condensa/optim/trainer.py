@@ -158,6 +158,35 @@ def run_steps(
     return total / steps
 
 
+def train_call(
+    trainer: Any,
+    model: nn.Module,
+    task_loss: Callable[[int], torch.Tensor],
+    steps: int,
+    lr_scale: float,
+    extra_loss: ExtraLoss | None,
+    step_callback: StepCallback | None,
+    distiller: Distiller | None,
+) -> float:
+    """One ``train`` call of a built-in trainer, over :func:`run_steps`.
+
+    A fresh optimizer at ``lr · lr_scale`` and the trainer's schedule; the distiller (if
+    any) watches the features it matches.
+    """
+    with contextlib.nullcontext() if distiller is None else distiller.watch(model):
+        return run_steps(
+            model,
+            task_loss,
+            steps,
+            optimizer=trainer.optimizer(model.parameters(), trainer.lr * lr_scale),
+            schedule=trainer.schedule,
+            grad_clip=trainer.grad_clip,
+            extra_loss=extra_loss,
+            progress=trainer.progress,
+            step_callback=step_callback,
+        )
+
+
 @torch.no_grad()
 def calibrate_batchnorm(model: nn.Module, loader: Iterable[Any], batches: int) -> bool:
     """Recompute BatchNorm running statistics from ``batches`` ``(inputs, ...)`` batches."""
@@ -276,18 +305,8 @@ class SupervisedTrainer:
                 return loss
             return distiller.loss(loss, outputs, distiller.teacher_output(inputs))
 
-        with contextlib.nullcontext() if distiller is None else distiller.watch(model):
-            return run_steps(
-                model,
-                task_loss,
-                steps,
-                optimizer=self.optimizer(model.parameters(), self.lr * lr_scale),
-                schedule=self.schedule,
-                grad_clip=self.grad_clip,
-                extra_loss=extra_loss,
-                progress=self.progress,
-                step_callback=step_callback,
-            )
+        return train_call(self, model, task_loss, steps, lr_scale, extra_loss, step_callback,
+                          distiller)  # fmt: skip
 
     @torch.no_grad()
     def calibrate(self, model: nn.Module, batches: int = 20) -> bool:
