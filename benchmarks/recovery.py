@@ -172,7 +172,10 @@ def table(records: list[dict[str, Any]]) -> str:
         meta[row] = r
     columns = [m + kd for m in METHODS for kd in ("", " +KD")]
     rows = []
-    for row, cells in groups.items():
+    order = ["LeNet-300-100", "LeNet-5", "ResNet-20", "LSTM (KJV)"]
+    for row, cells in sorted(
+        groups.items(), key=lambda item: (order.index(item[0][0]), item[0][1])
+    ):
         lower = meta[row]["metric"] != "accuracy"
         means = {c: statistics.fmean(v) for c, v in cells.items()}
         best = (min if lower else max)(means, key=lambda c: means[c])
