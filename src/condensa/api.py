@@ -321,6 +321,7 @@ def search_compression(
         model, make_scheme, compressor, trainer, objective, example_input, metric,
         constraint, folder, dict(save_options or {}),
     )  # fmt: skip
+    baseline_objective = trials.baseline_objective()  # measured before any trial runs
     result = search_sparsity(
         trials,
         accuracy_threshold=constraint.threshold,
@@ -334,6 +335,4 @@ def search_compression(
         deterministic=bool(getattr(compressor, "deterministic", False)),
         monotone=bool(getattr(objective, "monotone", False)),
     )
-    return CompressionSearch(
-        result, trials.chosen(result), baseline, trials.baseline_objective(), metric
-    )
+    return CompressionSearch(result, trials.chosen(result), baseline, baseline_objective, metric)
