@@ -7,7 +7,8 @@ import condensa
 
 ROOT = Path(condensa.__file__).parent
 LAYERS = [
-    "errors", "threads", "atomic", "filecheck", "inputs", "structure", "architecture",
+    "errors", "threads", "distributed", "atomic", "filecheck", "inputs", "structure",
+    "architecture",
     "functional", "operators", "schemes", "masking", "io", "stats", "thinning",
     "compress", "optim", "objectives", "quantized", "export", "search", "zoo", "data",
     "api", "cli", "__init__", "__main__",

@@ -18,6 +18,7 @@ from typing import Any, cast
 
 from torch import nn
 
+from condensa.distributed import measured_on_main
 from condensa.errors import ConfigError
 from condensa.inputs import Inputs
 from condensa.io import load, save
@@ -133,7 +134,7 @@ def trial_path(folder: Path, sparsity: Any) -> Path:
 
 
 def _measure(objective: Objective, model: nn.Module, example_input: Inputs) -> Measurement:
-    value = objective(model, example_input)
+    value = measured_on_main(objective)(model, example_input)  # rank 0's reading, shared
     return value if isinstance(value, Measurement) else Measurement(float(value), "")
 
 
@@ -251,6 +252,7 @@ def search_compression(
     models: str | Path | None = None,
     save_options: Mapping[str, Any] | None = None,
     strategy: str | Any | None = None,
+    pool: Any = None,
 ) -> CompressionSearch:
     """Infer the sparsity maximizing ``objective`` under an accuracy constraint, and compress.
 
@@ -291,6 +293,9 @@ def search_compression(
             chosen model from there instead of compressing again.
         save_options: ``zoo=``/``factory=``/``kwargs=`` recorded in the saved files.
         strategy: the search strategy (see :func:`condensa.search.search_sparsity`).
+        pool: where trials run, e.g. ``RayPool(2)`` for two at once (see
+            :func:`condensa.search.search_sparsity`); trial models are then found
+            again from ``models`` (or compressed again).
 
     Returns:
         A :class:`CompressionSearch`.
@@ -334,5 +339,6 @@ def search_compression(
         strategy=strategy,
         deterministic=bool(getattr(compressor, "deterministic", False)),
         monotone=bool(getattr(objective, "monotone", False)),
+        pool=pool,
     )
     return CompressionSearch(result, trials.chosen(result), baseline, baseline_objective, metric)

@@ -1,5 +1,6 @@
 """Killing `condensa search` mid-trial and re-running it finishes without repeating trials."""
 
+import json
 import os
 import signal
 import subprocess
@@ -56,3 +57,106 @@ def test_killed_search_resumes_without_repeating_finished_trials(tmp_path, capsy
     assert "resuming" in printed and "baseline: reusing" in printed
     assert "trial 1/4" not in printed and "trial 2/4" not in printed
     assert (out / "report.html").is_file()
+
+
+def _torchrun(argv: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2",
+         "-m", "condensa", *argv],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        env=env,
+        start_new_session=True,
+    )  # fmt: skip
+
+
+@pytest.mark.slow
+def test_data_parallel_search_survives_a_failed_rank_and_resumes(tmp_path):
+    """Under torchrun, a killed rank ends the run; rerunning resumes from rank 0's journal.
+
+    Rank 0 alone writes into the output; the other rank's scratch copy is gone at the end.
+    """
+    config = write_config(tmp_path, options="options = { steps = 400 }", budget=4)
+    out = tmp_path / "out"
+    argv = ["search", str(config), "--output", str(out)]
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "src"), "TMPDIR": str(scratch)}
+    process = _torchrun(argv, env)
+    deadline = time.monotonic() + 300
+    try:
+        while len(_trial_lines(out / "journal.jsonl")) < 2:
+            assert process.poll() is None, "the search ended before a rank could be killed"
+            assert time.monotonic() < deadline, "no trial finished in time"
+            time.sleep(0.05)
+        workers = subprocess.run(
+            ["pgrep", "-P", str(process.pid)], capture_output=True, text=True, check=True
+        ).stdout.split()
+        assert len(workers) == 2
+        os.kill(int(max(workers, key=int)), signal.SIGKILL)  # one rank dies
+        assert process.wait(timeout=120) != 0  # the launcher ends the others
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+    before = _trial_lines(out / "journal.jsonl")
+    assert 2 <= len(before) < 4
+    assert not (out / "summary.json").exists()
+
+    for leftover in scratch.glob("condensa-rank*"):  # a killed rank leaves its copy behind
+        subprocess.run(["rm", "-rf", str(leftover)], check=True)
+    resumed = _torchrun(argv, env)
+    printed = resumed.communicate(timeout=600)[0].decode()
+    assert resumed.returncode == 0, printed
+    after = _trial_lines(out / "journal.jsonl")
+    assert after[: len(before)] == before
+    assert len(after) == 4
+    assert printed.count("resuming the run") == 1  # rank 0 alone prints
+    assert "trial 1/4" not in printed and "trial 4/4" in printed
+    assert list(scratch.glob("condensa-rank*")) == []  # the other rank's copy is removed
+    assert json.loads((out / "summary.json").read_text())["processes"] == 2
+
+
+@pytest.mark.slow
+def test_ray_search_with_two_workers_resumes_after_the_driver_is_killed(tmp_path):
+    """--workers 2 on a local Ray: killed mid-round, rerun, the journal is whole and unique.
+
+    Only trials in flight when the driver died are run again; the answer is feasible.
+    """
+    pytest.importorskip("ray")
+    config = write_config(tmp_path, options="options = { steps = 300 }", budget=6)
+    out = tmp_path / "out"
+    argv = ["search", str(config), "--output", str(out), "--workers", "2"]
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "condensa", *argv],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env=env,
+        start_new_session=True,
+    )
+    deadline = time.monotonic() + 300
+    try:
+        while len(_trial_lines(out / "journal.jsonl")) < 2:
+            assert process.poll() is None, "the search ended before it could be killed"
+            assert time.monotonic() < deadline, "no trial finished in time"
+            time.sleep(0.05)
+        os.killpg(process.pid, signal.SIGKILL)
+    finally:
+        process.wait()
+    before = _trial_lines(out / "journal.jsonl")
+    assert 2 <= len(before) < 6
+    done = subprocess.run(
+        [sys.executable, "-m", "condensa", *argv], capture_output=True, text=True, env=env,
+        timeout=600,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
+    after = _trial_lines(out / "journal.jsonl")
+    assert after[: len(before)] == before
+    trials = [json.loads(line)["trial"] for line in after]
+    assert [t["index"] for t in trials] == list(range(len(trials)))  # unique, gap-free
+    assert len(before) < len(trials) <= 6
+    assert {t["extra"]["round"] for t in trials} >= {1, 2}
+    summary = json.loads((out / "summary.json").read_text())
+    best = summary["best_trial"]
+    assert best is not None and trials[best]["feasible"]

@@ -13,6 +13,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Subset
 
 from condensa.architecture import build_model
+from condensa.distributed import World, shard_loader
 from condensa.errors import ConfigError
 from condensa.objectives import Latency, Macs, Memory, Throughput
 from condensa.optim import (
@@ -149,6 +150,8 @@ def setup(config: Mapping[str, Any], *, progress: bool = False) -> Setup:
         )
     generator = torch.Generator().manual_seed(config["seed"])
     loader = DataLoader(train_set, batch_size=data["batch_size"], shuffle=True, generator=generator)
+    if World.current().distributed:  # under torchrun: this rank's share of each global batch
+        loader = shard_loader(loader, seed=config["seed"])
     trainer = SupervisedTrainer(
         loader,
         DataLoader(val_set, batch_size=512),

@@ -16,6 +16,7 @@ from rich.text import Text
 from condensa.atomic import write_bytes
 from condensa.cli.config import parse_assignment, read_config, resolve
 from condensa.cli.output import print_table
+from condensa.cli.ranks import launched
 from condensa.errors import ConfigError
 
 FLAG_KEYS = {
@@ -28,6 +29,8 @@ FLAG_KEYS = {
     "budget": ("search", "budget"),
     "objective": ("objective", "name"),
     "sparsity": ("search", "sparsity"),
+    "workers": ("search", "workers"),
+    "ray_address": ("search", "ray_address"),
 }
 
 
@@ -86,8 +89,10 @@ def search(args: argparse.Namespace, console: Console) -> None:
 
     config = run_config(args)
     output = Path(config["output"])
-    summary = run_search(config, output, console, force=args.force, verbose=args.verbose)
-    _finish_run(summary, output, console)
+    with launched(config, console) as (world, console):
+        summary = run_search(config, output, console, force=args.force, verbose=args.verbose)
+        if world.main:
+            _finish_run(summary, output, console)
 
 
 def compress(args: argparse.Namespace, console: Console) -> None:
@@ -96,15 +101,17 @@ def compress(args: argparse.Namespace, console: Console) -> None:
 
     config = run_config(args)
     output = Path(config["output"])
-    summary = run_compress(
-        config,
-        output,
-        config["search"]["sparsity"],
-        console,
-        force=args.force,
-        verbose=args.verbose,
-    )
-    _finish_run(summary, output, console)
+    with launched(config, console) as (world, console):
+        summary = run_compress(
+            config,
+            output,
+            config["search"]["sparsity"],
+            console,
+            force=args.force,
+            verbose=args.verbose,
+        )
+        if world.main:
+            _finish_run(summary, output, console)
 
 
 def report(args: argparse.Namespace, console: Console) -> None:

@@ -81,6 +81,9 @@ SCHEMA: dict[str, dict[str, tuple[tuple[type, ...], Any]]] = {
         "budget": ((int,), 10),
         "bounds": ((list,), [0.0, 0.99]),
         "sparsity": (NUMBER, 0.5),
+        "workers": ((int,), 1),
+        "ray_address": ((str,), ""),
+        "gpus_per_trial": (NUMBER, 0.0),
     },
 }
 CHOICES = {
@@ -98,6 +101,7 @@ POSITIVE = {
     ("objective", "batch_size"),
     ("objective", "repeats"),
     ("search", "budget"),
+    ("search", "workers"),
 }
 NON_NEGATIVE = {
     ("data", "pad_to"),
@@ -109,9 +113,18 @@ NON_NEGATIVE = {
     ("objective", "threads"),
     ("constraint", "max_drop"),
     ("constraint", "max_relative_drop"),
+    ("search", "gpus_per_trial"),
 }
 # keys whose value is not part of the run's identity (changing them does not make a new run)
-NOT_IDENTITY = {("", "output"), ("", "threads"), ("", "device"), ("search", "budget")}
+NOT_IDENTITY = {
+    ("", "output"),
+    ("", "threads"),
+    ("", "device"),
+    ("search", "budget"),
+    ("search", "workers"),
+    ("search", "ray_address"),
+    ("search", "gpus_per_trial"),
+}
 
 
 def max_threads() -> int:

@@ -91,6 +91,15 @@ def _parser() -> argparse.ArgumentParser:
     _run_options(search)
     search.add_argument("--budget", type=int, help="config key: search.budget")
     search.add_argument("--objective", help="memory, throughput, latency or macs")
+    search.add_argument(
+        "--workers",
+        type=int,
+        help="trials at once on a local Ray (needs condensa[ray]; config key: search.workers)",
+    )
+    search.add_argument(
+        "--ray-address",
+        help="join this Ray cluster for the trials (config key: search.ray_address)",
+    )
     compress = commands.add_parser("compress", help="compress once at a given sparsity")
     _run_options(compress)
     compress.add_argument("--sparsity", type=float, help="config key: search.sparsity")

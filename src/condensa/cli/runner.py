@@ -18,7 +18,9 @@ from condensa.api import check_scheme, grouped, scheme_factory, search_compressi
 from condensa.cli import build
 from condensa.cli.chosen import finish, plain, save_options
 from condensa.cli.config import constraint_kwargs
+from condensa.cli.ranks import claimed, trial_pool
 from condensa.cli.rundir import RunDir
+from condensa.distributed import World
 from condensa.errors import CondensaError, ConfigError
 from condensa.io import load, save
 from condensa.objectives import Measurement
@@ -39,6 +41,9 @@ def _environment(config: Mapping[str, Any]) -> torch.device:
         raise ConfigError(f"device = {config['device']!r} is not supported; valid: cpu, cuda")
     if device.type == "cuda" and not torch.cuda.is_available():
         raise ConfigError(f"device = {config['device']!r} but no CUDA device is available")
+    world = World.current()
+    if world.distributed and device.type == "cuda":
+        return torch.device("cuda", world.local_rank)  # one GPU per process under torchrun
     return device
 
 
@@ -138,13 +143,11 @@ def _prepare(
     model = initial_model(config, setup, run)
     bounds = config["search"]["bounds"]
     check_scheme(model, config["scheme"], (*bounds, config["search"]["sparsity"]))
-    if run.claim(config, force=force):
-        console.print(f"resuming the run in {run.path}", markup=False)
-    try:
+    with claimed(run, config, force=force) as (run, resumed):
+        if resumed:
+            console.print(f"resuming the run in {run.path}", markup=False)
         dense = baseline(config, setup, run, console, model).to(device)
         yield _Prepared(run, setup, metric, method, dense, device)
-    finally:
-        run.release()
 
 
 def _summary_head(kind: str, config: Mapping[str, Any], ready: _Prepared) -> dict[str, Any]:
@@ -154,6 +157,8 @@ def _summary_head(kind: str, config: Mapping[str, Any], ready: _Prepared) -> dic
         "metric": ready.metric,
         "lower_is_better": not Selector(ready.metric).maximize,
         "validation_source": ready.setup.validation_source,
+        "processes": World.current().size,
+        "device": str(ready.device),
     }
 
 
@@ -164,8 +169,11 @@ def run_search(
     start = time.perf_counter()
     objective = build.objective(config)
     strategy = build.strategy(config)
-    with _prepare(config, output, console, force=force, verbose=verbose) as ready:
-        return _search(config, objective, strategy, ready, console, start)
+    with (
+        _prepare(config, output, console, force=force, verbose=verbose) as ready,
+        trial_pool(config) as pool,
+    ):
+        return _search(config, objective, strategy, ready, console, start, pool)
 
 
 def _search(
@@ -175,6 +183,7 @@ def _search(
     ready: _Prepared,
     console: Console,
     start: float,
+    pool: Any,
 ) -> dict[str, Any]:
     run, setup, metric = ready.run, ready.setup, ready.metric
     budget = config["search"]["budget"]
@@ -194,6 +203,7 @@ def _search(
         models=run.trials,
         save_options=save_options(setup),
         strategy=strategy,
+        pool=pool,
         **constraint_kwargs(config),  # type: ignore[arg-type]
     )
     result = outcome.search

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 from torch import nn
 
+from condensa.distributed import World, all_reduce_sums
 from condensa.errors import ConfigError
 from condensa.optim.metrics import perplexity
 from condensa.optim.trainer import SCHEDULES, ExtraLoss, OptimizerFactory, StepCallback, train_call
@@ -88,23 +89,31 @@ class LanguageModelTrainer:
         hidden state and its token distributions are mixed into the loss.
         """
         device = next(model.parameters()).device
-        windows = max(1, (self.train_tokens.shape[0] - 1) // self.bptt)
+        world = World.current()
+        columns = self.train_tokens.shape[1]
+        if columns % world.size:
+            raise ConfigError(
+                f"the {columns} training token streams (batch size) are not divisible by the "
+                f"{world.size} processes; use a multiple of {world.size}"
+            )
+        tokens = self.train_tokens[:, world.rank :: world.size]  # this rank's streams
+        windows = max(1, (tokens.shape[0] - 1) // self.bptt)
         state: dict[str, Any] = {
             "position": int(torch.randint(windows, ())) * self.bptt,
             "hidden": None,
             "teacher_hidden": None,
         }
-        last = self.train_tokens.shape[0] - 1
+        last = tokens.shape[0] - 1
 
-        def task_loss(step: int) -> torch.Tensor:
+        def task_loss(step: int, net: nn.Module) -> torch.Tensor:
             if state["position"] >= last:
                 state["position"], state["hidden"], state["teacher_hidden"] = 0, None, None
             start = state["position"]
             length = min(self.bptt, last - start)
-            inputs = self.train_tokens[start : start + length].to(device)
-            targets = self.train_tokens[start + 1 : start + 1 + length].to(device)
+            inputs = tokens[start : start + length].to(device)
+            targets = tokens[start + 1 : start + 1 + length].to(device)
             state["position"] = start + length
-            logits, state["hidden"] = model(inputs, _detach(state["hidden"]))
+            logits, state["hidden"] = net(inputs, _detach(state["hidden"]))
             loss = self.loss_fn(logits.reshape(-1, logits.shape[-1]), targets.reshape(-1))
             if distiller is None:
                 return loss
@@ -118,17 +127,25 @@ class LanguageModelTrainer:
 
     @torch.no_grad()
     def evaluate(self, model: nn.Module) -> dict[str, float]:
-        """``{"loss": nats per token, "perplexity": exp(loss)}`` on the validation stream."""
+        """``{"loss": nats per token, "perplexity": exp(loss)}`` on the validation stream.
+
+        With several processes (and at least as many validation streams), each rank
+        reads its share of the streams and the sums are all-reduced.
+        """
         device = next(model.parameters()).device
+        world = World.current()
+        if self.valid_tokens.shape[1] < world.size:
+            world = World()  # too few streams to share: every rank reads them all
+        tokens = self.valid_tokens[:, world.rank :: world.size]
         was_training = model.training
         model.eval()
         hidden: Hidden | None = None
         loss_sum, count = 0.0, 0
         try:
-            for i in range(0, self.valid_tokens.shape[0] - 1, self.bptt):
-                length = min(self.bptt, self.valid_tokens.shape[0] - 1 - i)
-                inputs = self.valid_tokens[i : i + length].to(device)
-                targets = self.valid_tokens[i + 1 : i + 1 + length].to(device)
+            for i in range(0, tokens.shape[0] - 1, self.bptt):
+                length = min(self.bptt, tokens.shape[0] - 1 - i)
+                inputs = tokens[i : i + length].to(device)
+                targets = tokens[i + 1 : i + 1 + length].to(device)
                 logits, hidden = model(inputs, hidden)
                 loss_sum += (
                     float(self.loss_fn(logits.reshape(-1, logits.shape[-1]), targets.reshape(-1)))
@@ -137,5 +154,6 @@ class LanguageModelTrainer:
                 count += targets.numel()
         finally:
             model.train(was_training)
-        loss = loss_sum / count
+        totals = all_reduce_sums({"loss": loss_sum, "count": count}, world, device)
+        loss = totals["loss"] / totals["count"]
         return {"loss": loss, "perplexity": perplexity(loss)}

@@ -10,6 +10,13 @@ from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 import torch
 from torch import nn
 
+from condensa.distributed import (
+    World,
+    all_reduce_sums,
+    data_parallel,
+    evaluation_shard,
+    sync_buffers,
+)
 from condensa.errors import CondensaError, ConfigError, check_int
 from condensa.optim.metrics import Metric, accuracy_metrics
 
@@ -87,7 +94,13 @@ def train_options(trainer: Trainer, **options: Any) -> dict[str, Any]:
 
 
 def _cycle(loader: Iterable[Any]) -> Iterator[Any]:
+    """Batches of ``loader`` pass after pass (a distributed sampler reshuffles each pass)."""
+    sampler = getattr(loader, "sampler", None)
+    epoch = 0
     while True:
+        if callable(getattr(sampler, "set_epoch", None)):
+            sampler.set_epoch(epoch)  # type: ignore[union-attr]
+        epoch += 1
         empty = True
         for batch in loader:
             empty = False
@@ -105,9 +118,14 @@ def lr_factor(schedule: str, step: int, steps: int) -> float:
     return 1.0
 
 
+TaskLoss = Callable[[int, nn.Module], torch.Tensor]
+"""``task_loss(step, net)``: the loss of one batch, computed by calling ``net`` (the model,
+or its DistributedDataParallel wrapper) forward."""
+
+
 def run_steps(
     model: nn.Module,
-    task_loss: Callable[[int], torch.Tensor],
+    task_loss: TaskLoss,
     steps: int,
     *,
     optimizer: torch.optim.Optimizer,
@@ -120,9 +138,12 @@ def run_steps(
     """The training loop every trainer shares; returns the mean loss.
 
     Each step sets the learning rate from ``schedule``, adds ``extra_loss()`` to
-    ``task_loss(step)``, refuses a non-finite loss before applying it, clips the
+    ``task_loss(step, net)``, refuses a non-finite loss before applying it, clips the
     gradient norm, steps ``optimizer`` and then calls ``step_callback(step + 1)``
-    (the number of steps done; gradual pruning updates its masks there).
+    (the number of steps done; gradual pruning updates its masks there). With several
+    processes (see :mod:`condensa.distributed`), ``net`` is ``model`` wrapped in
+    DistributedDataParallel, so gradients are averaged across ranks and every rank
+    holds the same weights after each step; otherwise ``net`` is ``model``.
 
     Raises:
         ConfigError: ``steps`` is not a positive integer.
@@ -134,16 +155,18 @@ def run_steps(
     check_int("steps", steps)
     base_lrs = [group["lr"] for group in optimizer.param_groups]
     model.train()
+    world = World.current()
+    net = data_parallel(model, world)
     total = 0.0
     with Progress(disable=not progress, transient=True) as bar:
         task = bar.add_task("training", total=steps)
         for step in range(steps):
             for group, base in zip(optimizer.param_groups, base_lrs, strict=True):
                 group["lr"] = base * lr_factor(schedule, step, steps)
-            loss = task_loss(step)
+            loss = task_loss(step, net)
             if extra_loss is not None:
                 loss = loss + extra_loss()
-            value = float(loss.detach())
+            value = _agreed_loss(loss, world)
             if not math.isfinite(value):
                 raise NonFiniteLossError(f"non-finite training loss {value} at step {step}")
             optimizer.zero_grad(set_to_none=True)
@@ -158,10 +181,19 @@ def run_steps(
     return total / steps
 
 
+def _agreed_loss(loss: torch.Tensor, world: World) -> float:
+    """The step's loss averaged over the ranks, so every rank takes the same decisions."""
+    if not world.distributed:
+        return float(loss.detach())
+    value = loss.detach().clone().reshape(1)
+    torch.distributed.all_reduce(value)
+    return float(value) / world.size
+
+
 def train_call(
     trainer: Any,
     model: nn.Module,
-    task_loss: Callable[[int], torch.Tensor],
+    task_loss: TaskLoss,
     steps: int,
     lr_scale: float,
     extra_loss: ExtraLoss | None,
@@ -212,6 +244,7 @@ def calibrate_batchnorm(model: nn.Module, loader: Iterable[Any], batches: int) -
         for m, momentum in zip(norms, momenta, strict=True):
             m.momentum = momentum
         model.train(was_training)
+    sync_buffers(model, World.current())  # every rank keeps rank 0's statistics
     return True
 
 
@@ -296,10 +329,10 @@ class SupervisedTrainer:
         device = next(model.parameters()).device
         batches = _cycle(self.train_loader)
 
-        def task_loss(step: int) -> torch.Tensor:
+        def task_loss(step: int, net: nn.Module) -> torch.Tensor:
             inputs, targets = next(batches)
             inputs, targets = inputs.to(device), targets.to(device)
-            outputs = model(inputs)
+            outputs = net(inputs)
             loss = self.loss_fn(outputs, targets)
             if distiller is None:
                 return loss
@@ -324,19 +357,22 @@ class SupervisedTrainer:
         """``{"loss": mean loss, **metrics}`` over the validation loader.
 
         With the default accuracy metrics, ``"accuracy_se"`` and ``"top5_se"`` are their
-        standard errors over the validation samples.
+        standard errors over the validation samples. With several processes each rank
+        evaluates its share of a DataLoader's samples and the sums are all-reduced, so
+        every rank returns the same metrics.
 
         Raises:
             ConfigError: the validation loader yields no samples.
 
         """
         device = next(model.parameters()).device
+        world = World.current()
         was_training = model.training
         model.eval()
         sums: dict[str, float] = {}
         loss_sum, count = 0.0, 0
         try:
-            for inputs, targets in self.val_loader:
+            for inputs, targets in evaluation_shard(self.val_loader, world):
                 inputs, targets = inputs.to(device), targets.to(device)
                 outputs = model(inputs)
                 n = int(targets.numel())
@@ -346,6 +382,9 @@ class SupervisedTrainer:
                 count += n
         finally:
             model.train(was_training)
+        totals = all_reduce_sums({**sums, " loss": loss_sum, " count": count}, world, device)
+        loss_sum, count = totals.pop(" loss"), round(totals.pop(" count"))
+        sums = totals
         if count == 0:
             raise ConfigError("the validation loader yields no samples")
         out = {"loss": loss_sum / count, **{k: v / count for k, v in sums.items()}}

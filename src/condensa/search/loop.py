@@ -9,9 +9,14 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+import torch
+
+from condensa.distributed import from_main
 from condensa.errors import ConfigError, check_int
+from condensa.search.batch import propose_batch
 from condensa.search.constraint import Constraint
 from condensa.search.journal import Journal
+from condensa.search.pool import Outcome, SerialPool, TrialPool
 from condensa.search.proposer import (
     Proposal,
     Proposer,
@@ -26,7 +31,12 @@ from condensa.search.trial import Point, Trial, parse_outcome
 from condensa.search.two_stage import TwoStageSettings
 
 Evaluate = Callable[[Any], Any]
-STOPPING: tuple[type[BaseException], ...] = (OSError, MemoryError, ConfigError)
+STOPPING: tuple[type[BaseException], ...] = (
+    OSError,
+    MemoryError,
+    ConfigError,
+    torch.distributed.DistError,  # a rank failed: stop, resume the run once it is back
+)
 """Errors of ``evaluate`` that stop the search instead of failing one trial."""
 DUPLICATE_TOLERANCE = 1e-3
 """Points closer than this fraction of the bounds are the same point (no second run)."""
@@ -81,6 +91,7 @@ def search_sparsity(
     strategy: str | StrategyFactory | Proposer | None = None,
     deterministic: bool = False,
     monotone: bool = False,
+    pool: TrialPool | None = None,
 ) -> SearchResult:
     """Find the sparsity that maximizes an objective under an accuracy constraint.
 
@@ -120,6 +131,11 @@ def search_sparsity(
         deterministic: ``evaluate`` returns the same accuracy for the same point
             (direct compression): noise-free accuracy surrogate, no replicates.
         monotone: the objective never decreases with sparsity (memory, MACs).
+        pool: where trials run (:class:`~condensa.search.pool.SerialPool`, the default,
+            or a :class:`~condensa.search.ray_pool.RayPool`); with ``pool.workers`` = q
+            > 1 each round proposes q points (Kriging believer, see
+            :mod:`condensa.search.batch`), they run side by side and are journaled in
+            the order they complete, each with its ``extra["round"]``.
 
     Returns:
         A :class:`SearchResult`; ``result.best`` is an *evaluated* feasible trial.
@@ -159,14 +175,22 @@ def search_sparsity(
     default = "two-stage" if len(pairs) == 1 else "bo"
     with private_rng():
         proposer = make_strategy(default if strategy is None else strategy, problem)
-    reason, stopped_early = "budget used", False
+    pool = SerialPool() if pool is None else pool
+    check_int("workers", pool.workers)
+    reason, stopped_early, rounds = "budget used", False, 0
     while len(trials) < budget and not stopped_early:
         start = time.perf_counter()
         with private_rng():
-            proposals = proposer.propose(trials, budget_left=budget - len(trials), q=1)
+            # every rank of a data-parallel run follows rank 0's proposals
+            proposals = from_main(
+                propose_batch(
+                    proposer, problem, trials, budget_left=budget - len(trials), q=pool.workers
+                )
+            )
         overhead = time.perf_counter() - start
         if not proposals:
             stopped_early, reason = True, "stopped early: the answer is certain"
+        batch: list[Proposal] = []
         for proposal in proposals[: budget - len(trials)]:
             repeat = _repeat_of(problem, proposal, trials)
             if repeat is not None and (not proposal.replicate or deterministic):
@@ -177,9 +201,13 @@ def search_sparsity(
                     + (" and the evaluator is deterministic" if proposal.replicate else "")
                 )
                 break
-            trial = _run_trial(
-                evaluate, proposal.point, len(trials), proposal.stage, overhead, constraint, seed
-            )
+            batch.append(proposal)
+        rounds += 1
+        for position, outcome in pool.run(evaluate, [p.point for p in batch]):
+            proposal = batch[position]
+            trial = _trial(outcome, proposal, len(trials), overhead, constraint, seed)
+            if pool.workers > 1:
+                trial.extra["round"] = rounds
             trials.append(trial)
             if log is not None:
                 log.append(trial)
@@ -217,47 +245,30 @@ def _repeat_of(problem: SearchProblem, proposal: Proposal, trials: list[Trial]) 
     return None
 
 
-def _run_trial(
-    evaluate: Evaluate,
-    point: Point,
+def _trial(
+    outcome: Outcome,
+    proposal: Proposal,
     index: int,
-    stage: str,
     overhead: float,
     constraint: Constraint,
     seed: int,
 ) -> Trial:
-    start = time.perf_counter()
-    try:
-        accuracy, objective, extra = parse_outcome(evaluate(point))
-    except STOPPING:
-        raise  # not a property of the point: stop, and retry it when the search resumes
-    except Exception as exc:  # noqa: BLE001 - a failed trial is recorded, the search goes on
-        return Trial(
-            index,
-            point,
-            None,
-            None,
-            False,
-            stage,
-            time.perf_counter() - start,
-            overhead,
-            {},
-            f"{type(exc).__name__}: {exc}",
-            seed,
-        )
-    return Trial(
-        index,
-        point,
-        accuracy,
-        objective,
-        constraint.feasible(accuracy),
-        stage,
-        time.perf_counter() - start,
-        overhead,
-        extra,
-        None,
-        seed,
-    )
+    """The trial record of one outcome; errors that are not the point's are raised."""
+    point, stage = proposal.point, proposal.stage
+    if outcome.error is None:
+        try:
+            accuracy, objective, extra = parse_outcome(outcome.value)
+        except Exception as exc:  # noqa: BLE001 - a malformed outcome is a failed trial
+            outcome = Outcome(None, exc, outcome.wall_s)
+    if outcome.error is not None:
+        if isinstance(outcome.error, STOPPING):
+            # not a property of the point: stop, and retry it when the search resumes
+            raise outcome.error
+        error = f"{type(outcome.error).__name__}: {outcome.error}"
+        return Trial(index, point, None, None, False, stage, outcome.wall_s, overhead, {},
+                     error, seed)  # fmt: skip
+    return Trial(index, point, accuracy, objective, constraint.feasible(accuracy), stage,
+                 outcome.wall_s, overhead, extra, None, seed)  # fmt: skip
 
 
 def _result(
@@ -275,7 +286,7 @@ def _result(
     choose = getattr(proposer, "answer", None)
     if callable(choose) and ok:
         with private_rng():
-            answer = choose(trials)
+            answer = from_main(choose(trials))
     best = max(feasible, key=lambda t: (t.objective, -t.index)) if feasible else None
     if answer is not None and answer.best is not None:
         chosen = trials[answer.best]

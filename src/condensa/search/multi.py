@@ -12,9 +12,8 @@ from collections.abc import Sequence
 import torch
 
 from condensa.search.proposer import Proposal, SearchProblem, register_strategy
-from condensa.search.surrogate import DTYPE, fit_gp, single_thread
+from condensa.search.surrogate import DTYPE, clip_margin, fit_gp, single_thread
 from condensa.search.trial import Point, Trial
-from condensa.search.two_stage import clip_margin
 
 
 def _objective_sample(samples: torch.Tensor, X: torch.Tensor | None = None) -> torch.Tensor:

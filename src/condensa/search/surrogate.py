@@ -172,3 +172,19 @@ def largest_feasible(  # type: ignore[no-untyped-def]
         low=float(torch.quantile(values, 0.025)),
         high=float(torch.quantile(values, 0.975)),
     )
+
+
+def clip_margin(margin: torch.Tensor) -> torch.Tensor:
+    """Clip margins to ``[-c, c]``, ``c`` twice the smaller extreme margin.
+
+    ``c`` is twice the smaller of the largest positive and the largest negative margin.
+
+    Accuracy collapses far past the level set (0.92 -> 0.3), and a stationary GP fitted
+    to such a cliff becomes uncertain everywhere; clipping keeps every sign (so the
+    level set is unchanged) while making the function the GP sees smooth near it.
+    """
+    positive, negative = margin[margin > 0], margin[margin < 0]
+    if len(positive) == 0 or len(negative) == 0:
+        return margin
+    c = 2.0 * min(float(positive.max()), float(-negative.min()))
+    return margin.clamp(-c, c)

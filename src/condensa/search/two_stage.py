@@ -22,18 +22,20 @@ import torch
 
 from condensa.errors import ConfigError
 from condensa.search.acquisition import ils_ucb, probability_feasible, ucb
+from condensa.search.batch import believed_trial, shared_noise
 from condensa.search.proposer import Answer, Proposal, SearchProblem, register_strategy
 from condensa.search.result import SurrogateView
 from condensa.search.surrogate import (
     DTYPE,
     LevelSet,
+    clip_margin,
     fit_gp,
     largest_feasible,
     noise_variance,
     posterior,
     single_thread,
 )
-from condensa.search.trial import Trial
+from condensa.search.trial import Point, Trial
 
 
 @dataclass(frozen=True)
@@ -88,22 +90,6 @@ class TwoStageSettings:
             raise ConfigError(
                 f"feasible_probability must lie in (0, 1), got {self.feasible_probability!r}"
             )
-
-
-def clip_margin(margin: torch.Tensor) -> torch.Tensor:
-    """Clip margins to ``[-c, c]``, ``c`` twice the smaller extreme margin.
-
-    ``c`` is twice the smaller of the largest positive and the largest negative margin.
-
-    Accuracy collapses far past the level set (0.92 -> 0.3), and a stationary GP fitted
-    to such a cliff becomes uncertain everywhere; clipping keeps every sign (so the
-    level set is unchanged) while making the function the GP sees smooth near it.
-    """
-    positive, negative = margin[margin > 0], margin[margin < 0]
-    if len(positive) == 0 or len(negative) == 0:
-        return margin
-    c = 2.0 * min(float(positive.max()), float(-negative.min()))
-    return margin.clamp(-c, c)
 
 
 @register_strategy("two-stage")
@@ -293,6 +279,19 @@ class TwoStage:
         if self.problem.monotone:  # the objective never falls: the sparsest credible trial
             return max(candidates, key=lambda i: (float(data.x[i, 0]), -i))
         return max(candidates, key=lambda i: (float(obj.mean[i]), -i))
+
+    def believe(self, trials: Sequence[Trial], point: Point) -> Trial | None:
+        """The Kriging believer for batch rounds: the surrogates' means at ``point``."""
+        with single_thread():
+            data = self._data(list(trials))
+            if len(data.x) < 2:
+                return None
+            acc_gp, obj_gp, _ = self._fit(data, len(trials))
+            x = torch.tensor([[self.to_unit(float(point))]], dtype=DTYPE)  # type: ignore[arg-type]
+            margin = float(posterior(acc_gp, x).mean[0])
+            objective = float(posterior(obj_gp, x).mean[0])
+        return believed_trial(len(trials), point, margin, objective, self.constraint, self.seed,
+                              shared_noise(data.trials))  # fmt: skip
 
     def answer(self, trials: Sequence[Trial]) -> Answer:
         """The chosen trial, ``s_acc`` and the posteriors on the grid (for plots)."""
