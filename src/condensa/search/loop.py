@@ -177,7 +177,8 @@ def search_sparsity(
         proposer = make_strategy(default if strategy is None else strategy, problem)
     pool = SerialPool() if pool is None else pool
     check_int("workers", pool.workers)
-    reason, stopped_early, rounds = "budget used", False, 0
+    reason, stopped_early = "budget used", False
+    rounds = max((int(t.extra.get("round", 0)) for t in trials), default=0)  # resumed rounds
     while len(trials) < budget and not stopped_early:
         start = time.perf_counter()
         with private_rng():

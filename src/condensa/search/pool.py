@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
+from condensa.errors import check_int
 from condensa.search.trial import Point
 
 
@@ -55,9 +56,16 @@ class TrialPool(Protocol):
 
 
 class SerialPool:
-    """Trials one after another in this process (the default)."""
+    """Trials one after another in this process (the default).
 
-    workers = 1
+    ``workers`` > 1 still runs them one at a time, but has the search propose that many
+    points per round: the rounds a parallel pool would take, without the parallelism
+    (for comparing batch sizes on cheap problems).
+    """
+
+    def __init__(self, workers: int = 1) -> None:
+        check_int("workers", workers)
+        self.workers = workers
 
     def run(
         self, evaluate: Callable[[Point], Any], points: Sequence[Point]
