@@ -166,3 +166,14 @@ def test_process_group_without_a_launcher_changes_nothing(monkeypatch):
     monkeypatch.setenv("WORLD_SIZE", "two")
     with pytest.raises(ConfigError, match="WORLD_SIZE = 'two'"), process_group("cpu"):
         pass
+
+
+def test_a_failed_rank_is_reported_with_the_way_to_resume():
+    """A collective that fails because another rank died gets a clear message, exit code 1."""
+    from condensa.cli.main import _describe
+
+    error = torch.distributed.DistBackendError("Connection closed by peer [127.0.0.1]:29500")
+    message, code = _describe(error)
+    assert code == 1
+    assert message.startswith("another process of this torchrun launch failed")
+    assert "Connection closed by peer" in message and "run the same command again" in message

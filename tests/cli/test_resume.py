@@ -114,7 +114,7 @@ def test_data_parallel_search_survives_a_failed_rank_and_resumes(tmp_path):
     assert printed.count("resuming the run") == 1  # rank 0 alone prints
     assert "trial 1/4" not in printed and "trial 4/4" in printed
     assert list(scratch.glob("condensa-rank*")) == []  # the other rank's copy is removed
-    assert json.loads((out / "summary.json").read_text())["processes"] == 2
+    assert json.loads((out / "summary.json").read_text())["world_size"] == 2
 
 
 @pytest.mark.slow

@@ -179,14 +179,28 @@ def _describe(exc: Exception) -> tuple[str, int]:
             "when run again)",
             EXIT_FAILURE,
         )
+    import torch  # loaded by every command that can fail this way
+
+    if isinstance(exc, torch.distributed.DistError):
+        return (
+            f"another process of this torchrun launch failed or stopped answering "
+            f"({type(exc).__name__}: {_first_line(exc)}); finished trials are journaled: run "
+            "the same command again to resume",
+            EXIT_FAILURE,
+        )
     if isinstance(exc, MemoryError):
         return "out of memory (try a smaller batch_size or model)", EXIT_FAILURE
-    first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    first = _first_line(exc)
     return (
         f"internal error: {type(exc).__name__}: {first} (run with --debug for the traceback, "
         "and please report it)",
         EXIT_FAILURE,
     )
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else ""
 
 
 if __name__ == "__main__":  # pragma: no cover

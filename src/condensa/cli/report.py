@@ -220,7 +220,8 @@ def _settings(summary: Mapping[str, Any]) -> list[str]:
         f"data: {c['data']['name']}; constraint checked on the {summary['validation_source']}",
         f"method: {c['method']['name']} {c['method']['options'] or ''}".rstrip(),
         f"objective: {c['objective']['name']}",
-        f"ran on: {summary.get('processes', 1)} process(es), device {summary.get('device', 'cpu')}",
+        f"ran on: {summary.get('world_size', 1)} process(es), "
+        f"device {summary.get('device', 'cpu')}",
         f"wall time: {summary['wall_s']:.1f}s"
         + (
             f" (this invocation; trials took {summary['trials_wall_s']:.1f}s in all)"

@@ -157,7 +157,7 @@ def _summary_head(kind: str, config: Mapping[str, Any], ready: _Prepared) -> dic
         "metric": ready.metric,
         "lower_is_better": not Selector(ready.metric).maximize,
         "validation_source": ready.setup.validation_source,
-        "processes": World.current().size,
+        "world_size": World.current().size,
         "device": str(ready.device),
     }
 

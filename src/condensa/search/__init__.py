@@ -8,6 +8,7 @@ from condensa.search.constraint import Constraint
 from condensa.search.journal import Journal
 from condensa.search.loop import search_sparsity
 from condensa.search.plot import plot_search
+from condensa.search.pool import Outcome, SerialPool, TrialPool
 from condensa.search.proposer import (
     STRATEGIES,
     Answer,
@@ -16,6 +17,7 @@ from condensa.search.proposer import (
     SearchProblem,
     register_strategy,
 )
+from condensa.search.ray_pool import RayPool
 from condensa.search.result import SearchResult, SurrogateView
 from condensa.search.trial import Trial
 from condensa.search.two_stage import TwoStageSettings
@@ -25,12 +27,16 @@ __all__ = [
     "Answer",
     "Constraint",
     "Journal",
+    "Outcome",
     "Proposal",
     "Proposer",
+    "RayPool",
     "SearchProblem",
     "SearchResult",
+    "SerialPool",
     "SurrogateView",
     "Trial",
+    "TrialPool",
     "TwoStageSettings",
     "plot_search",
     "register_strategy",
