@@ -209,7 +209,16 @@ CASES = {
     "objective repeats zero": (sets("objective.repeats=0"), 2, "objective.repeats"),
     "objective threads huge": (sets("objective.threads=100000"), 2, "4 per CPU"),
     "objective warmup negative": (sets("objective.warmup=-1"), 2, "objective.warmup"),
-    "objective mode unknown": (sets("objective.mode='fast'"), 2, "valid: effective"),
+    "objective mode unknown": (
+        sets("objective.name='macs'", "objective.mode='fast'"),
+        2,
+        "valid: effective",
+    ),
+    "objective option of another objective": (
+        sets("objective.name='memory'", "objective.mode='sparse'"),
+        2,
+        "unknown key objective.mode for objective 'memory'",
+    ),
     "metric unknown": (sets("constraint.metric='f1'"), 2, "constraint.metric = 'f1'"),
     "metric of another task": (sets("constraint.metric='perplexity'"), 2, "valid: loss, accuracy"),
     "max drop negative": (sets("constraint.max_drop=-0.1"), 2, "constraint.max_drop"),

@@ -13,9 +13,10 @@ from torch import nn
 from torch.utils.data import DataLoader, Subset
 
 from condensa.architecture import build_model
+from condensa.cli.config import objective_spec
 from condensa.distributed import World, shard_loader
 from condensa.errors import ConfigError
-from condensa.objectives import Latency, Macs, Memory, Throughput
+from condensa.objectives import build_objective
 from condensa.optim import (
     LanguageModelTrainer,
     SupervisedTrainer,
@@ -177,19 +178,8 @@ def setup(config: Mapping[str, Any], *, progress: bool = False) -> Setup:
 
 
 def objective(config: Mapping[str, Any]) -> Callable[..., Any]:
-    """The measured objective named by ``[objective]``."""
-    spec = config["objective"]
-    threads = spec["threads"] or None
-    timing = {"batch_size": spec["batch_size"], "threads": threads, "repeats": spec["repeats"]}
-    timing["warmup"] = spec["warmup"]
-    name = spec["name"]
-    if name == "memory":
-        return Memory()
-    if name == "throughput":
-        return Throughput(**timing)
-    if name == "latency":
-        return Latency(**{**timing, "batch_size": spec["batch_size"]})
-    return Macs(spec["mode"])
+    """The measured objective named by ``[objective]`` (see :func:`objective_spec`)."""
+    return build_objective(*objective_spec(config))
 
 
 def method(config: Mapping[str, Any], trainer: Trainer, metric: str) -> Any:

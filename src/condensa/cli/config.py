@@ -17,7 +17,9 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from condensa.cli.extensions import import_extensions, objective_spec
 from condensa.errors import ConfigError
+from condensa.objectives.registry import build_objective, objective_names
 from condensa.optim.methods import DEFAULT_METHOD, METHODS
 
 if sys.version_info >= (3, 11):
@@ -34,6 +36,7 @@ SCHEMA: dict[str, dict[str, tuple[tuple[type, ...], Any]]] = {
         "device": ((str,), "cpu"),
         "threads": ((int,), 2),
         "output": ((str,), "runs/run"),
+        "imports": ((list,), []),  # modules registering objectives, methods, strategies
     },
     "model": {
         "name": ((str,), "digits_cnn"),
@@ -68,8 +71,7 @@ SCHEMA: dict[str, dict[str, tuple[tuple[type, ...], Any]]] = {
         "threads": ((int,), 0),
         "repeats": ((int,), 20),
         "warmup": ((int,), 3),
-        "mode": ((str,), "effective"),
-    },
+    },  # and the options (dataclass fields) of the objective named, see _objective_keys
     "constraint": {
         "metric": ((str,), "accuracy"),
         "max_drop": (NUMBER, 0.01),
@@ -90,8 +92,6 @@ CHOICES = {
     ("data", "name"): ("digits", "fashion-mnist", "mnist", "cifar10", "text", "kjv"),
     ("train", "optimizer"): ("adam", "sgd"),
     ("train", "schedule"): ("constant", "cosine", "linear"),
-    ("objective", "name"): ("memory", "throughput", "latency", "macs"),
-    ("objective", "mode"): ("effective", "sparse", "dense"),
 }
 POSITIVE = {
     ("", "threads"),
@@ -199,8 +199,8 @@ def _check_value(section: str, key: str, value: Any, source: str) -> Any:
     if isinstance(value, bool) or not isinstance(value, types):
         wanted = " or ".join(t.__name__ for t in types)
         raise ConfigError(f"{source}: {name} must be a {wanted}, got {value!r}")
-    choices = (
-        tuple(METHODS) if (section, key) == ("method", "name") else CHOICES.get((section, key))
+    choices = {("method", "name"): tuple(METHODS), ("objective", "name"): objective_names()}.get(
+        (section, key), CHOICES.get((section, key))
     )
     if choices is not None and value not in choices:
         valid = ", ".join(choices)
@@ -231,6 +231,9 @@ def merge(base: Mapping[str, Any], update: Mapping[str, Any], source: str) -> di
                 out["scheme"] = copy.deepcopy(dict(value))
                 continue
             for sub, sub_value in value.items():
+                if key == "objective" and sub not in SCHEMA[key]:
+                    out[key][sub] = copy.deepcopy(sub_value)  # an option: checked in validate
+                    continue
                 if sub not in SCHEMA[key]:
                     valid = ", ".join(SCHEMA[key])
                     raise ConfigError(
@@ -283,6 +286,8 @@ def resolve(
     """
     config = defaults()
     for source, layer in layers:
+        import_extensions(layer.get("imports"), source)
+    for source, layer in layers:
         if (
             isinstance(layer.get("scheme"), Mapping)
             and "scheme" in config
@@ -302,7 +307,8 @@ def resolve(
 
 
 def validate(config: Mapping[str, Any]) -> None:
-    """Checks across keys: the constraint form, bounds, validation fraction."""
+    """Checks across keys: the constraint form, bounds, validation fraction, the objective."""
+    build_objective(*objective_spec(config))  # its options, checked by its constructor
     constraint = config["constraint"]
     given = [k for k in ("max_relative_drop", "min_accuracy") if constraint[k]]
     if len(given) > 1:

@@ -1,9 +1,17 @@
 """Objectives measured on what would be deployed: speed, file size, MACs, or any callable.
 
-Each objective is called as ``objective(model, example_input) -> Measurement``.
+Each objective is called as ``objective(model, example_input) -> Measurement``; the
+built-in ones and those added with :func:`register_objective` are known by name.
 """
 
 from condensa.objectives.measurement import Measurement
+from condensa.objectives.registry import (
+    build_objective,
+    objective_class,
+    objective_names,
+    objective_options,
+    register_objective,
+)
 from condensa.objectives.size import MAC_MODES, Macs, Memory
 from condensa.objectives.speed import (
     Latency,
@@ -24,6 +32,11 @@ __all__ = [
     "Measurement",
     "Memory",
     "Throughput",
+    "build_objective",
+    "objective_class",
+    "objective_names",
+    "objective_options",
+    "register_objective",
     "deployable",
     "threads",
 ]

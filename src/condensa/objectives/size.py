@@ -12,10 +12,12 @@ from torch import nn
 from condensa.errors import ConfigError
 from condensa.inputs import Inputs
 from condensa.objectives.measurement import Measurement
+from condensa.objectives.registry import register_objective
 
 MAC_MODES = ("effective", "sparse", "dense")
 
 
+@register_objective("memory")
 @dataclass(frozen=True)
 class Memory:
     """Bytes of the file :func:`condensa.save` writes for the model (lower is better)."""
@@ -32,6 +34,7 @@ class Memory:
         return Measurement(float(size), "bytes", higher_is_better=False)
 
 
+@register_objective("macs")
 @dataclass(frozen=True)
 class Macs:
     """Multiply-accumulates of one forward pass of ``example_input`` (lower is better).
@@ -50,7 +53,7 @@ class Macs:
 
     def __post_init__(self) -> None:
         if self.mode not in MAC_MODES:
-            raise ConfigError(f"mode must be one of {MAC_MODES}, got {self.mode!r}")
+            raise ConfigError(f"mode = {self.mode!r} is not valid; valid: {', '.join(MAC_MODES)}")
 
     def __call__(self, model: nn.Module, example_input: Inputs) -> Measurement:
         """Count MACs for ``example_input``."""

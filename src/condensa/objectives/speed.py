@@ -13,6 +13,7 @@ from torch import nn
 from condensa.errors import check_int
 from condensa.inputs import Inputs, repeat_batch, run_forward, to_device
 from condensa.objectives.measurement import Measurement
+from condensa.objectives.registry import register_objective
 from condensa.thinning.deploy import deployable
 from condensa.threads import threads
 
@@ -80,6 +81,7 @@ class _Timer:
         return Measurement.of(ratios, "x")
 
 
+@register_objective("throughput")
 @dataclass(frozen=True)
 class Throughput(_Timer):
     """Samples per second of the deployable (thinned) model: median and IQR.
@@ -99,6 +101,7 @@ class Throughput(_Timer):
         )
 
 
+@register_objective("latency")
 @dataclass(frozen=True)
 class Latency(_Timer):
     """Seconds per forward pass of one batch (default batch 1): median and IQR; lower is better."""
