@@ -24,7 +24,7 @@ from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import torch
 from torch import nn
@@ -207,7 +207,7 @@ def from_main(value: T, world: World | None = None) -> T:
         return value
     box: list[Any] = [value]
     torch.distributed.broadcast_object_list(box, src=0)
-    return box[0]
+    return cast(T, box[0])
 
 
 def measured_on_main(function: Callable[..., T]) -> Callable[..., T]:
@@ -230,7 +230,7 @@ def measured_on_main(function: Callable[..., T]) -> Callable[..., T]:
         value, error = from_main(outcome, world)
         if error is not None:
             raise error
-        return value
+        return cast(T, value)
 
     return run
 

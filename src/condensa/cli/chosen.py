@@ -12,10 +12,11 @@ from torch import nn
 from condensa.api import scheme_factory
 from condensa.atomic import write_text
 from condensa.cli import build
+from condensa.cli.record import ChosenFacts, LayerFacts, ModelFacts, Speed
 from condensa.cli.rundir import RunDir
 from condensa.errors import CondensaError, ConfigError
 from condensa.io import save
-from condensa.objectives import Macs, Measurement, compare_throughput
+from condensa.objectives import Macs, compare_throughput
 from condensa.schemes import to_toml
 from condensa.stats import stats
 from condensa.thinning import deployable
@@ -40,7 +41,7 @@ def _metric(trainer: Any, model: nn.Module, metric: str) -> float:
 def _describe(
     model: nn.Module, runnable: nn.Module, setup: build.Setup, metric: str, path: Path
 ) -> dict[str, Any]:
-    """Metrics, sizes and MACs of ``model``; ``runnable`` is its deployable (thinned) form."""
+    """Metrics, sizes and MACs of ``model`` (the fields of :class:`ModelFacts`)."""
     st = stats(model)
     example = setup.example_input
     return {
@@ -65,16 +66,13 @@ def finish(
     dense: nn.Module,
     chosen: nn.Module | None,
     sparsity: float | None,
-) -> dict[str, Any]:
+) -> tuple[ModelFacts, ChosenFacts | None]:
     """Save the chosen model (compressed, ONNX of the thinned form) and measure both models."""
     metric = config["constraint"]["metric"]
     dense_runnable = deployable(dense, setup.example_input)
-    out: dict[str, Any] = {
-        "baseline": _describe(dense, dense_runnable, setup, metric, run.baseline)
-    }
+    base = _describe(dense, dense_runnable, setup, metric, run.baseline)
     if chosen is None:
-        out["chosen"] = None
-        return out
+        return ModelFacts(**base), None
     run.best.mkdir(exist_ok=True)
     path = save(chosen, run.best / "model.condensa", **save_options(setup))
     scheme = scheme_factory(config["scheme"])(float(sparsity or 0.0))
@@ -82,7 +80,6 @@ def finish(
     run.track(path, run.best / "scheme.toml")
     runnable = deployable(chosen, setup.example_input)
     described = _describe(chosen, runnable, setup, metric, path)
-    described["target_sparsity"] = sparsity
     spec = config["objective"]
     reference, candidate = compare_throughput(
         dense,
@@ -91,35 +88,37 @@ def finish(
         batch_size=spec["batch_size"],
         threads=spec["threads"] or None,
     )
-    out["baseline"]["throughput"] = plain(reference)
-    described["throughput"] = plain(candidate)
-    described["speedup"] = candidate.value / reference.value
-    described["file_ratio"] = out["baseline"]["file_bytes"] / described["file_bytes"]
-    described["ideal_ratio"] = out["baseline"]["dense_bytes"] / max(1, described["ideal_bytes"])
-    described["macs_ratio"] = out["baseline"]["macs"] / max(1.0, described["macs"])
-    described["layers"] = _layers(chosen, runnable)
-    described["onnx"] = _onnx(chosen, setup, run, console)
-    out["chosen"] = described
-    return out
+    facts = ChosenFacts(
+        **described,
+        throughput=Speed.of(candidate),
+        target_sparsity=sparsity,
+        speedup=candidate.value / reference.value,
+        file_ratio=base["file_bytes"] / described["file_bytes"],
+        ideal_ratio=base["dense_bytes"] / max(1, described["ideal_bytes"]),
+        macs_ratio=base["macs"] / max(1.0, described["macs"]),
+        layers=_layers(chosen, runnable),
+        onnx=_onnx(chosen, setup, run, console),
+    )
+    return ModelFacts(**base, throughput=Speed.of(reference)), facts
 
 
-def _layers(chosen: nn.Module, runnable: nn.Module) -> list[dict[str, Any]]:
+def _layers(chosen: nn.Module, runnable: nn.Module) -> tuple[LayerFacts, ...]:
     """Per layer: size, sparsity, and the share thinning removed from the deployable form."""
     kept = {
         name: sum(p.numel() for p in module.parameters(recurse=False))
         for name, module in runnable.named_modules()
     }
-    return [
-        {
-            "name": r.name,
-            "kind": r.kind,
-            "numel": r.numel,
-            "sparsity": 1 - r.nonzeros / r.numel,
-            "removed": 1 - kept[r.name] / r.numel if r.name in kept else None,
-        }
+    return tuple(
+        LayerFacts(
+            r.name,
+            r.kind,
+            r.numel,
+            1 - r.nonzeros / r.numel,
+            1 - kept[r.name] / r.numel if r.name in kept else None,
+        )
         for r in stats(chosen).layers
         if r.numel
-    ]
+    )
 
 
 def _onnx(chosen: nn.Module, setup: build.Setup, run: RunDir, console: Console) -> str | None:
@@ -133,8 +132,3 @@ def _onnx(chosen: nn.Module, setup: build.Setup, run: RunDir, console: Console) 
         return None
     run.track(run.best / "model.onnx")
     return "best/model.onnx"
-
-
-def plain(measurement: Measurement) -> dict[str, Any]:
-    """A measurement as plain data for the run summary."""
-    return {"value": measurement.value, "spread": measurement.spread, "unit": measurement.unit}

@@ -17,6 +17,7 @@ from condensa.atomic import write_bytes
 from condensa.cli.config import parse_assignment, read_config, resolve
 from condensa.cli.output import print_table
 from condensa.cli.ranks import launched
+from condensa.cli.record import RunReport
 from condensa.errors import ConfigError
 
 FLAG_KEYS = {
@@ -53,31 +54,34 @@ def run_config(args: argparse.Namespace) -> dict[str, Any]:
     return resolve(layers)
 
 
-def _finish_run(summary: dict[str, Any], output: Path, console: Console) -> None:
+def _finish_run(report: RunReport, output: Path, console: Console) -> None:
     from condensa.cli.rundir import RunDir
 
     run = RunDir(output)
     md, page = run.report_md, run.report_html  # written by the run
     console.quiet = False  # --quiet silences progress, never the result
-    chosen = summary.get("chosen")
-    metric = summary["metric"]
+    chosen, metric = report.chosen, report.metric
     if chosen:
         console.print(
             Text.assemble(
-                (f"chosen sparsity {chosen['target_sparsity']:.4f}", "bold"),
-                f": {metric} {chosen['validation']:.4f} (baseline "
-                f"{summary['baseline']['validation']:.4f}), test {chosen['test']:.4f}; file "
-                f"{chosen['file_ratio']:.2f}x smaller; MACs {chosen['macs_ratio']:.2f}x fewer; "
-                f"measured speedup {chosen['speedup']:.2f}x",
+                (f"chosen sparsity {chosen.target_sparsity:.4f}", "bold"),
+                f": {metric} {chosen.validation:.4f} (baseline "
+                f"{report.baseline.validation:.4f}), test {chosen.test:.4f}; file "
+                f"{chosen.file_ratio:.2f}x smaller; MACs {chosen.macs_ratio:.2f}x fewer; "
+                f"measured speedup {chosen.speedup:.2f}x",
             )
         )
     else:
-        closest = summary.get("closest") or {}
+        closest = report.closest
         console.print(
             Text.assemble(
                 ("no feasible compression found", "bold"),
-                "; closest trial: sparsity "
-                f"{closest.get('sparsity', float('nan')):.4f}, {metric} {closest.get('accuracy')}",
+                "; closest trial: "
+                + (
+                    f"sparsity {closest.sparsity:.4f}, {metric} {closest.accuracy}"
+                    if closest is not None
+                    else "none (every trial failed)"
+                ),
             )
         )
     console.print(f"report: {page}  (and {md.name})")
@@ -120,7 +124,13 @@ def report(args: argparse.Namespace, console: Console) -> None:
     from condensa.cli.rundir import RunDir
 
     run = RunDir(args.run_dir)
-    run.read_summary()  # a missing or corrupt summary is refused before the lock is taken
+    try:  # a missing, corrupt or incomplete summary is refused before the lock is taken
+        RunReport.from_dict(run.read_summary())
+    except ConfigError as exc:
+        raise ConfigError(
+            f"{str(run.summary)!r} is not a complete run summary ({exc}); run the search again "
+            "to rewrite it"
+        ) from None
     with run.locked():
         try:
             md, page = write_report(run)

@@ -19,6 +19,7 @@ from rich.text import Text
 
 from condensa.cli.config import resolve
 from condensa.cli.output import print_table
+from condensa.cli.record import RunReport
 
 
 def demo_configs(
@@ -74,13 +75,13 @@ def run_demo(
     threads: int = 2,
     force: bool = False,
     verbose: bool = False,
-) -> dict[str, dict[str, Any]]:
-    """Run both searches and their reports; print what was chosen. Returns the summaries."""
+) -> dict[str, RunReport]:
+    """Run both searches and their reports; print what was chosen. Returns the run records."""
     from condensa.cli.rundir import RunDir
     from condensa.cli.runner import run_search
 
     start = time.perf_counter()
-    summaries: dict[str, dict[str, Any]] = {}
+    summaries: dict[str, RunReport] = {}
     pages: dict[str, Path] = {}
     for name, config in demo_configs(output, budget=budget, seed=seed, threads=threads).items():
         console.rule(Text(config["name"], style="bold"))
@@ -93,19 +94,19 @@ def run_demo(
     )
     for column in ("search", "chosen sparsity", "accuracy", "baseline", "file", "MACs", "speedup"):
         table.add_column(column, justify="left" if column == "search" else "right")
-    for name, summary in summaries.items():
-        chosen, base = summary.get("chosen"), summary["baseline"]
+    for name, report in summaries.items():
+        chosen, base = report.chosen, report.baseline
         if not chosen:
-            table.add_row(name, "none feasible", "—", f"{base['validation']:.2%}", "—", "—", "—")
+            table.add_row(name, "none feasible", "—", f"{base.validation:.2%}", "—", "—", "—")
             continue
         table.add_row(
             name,
-            f"{chosen['target_sparsity']:.3f}",
-            f"{chosen['validation']:.2%}",
-            f"{base['validation']:.2%}",
-            f"{chosen['file_ratio']:.1f}x smaller",
-            f"{chosen['macs_ratio']:.2f}x fewer",
-            f"{chosen['speedup']:.2f}x",
+            f"{chosen.target_sparsity:.3f}",
+            f"{chosen.validation:.2%}",
+            f"{base.validation:.2%}",
+            f"{chosen.file_ratio:.1f}x smaller",
+            f"{chosen.macs_ratio:.2f}x fewer",
+            f"{chosen.speedup:.2f}x",
         )
     console.quiet = False  # -q silences progress, never the result
     print_table(console, table)

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from condensa.atomic import atomic_path, write_text
+from condensa.cli.record import RunReport, Speed
 from condensa.cli.rundir import RunDir
 
 
@@ -21,10 +22,10 @@ def _bytes(n: float | None) -> str:
     return f"{n:.0f} B"
 
 
-def _speed(m: Mapping[str, Any] | None) -> str:
-    if not m:
+def _speed(m: Speed | None) -> str:
+    if m is None:
         return "—"
-    return f"{m['value']:.4g} ± {m['spread'] / 2:.2g} {m['unit']}"
+    return f"{m.value:.4g} ± {m.spread / 2:.2g} {m.unit}"
 
 
 def _metric(value: float | None, name: str) -> str:
@@ -35,16 +36,16 @@ def _metric(value: float | None, name: str) -> str:
     )
 
 
-def comparison_rows(summary: Mapping[str, Any]) -> list[list[str]]:
+def comparison_rows(report: RunReport) -> list[list[str]]:
     """Rows of the baseline vs chosen table (first row: header)."""
-    metric, base, chosen = summary["metric"], summary["baseline"], summary.get("chosen")
+    metric, base, chosen = report.metric, report.baseline, report.chosen
     rows = [["", "baseline", "chosen" if chosen else "chosen (none feasible)"]]
 
     def row(label: str, fmt: Any, key: str) -> None:
-        rows.append([label, fmt(base.get(key)), fmt(chosen.get(key)) if chosen else "—"])
+        rows.append([label, fmt(getattr(base, key)), fmt(getattr(chosen, key)) if chosen else "—"])
 
     row(
-        f"{metric} (validation: {summary['validation_source']})",
+        f"{metric} (validation: {report.validation_source})",
         lambda v: _metric(v, metric),
         "validation",
     )
@@ -61,72 +62,60 @@ def comparison_rows(summary: Mapping[str, Any]) -> list[list[str]]:
     row("ideal bytes (non-zeros)", _bytes, "ideal_bytes")
     row("throughput (median ± IQR/2)", _speed, "throughput")
     if chosen:
-        rows.append(["compression (file bytes)", "1.00x", f"{chosen['file_ratio']:.2f}x"])
+        rows.append(["compression (file bytes)", "1.00x", f"{chosen.file_ratio:.2f}x"])
         rows.append(
-            [
-                "compression (ideal, fp32 dense / non-zeros)",
-                "1.00x",
-                f"{chosen['ideal_ratio']:.2f}x",
-            ]
+            ["compression (ideal, fp32 dense / non-zeros)", "1.00x", f"{chosen.ideal_ratio:.2f}x"]
         )
-        rows.append(["MACs reduction", "1.00x", f"{chosen['macs_ratio']:.2f}x"])
-        rows.append(["measured speedup", "1.00x", f"{chosen['speedup']:.2f}x"])
+        rows.append(["MACs reduction", "1.00x", f"{chosen.macs_ratio:.2f}x"])
+        rows.append(["measured speedup", "1.00x", f"{chosen.speedup:.2f}x"])
     return rows
 
 
-def trial_rows(summary: Mapping[str, Any]) -> list[list[str]]:
+def trial_rows(report: RunReport) -> list[list[str]]:
     """Rows of the trial table (first row: header)."""
-    rows = [["#", "stage", "sparsity", summary["metric"], "feasible", "objective", "file", "time"]]
-    best = summary.get("best_trial")
-    for t in summary.get("trials", []):
-        extra = t.get("extra", {})
-        if t.get("error"):
-            rows.append(
-                [
-                    str(t["index"] + 1),
-                    t["stage"],
-                    f"{t['sparsity']:.4f}",
-                    "failed",
-                    "—",
-                    t["error"][:60],
-                    "—",
-                    f"{t['wall_s']:.1f}s",
-                ]
-            )
+    rows = [["#", "stage", "sparsity", report.metric, "feasible", "objective", "file", "time"]]
+    for t in report.trials:
+        where = [t.stage, _point(t.sparsity)]
+        if t.error:
+            rows.append([str(t.index + 1), *where, "failed", "—", t.error[:60], "—",
+                         f"{t.wall_s:.1f}s"])  # fmt: skip
             continue
-        value = extra.get("objective_value", t["objective"])
-        mark = " (chosen)" if t["index"] == best else ""
+        value = t.extra.get("objective_value", t.objective)
+        mark = " (chosen)" if t.index == report.best_trial else ""
         rows.append(
             [
-                f"{t['index'] + 1}{mark}",
-                t["stage"],
-                f"{t['sparsity']:.4f}",
-                _metric(t["accuracy"], summary["metric"]),
-                "yes" if t["feasible"] else "no",
-                f"{value:.4g} {extra.get('objective_unit', '')}",
-                _bytes(extra.get("file_bytes")),
-                f"{t['wall_s']:.1f}s",
+                f"{t.index + 1}{mark}",
+                *where,
+                _metric(t.accuracy, report.metric),
+                "yes" if t.feasible else "no",
+                f"{value:.4g} {t.extra.get('objective_unit', '')}",
+                _bytes(t.extra.get("file_bytes")),
+                f"{t.wall_s:.1f}s",
             ]
         )
     return rows
 
 
-def recovery_rows(summary: Mapping[str, Any]) -> list[list[str]]:
+def _point(sparsity: Any) -> str:
+    if isinstance(sparsity, tuple):
+        return ", ".join(f"{v:.4f}" for v in sparsity)
+    return f"{sparsity:.4f}"
+
+
+def recovery_rows(report: RunReport) -> list[list[str]]:
     """Convergence of the method on the chosen model (first row: header; [] if none)."""
-    records = summary.get("recovery")
-    if records is None:
-        best = summary.get("best_trial")
-        chosen = [t for t in summary.get("trials", []) if t.get("index") == best]
-        records = chosen[0].get("extra", {}).get("recovery") if chosen else None
+    records = report.recovery
+    if records is None and report.best is not None:
+        records = report.best.extra.get("recovery")
     if not records:
         return []
     columns = [c for c in ("iteration", "steps", "mu", "relative_distance", "sparsity", "val")
                if any(c in r for r in records)]  # fmt: skip
-    names = {"relative_distance": "‖w−θ‖/‖θ‖", "val": f"validation {summary['metric']}",
+    names = {"relative_distance": "‖w−θ‖/‖θ‖", "val": f"validation {report.metric}",
              "mu": "μ"}  # fmt: skip
     rows = [[names.get(c, c) for c in columns]]
     for r in records:
-        rows.append([_cell(c, r.get(c), summary["metric"]) for c in columns])
+        rows.append([_cell(c, r.get(c), report.metric) for c in columns])
     return rows
 
 
@@ -140,10 +129,10 @@ def _cell(column: str, value: float | None, metric: str) -> str:
     return f"{value:.3g}" if column != "sparsity" else f"{value:.4f}"
 
 
-def layer_chart(summary: Mapping[str, Any], path: Path) -> Path | None:
+def layer_chart(report: RunReport, path: Path) -> Path | None:
     """Horizontal bars: each layer's sparsity in the chosen model (None when nothing chosen)."""
-    chosen = summary.get("chosen")
-    if not chosen or not chosen.get("layers"):
+    chosen = report.chosen
+    if chosen is None or not chosen.layers:
         return None
     try:
         import matplotlib
@@ -152,14 +141,14 @@ def layer_chart(summary: Mapping[str, Any], path: Path) -> Path | None:
         import matplotlib.pyplot as plt
     except ImportError:  # pragma: no cover - depends on the environment
         return None
-    layers = chosen["layers"]
+    layers = chosen.layers
     fig, ax = plt.subplots(figsize=(7, 1.5 + 0.32 * len(layers)))
-    names = [f"{r['name']} ({r['kind']}, {r['numel']:,})" for r in layers]
+    names = [f"{r.name} ({r.kind}, {r.numel:,})" for r in layers]
     import numpy as np
 
     y = np.arange(len(layers))
-    ax.barh(y - 0.2, [r["sparsity"] for r in layers], 0.4, color="tab:blue", label="zeros (masked)")
-    removed = [r.get("removed") for r in layers]
+    ax.barh(y - 0.2, [r.sparsity for r in layers], 0.4, color="tab:blue", label="zeros (masked)")
+    removed = [r.removed for r in layers]
     if any(v is not None for v in removed):
         ax.barh(
             y + 0.2,
@@ -185,57 +174,54 @@ def layer_chart(summary: Mapping[str, Any], path: Path) -> Path | None:
     return path
 
 
-def _headline(summary: Mapping[str, Any]) -> str:
-    chosen, metric = summary.get("chosen"), summary["metric"]
-    config = summary["config"]
-    if summary["kind"] == "compress":
-        head = (
-            f"One compression at sparsity {chosen['target_sparsity']:.4f}" if chosen else "No model"
+def _headline(report: RunReport) -> str:
+    chosen, metric, runs = report.chosen, report.metric, len(report.trials)
+    if report.kind == "compress":
+        return f"One compression at sparsity {chosen.target_sparsity:.4f}" if chosen else "No model"
+    if chosen:
+        return (
+            f"Chosen sparsity {chosen.target_sparsity:.4f} after {runs} compression runs "
+            f"(budget {report.config['search']['budget']}): {metric} "
+            f"{_metric(chosen.validation, metric)} (baseline "
+            f"{_metric(report.baseline.validation, metric)}, threshold "
+            f"{_metric(report.threshold, metric)}), {chosen.file_ratio:.2f}x smaller file, "
+            f"{chosen.speedup:.2f}x measured throughput."
         )
-    elif chosen:
-        value = _metric(chosen["validation"], metric)
-        reference = _metric(summary["baseline"]["validation"], metric)
-        head = (
-            f"Chosen sparsity {chosen['target_sparsity']:.4f} after {len(summary['trials'])} "
-            f"compression runs (budget {config['search']['budget']}): {metric} {value} "
-            f"(baseline {reference}, threshold {_metric(summary['threshold'], metric)}), "
-            f"{chosen['file_ratio']:.2f}x smaller file, "
-            f"{chosen['speedup']:.2f}x measured throughput."
+    closest = report.closest
+    return (
+        f"No feasible compression was found in {runs} runs: no trial met {metric} threshold "
+        f"{_metric(report.threshold, metric)}. Closest: "
+        + (
+            f"sparsity {_point(closest.sparsity)} with {metric} "
+            f"{_metric(closest.accuracy, metric)}."
+            if closest is not None
+            else "none (every trial failed)."
         )
-    else:
-        closest = summary.get("closest") or {}
-        head = (
-            f"No feasible compression was found in {len(summary['trials'])} runs: no trial met "
-            f"{metric} threshold {_metric(summary.get('threshold'), metric)}. Closest: sparsity "
-            f"{closest.get('sparsity', float('nan')):.4f} with {metric} "
-            f"{_metric(closest.get('accuracy'), metric)}."
-        )
-    return head
+    )
 
 
-def _settings(summary: Mapping[str, Any]) -> list[str]:
-    c = summary["config"]
+def _settings(report: RunReport) -> list[str]:
+    c = report.config
     lines = [
         f"model: {c['model']['name']} {c['model']['kwargs'] or ''}".rstrip(),
-        f"data: {c['data']['name']}; constraint checked on the {summary['validation_source']}",
+        f"data: {c['data']['name']}; constraint checked on the {report.validation_source}",
         f"method: {c['method']['name']} {c['method']['options'] or ''}".rstrip(),
         f"objective: {c['objective']['name']}",
-        f"ran on: {summary.get('world_size', 1)} process(es), "
-        f"device {summary.get('device', 'cpu')}",
-        f"wall time: {summary['wall_s']:.1f}s"
+        f"ran on: {report.world_size} process(es), device {report.device}",
+        f"wall time: {report.wall_s:.1f}s"
         + (
-            f" (this invocation; trials took {summary['trials_wall_s']:.1f}s in all)"
-            if "trials_wall_s" in summary
+            f" (this invocation; trials took {report.trials_wall_s:.1f}s in all)"
+            if report.trials_wall_s is not None
             else ""
         ),
     ]
-    if summary.get("s_acc") is not None:
-        spread = summary["s_acc_std"] or 0.0
+    if report.s_acc is not None:
+        spread = report.s_acc_std or 0.0
         lines.append(
-            f"estimated s_acc (largest feasible sparsity): {summary['s_acc']:.4f} ± {spread:.4f}"
+            f"estimated s_acc (largest feasible sparsity): {report.s_acc:.4f} ± {spread:.4f}"
         )
-    if summary.get("reason"):
-        lines.append(f"search stopped: {summary['reason']}")
+    if report.reason:
+        lines.append(f"search stopped: {report.reason}")
     return lines
 
 
@@ -273,19 +259,19 @@ def write_report(run_dir: str | Path | RunDir) -> tuple[Path, Path]:
     Pass the :class:`RunDir` itself when the caller already holds its lock.
     """
     run = run_dir if isinstance(run_dir, RunDir) else RunDir(run_dir)
-    summary = run.read_summary()
+    report = RunReport.from_dict(run.read_summary())
     # only the run's own figure files are embedded, whatever summary.json names
     search_png = run.figures / "search.png"
-    figures = {"search": search_png} if "search" in summary.get("figures", {}) else {}
-    chart = layer_chart(summary, run.figures / "layers.png")
+    figures = {"search": search_png} if "search" in report.figures else {}
+    chart = layer_chart(report, run.figures / "layers.png")
     if chart is not None:
         run.track(chart)
         figures["layers"] = chart
     scheme_file = run.best / "scheme.toml"
     scheme = scheme_file.read_text(encoding="utf-8") if scheme_file.is_file() else None
-    title = f"Condensa report: {summary['config'].get('name') or run.path.name}"
-    headline, settings = _headline(summary), _settings(summary)
-    sections = _sections(summary, figures, scheme)
+    title = f"Condensa report: {report.config.get('name') or run.path.name}"
+    headline, settings = _headline(report), _settings(report)
+    sections = _sections(report, figures, scheme)
     md = [f"# {title}", "", headline, "", *[f"- {s}" for s in settings]]
     for heading, kind, content in sections:
         md += ["", f"## {heading}", ""]
@@ -317,19 +303,19 @@ def write_report(run_dir: str | Path | RunDir) -> tuple[Path, Path]:
 
 
 def _sections(
-    summary: Mapping[str, Any], figures: Mapping[str, Path], scheme: str | None
+    report: RunReport, figures: Mapping[str, Path], scheme: str | None
 ) -> list[tuple[str, str, Any]]:
     """The report's sections once, for both renderings: ``(heading, kind, content)``.
 
     ``kind`` is ``"table"`` (rows), ``"image"`` (a figure path) or ``"code"`` (TOML).
     """
     sections: list[tuple[str, str, Any]] = [
-        ("Baseline and chosen model", "table", comparison_rows(summary))
+        ("Baseline and chosen model", "table", comparison_rows(report))
     ]
-    trials = trial_rows(summary)
+    trials = trial_rows(report)
     if len(trials) > 1:
         sections.append(("Trials", "table", trials))
-    recovery = recovery_rows(summary)
+    recovery = recovery_rows(report)
     if recovery:
         sections.append(("Recovery of the chosen model", "table", recovery))
     for name, caption in (("search", "Search"), ("layers", "Per-layer sparsity")):

@@ -16,9 +16,10 @@ from torch import nn
 
 from condensa.api import check_scheme, grouped, scheme_factory, search_compression
 from condensa.cli import build
-from condensa.cli.chosen import finish, plain, save_options
+from condensa.cli.chosen import finish, save_options
 from condensa.cli.config import constraint_kwargs
 from condensa.cli.ranks import claimed, trial_pool
+from condensa.cli.record import RunReport, Speed
 from condensa.cli.rundir import RunDir
 from condensa.distributed import World
 from condensa.errors import CondensaError, ConfigError
@@ -150,7 +151,8 @@ def _prepare(
         yield _Prepared(run, setup, metric, method, dense, device)
 
 
-def _summary_head(kind: str, config: Mapping[str, Any], ready: _Prepared) -> dict[str, Any]:
+def _head(kind: str, config: Mapping[str, Any], ready: _Prepared) -> dict[str, Any]:
+    """The :class:`RunReport` fields every run sets first."""
     return {
         "kind": kind,
         "config": dict(config),
@@ -164,7 +166,7 @@ def _summary_head(kind: str, config: Mapping[str, Any], ready: _Prepared) -> dic
 
 def run_search(
     config: Mapping[str, Any], output: Path, console: Console, *, force: bool, verbose: bool = False
-) -> dict[str, Any]:
+) -> RunReport:
     """``condensa search``: the constrained sparsity search, resumable, into ``output``."""
     start = time.perf_counter()
     objective = build.objective(config)
@@ -184,7 +186,7 @@ def _search(
     console: Console,
     start: float,
     pool: Any,
-) -> dict[str, Any]:
+) -> RunReport:
     run, setup, metric = ready.run, ready.setup, ready.metric
     budget = config["search"]["budget"]
     outcome = search_compression(
@@ -208,34 +210,34 @@ def _search(
     )
     result = outcome.search
     chosen_sparsity = result.best.sparsity if result.best is not None else None
-    summary = _summary_head("search", config, ready)
-    summary.update(
-        {
-            "threshold": result.constraint.threshold,
-            "baseline_objective": plain(outcome.baseline_objective),
-            "s_acc": result.s_acc,
-            "s_acc_std": result.s_acc_std,
-            "reason": result.reason,
-            "stopped_early": result.stopped_early,
-            "trials": [t.to_dict() for t in result.trials],
-            "best_trial": result.best.index if result.best is not None else None,
-            "closest": result.closest.to_dict() if result.closest is not None else None,
-        }
-    )
     assert chosen_sparsity is None or isinstance(chosen_sparsity, float)
-    summary.update(finish(config, setup, run, console, ready.dense, outcome.model, chosen_sparsity))
-    summary["figures"] = _plots(result, run, console, outcome.baseline_objective)
-    summary["wall_s"] = time.perf_counter() - start
-    summary["trials_wall_s"] = sum(t.wall_s for t in result.trials)
-    _write_summary(run, summary)
-    return summary
+    base, chosen = finish(config, setup, run, console, ready.dense, outcome.model, chosen_sparsity)
+    report = RunReport(
+        **_head("search", config, ready),
+        baseline=base,
+        chosen=chosen,
+        threshold=result.constraint.threshold,
+        baseline_objective=Speed.of(outcome.baseline_objective),
+        s_acc=result.s_acc,
+        s_acc_std=result.s_acc_std,
+        reason=result.reason,
+        stopped_early=result.stopped_early,
+        trials=tuple(result.trials),
+        best_trial=result.best.index if result.best is not None else None,
+        closest=result.closest,
+        figures=_plots(result, run, console, outcome.baseline_objective),
+        wall_s=time.perf_counter() - start,
+        trials_wall_s=sum(t.wall_s for t in result.trials),
+    )
+    _write_summary(run, report)
+    return report
 
 
-def _write_summary(run: RunDir, summary: Mapping[str, Any]) -> None:
+def _write_summary(run: RunDir, report: RunReport) -> None:
     """summary.json, then the reports from it, while the run still holds the directory."""
     from condensa.cli.report import write_report
 
-    run.write_summary(_finite(summary))
+    run.write_summary(_finite(report.to_dict()))
     run.track(run.summary)
     write_report(run)
 
@@ -248,7 +250,7 @@ def run_compress(
     *,
     force: bool,
     verbose: bool = False,
-) -> dict[str, Any]:
+) -> RunReport:
     """``condensa compress``: one compression at ``sparsity`` into ``output``."""
     start = time.perf_counter()
     with _prepare(config, output, console, force=force, verbose=verbose) as ready:
@@ -256,17 +258,17 @@ def run_compress(
             ready.dense, scheme_factory(config["scheme"]), ready.setup.example_input
         )
         result = ready.method.compress(ready.dense, make_scheme(sparsity))
-        summary = _summary_head("compress", config, ready)
-        summary["trials"] = []
-        summary["recovery"] = diagnostics(result.history, ready.metric)
-        compressed = result.model
-        summary.update(
-            finish(config, ready.setup, ready.run, console, ready.dense, compressed, sparsity)
+        setup, run = ready.setup, ready.run
+        base, chosen = finish(config, setup, run, console, ready.dense, result.model, sparsity)
+        report = RunReport(
+            **_head("compress", config, ready),
+            baseline=base,
+            chosen=chosen,
+            recovery=diagnostics(result.history, ready.metric),
+            wall_s=time.perf_counter() - start,
         )
-        summary["figures"] = {}
-        summary["wall_s"] = time.perf_counter() - start
-        _write_summary(ready.run, summary)
-        return summary
+        _write_summary(ready.run, report)
+        return report
 
 
 def _plots(result: Any, run: RunDir, console: Console, objective: Measurement) -> dict[str, str]:

@@ -1,0 +1,45 @@
+"""The typed run record reads back exactly what the runner wrote to summary.json."""
+
+import json
+
+import pytest
+
+from condensa import ConfigError
+from condensa.cli.record import ChosenFacts, RunReport, Speed
+from condensa.search import Trial
+
+
+def test_summary_round_trips_through_the_typed_record(finished_run):
+    """from_dict then to_dict gives summary.json back, key for key."""
+    data = json.loads((finished_run / "summary.json").read_text())
+    report = RunReport.from_dict(data)
+    assert json.loads(json.dumps(report.to_dict())) == data
+    assert isinstance(report.chosen, ChosenFacts) and isinstance(report.chosen.throughput, Speed)
+    assert all(isinstance(t, Trial) for t in report.trials)
+    assert report.best is not None and report.best.index == report.best_trial
+
+
+def test_a_summary_from_before_a_field_existed_still_reads(finished_run):
+    """Older summaries (no world_size/device; 'processes') load with the defaults."""
+    data = json.loads((finished_run / "summary.json").read_text())
+    del data["world_size"], data["device"]
+    assert RunReport.from_dict(data).world_size == 1
+    data["processes"] = 4
+    assert RunReport.from_dict(data).world_size == 4
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        lambda d: d.pop("baseline"),
+        lambda d: d["baseline"].pop("file_bytes"),
+        lambda d: d.update(trials=[{"index": "one"}]),
+        lambda d: d["chosen"].update(throughput={"value": 1.0}),
+    ],
+)
+def test_a_malformed_summary_is_a_config_error(finished_run, change):
+    """A missing or mistyped field is refused with a clear error, not a KeyError later."""
+    data = json.loads((finished_run / "summary.json").read_text())
+    change(data)
+    with pytest.raises(ConfigError, match="a missing or malformed field"):
+        RunReport.from_dict(data)
