@@ -172,3 +172,27 @@ def test_ray_pool_refuses_bad_resources():
         RayPool(0)
     with pytest.raises(ConfigError, match="cpus_per_trial must be a number >= 0, got -1"):
         RayPool(2, cpus_per_trial=-1)
+
+
+@pytest.mark.slow
+def test_ray_pool_runs_a_search_and_survives_a_dying_worker():
+    """Two Ray workers: a trial whose worker process dies is a failed trial, the rest go on."""
+    pytest.importorskip("ray")
+    from condensa.search.ray_pool import RayPool
+
+    def evaluate(s: float) -> tuple[float, float]:
+        import math
+        import os
+
+        if 0.43 < s < 0.45:  # the second initial point of seed 0: its worker dies
+            os._exit(1)
+        return 92.0 - 60.0 / (1 + math.exp(-(s - 0.8) / 0.04)), s
+
+    with RayPool(2, cpus_per_trial=1) as pool:
+        result = search_sparsity(
+            evaluate, accuracy_threshold=91.0, seed=0, settings=FAST, budget=6, pool=pool
+        )
+    failed = [t for t in result.trials if t.failed]
+    assert len(failed) == 1 and 0.43 < failed[0].sparsity < 0.45
+    assert len(result.trials) == 6 and [t.index for t in result.trials] == list(range(6))
+    assert result.best is not None and result.best.feasible

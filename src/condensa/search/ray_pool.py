@@ -1,8 +1,8 @@
-"""Trials as Ray tasks: a local Ray with N workers, or an existing cluster.
+"""Trials on Ray workers: a local Ray with N workers, or an existing cluster.
 
-Needs the ``condensa[ray]`` extra. Each trial is one task declaring ``cpus_per_trial``
-CPUs and ``gpus_per_trial`` GPUs (Ray sets ``OMP_NUM_THREADS`` in the worker to its
-CPUs). The function ``evaluate`` is shipped to the workers once per round (pickled by
+Needs the ``condensa[ray]`` extra. Each worker is a Ray actor declaring
+``cpus_per_trial`` CPUs (its torch threads) and ``gpus_per_trial`` GPUs, and runs one
+trial at a time. The function ``evaluate`` is shipped to each worker once (pickled by
 Ray): it must not rely on state kept in the driver, and any files it writes (trial
 models) must be on storage the driver reads too (any path on one machine; a shared
 file system on a cluster).
@@ -32,16 +32,39 @@ def _ray() -> Any:
     return ray
 
 
+class _Worker:
+    """One trial worker (a Ray actor): holds ``evaluate`` so it is shipped once per search."""
+
+    def __init__(self, threads: int) -> None:
+        import torch
+
+        torch.set_num_threads(max(1, threads))
+        self.evaluate: Callable[[Point], Any] | None = None
+
+    def hold(self, evaluate: Callable[[Point], Any]) -> None:
+        """Keep ``evaluate`` for the following calls."""
+        self.evaluate = evaluate
+
+    def run(self, point: Point) -> Outcome:
+        """One trial, timed (see :func:`~condensa.search.pool.call`)."""
+        assert self.evaluate is not None
+        return call(self.evaluate, point)
+
+
 class RayPool:
-    """Runs each trial of a round as a Ray task.
+    """Runs the trials of a round on Ray: one worker (actor) per trial slot.
+
+    Each worker is a Ray actor declaring the trial's resources; the evaluation function
+    is shipped to each worker once (again only when a different one is given), so a
+    search's data and model are not serialized for every trial.
 
     Args:
         workers: trials at once (the points proposed per round).
         address: an existing cluster's address (``"auto"``, ``"ray://host:10001"``);
             None starts a local Ray sized for ``workers`` trials, stopped by
             :meth:`close`.
-        cpus_per_trial: CPUs each trial task declares (and its torch threads).
-        gpus_per_trial: GPUs each trial task declares (may be fractional).
+        cpus_per_trial: CPUs each worker declares (and its torch threads).
+        gpus_per_trial: GPUs each worker declares (may be fractional).
 
     Raises:
         ConfigError: Ray is not installed, or a bad number of workers or resources.
@@ -74,31 +97,53 @@ class RayPool:
                 options["num_cpus"] = max(1, math.ceil(workers * cpus_per_trial))
                 options["num_gpus"] = math.ceil(workers * gpus_per_trial)
             ray.init(address=address, **options)
-        self._task = ray.remote(num_cpus=cpus_per_trial, num_gpus=gpus_per_trial)(call)
+        self._actor = ray.remote(num_cpus=cpus_per_trial, num_gpus=gpus_per_trial)(_Worker)
+        self._threads = max(1, math.floor(cpus_per_trial))
+        self._workers: list[Any] = []
+        self._holding: Any = None
+
+    def _ready(self, evaluate: Callable[[Point], Any]) -> list[Any]:
+        """The workers, (re)started where needed, each holding ``evaluate``."""
+        ray = self._ray
+        self._workers += [None] * (self.workers - len(self._workers))
+        fresh = [i for i, w in enumerate(self._workers) if w is None]
+        if fresh:
+            for i in fresh:
+                self._workers[i] = self._actor.remote(self._threads)
+            self._holding = None
+        if self._holding is not evaluate:
+            shared = ray.put(evaluate)
+            ray.get([w.hold.remote(shared) for w in self._workers])
+            self._holding = evaluate
+        return list(self._workers)
 
     def run(
         self, evaluate: Callable[[Point], Any], points: Sequence[Point]
     ) -> Iterator[tuple[int, Outcome]]:
-        """Submit every point, then yield outcomes in completion order.
+        """Give each worker its share of ``points``; yield outcomes in completion order.
 
-        A task whose worker died is yielded as a failed outcome; closing the generator
-        early (the driver stops) cancels the tasks still running.
+        A trial whose worker died is yielded as a failed outcome (the worker is replaced
+        for the next round); closing the generator early (the driver stops) cancels the
+        trials not started yet.
         """
         ray = self._ray
-        shared = ray.put(evaluate)
-        pending = {self._task.remote(shared, point): i for i, point in enumerate(points)}
+        workers = self._ready(evaluate)
+        pending = {}
+        for i, point in enumerate(points):
+            pending[workers[i % len(workers)].run.remote(point)] = (i, i % len(workers))
         try:
             while pending:
                 done, _ = ray.wait(list(pending), num_returns=1)
-                position = pending.pop(done[0])
+                position, worker = pending.pop(done[0])
                 try:
                     outcome = ray.get(done[0])
                 except Exception as exc:  # noqa: BLE001 - a lost worker is a failed trial
                     outcome = Outcome(None, exc, math.nan)
+                    self._workers[worker] = None  # replaced before the next round
                 yield position, outcome
         finally:
             for ref in pending:
-                ray.cancel(ref, force=True)
+                ray.cancel(ref)
 
     def close(self) -> None:
         """Stop the local Ray this pool started (nothing for a cluster it joined)."""
