@@ -196,13 +196,15 @@ def main() -> None:
             "per trial, budget 10, one baseline model trained beforehand (not timed), on this "
             "2-core machine: 1 worker with 2 threads vs 2 Ray workers with 1 thread each; wall "
             "= the whole `condensa search` command (Ray start-up, the chosen model's "
-            "measurements and report included).\n\n"
+            "measurements and report included); mean trial = seconds inside one trial.\n\n"
             + markdown_table(
                 [
                     "workers",
+                    "threads per trial",
                     "wall (s)",
                     "wall ratio",
                     "trials",
+                    "mean trial (s)",
                     "chosen sparsity",
                     "validation",
                     "test",
@@ -210,12 +212,14 @@ def main() -> None:
                 [
                     [
                         r["workers"],
+                        r["threads_per_trial"],
                         f"{r['wall_s']:.0f}",
                         f"{r['wall_s'] / base:.2f}",
                         r["trials"],
-                        r["chosen_sparsity"],
-                        r["chosen_validation"],
-                        r["chosen_test"],
+                        f"{r['trials_wall_s'] / r['trials']:.1f}",
+                        _num(r["chosen_sparsity"]),
+                        _num(r["chosen_validation"]),
+                        _num(r["chosen_test"]),
                     ]
                     for r in real
                 ],

@@ -42,7 +42,7 @@ def test_deployable_bakes_unstructured_masks():
         (lambda: Throughput(batch_size=0), "batch_size must be a positive integer"),
         (lambda: Throughput(threads=0), "threads must be None or a positive integer"),
         (lambda: Latency(repeats=0), "repeats"),
-        (lambda: Macs("flops"), "mode must be one of"),
+        (lambda: Macs("flops"), "mode = .* is not valid; valid: effective, sparse, dense"),
     ],
 )
 def test_bad_settings(make, message):
