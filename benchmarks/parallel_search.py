@@ -185,7 +185,8 @@ def main() -> None:
         f"{two['rounds_mean']:.1f} vs {one['rounds_mean']:.1f} rounds "
         f"({two['rounds_mean'] / one['rounds_mean']:.0%}). Wall time {wall / 60:.0f} min on "
         f"{args.workers} single-threaded processes. Command: `.venv/bin/python "
-        f"benchmarks/parallel_search.py --seeds {args.seeds}{' --real' if real else ''}`. "
+        f"benchmarks/parallel_search.py --seeds {args.seeds}"
+        f"{f' --real --steps {args.steps}' if real else ''}`. "
         f"Results: `{path.name}`.\n\n"
         + markdown_table(["acc noise (pt)", "q", "hit", "feasible", "rounds", "evaluations"], rows)
     )
