@@ -23,28 +23,38 @@ def _trial_lines(journal: Path) -> list[str]:
     return [line for line in journal.read_text().splitlines() if '"type": "trial"' in line]
 
 
+def _start(command: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
+    """``command`` in its own session (so the whole group can be killed), output dropped."""
+    return subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            env=env, start_new_session=True)  # fmt: skip
+
+
+def _wait_for_trials(process: subprocess.Popen[bytes], journal: Path, count: int) -> None:
+    """Return once ``journal`` holds ``count`` trials (the process still running)."""
+    deadline = time.monotonic() + 300
+    while len(_trial_lines(journal)) < count:
+        assert process.poll() is None, "the search ended before it could be killed"
+        assert time.monotonic() < deadline, "no trial finished in time"
+        time.sleep(0.05)
+
+
+def _kill_after_two_trials(command: list[str], env: dict[str, str], journal: Path) -> None:
+    """Run ``command`` and SIGKILL its whole process group once two trials are journaled."""
+    process = _start(command, env)
+    try:
+        _wait_for_trials(process, journal, 2)
+        os.killpg(process.pid, signal.SIGKILL)
+    finally:
+        process.wait()
+
+
 @pytest.mark.slow
 def test_killed_search_resumes_without_repeating_finished_trials(tmp_path, capsys):
     config = write_config(tmp_path, options="options = { steps = 400 }", budget=4)
     out = tmp_path / "out"
     argv = ["search", str(config), "--output", str(out)]
     env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
-    process = subprocess.Popen(
-        [sys.executable, "-m", "condensa", *argv],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        env=env,
-        start_new_session=True,
-    )
-    deadline = time.monotonic() + 300
-    try:
-        while len(_trial_lines(out / "journal.jsonl")) < 2:  # two trials done, third running
-            assert process.poll() is None, "the search ended before it could be killed"
-            assert time.monotonic() < deadline, "no trial finished in time"
-            time.sleep(0.05)
-        os.killpg(process.pid, signal.SIGKILL)
-    finally:
-        process.wait()
+    _kill_after_two_trials([sys.executable, "-m", "condensa", *argv], env, out / "journal.jsonl")
     before = _trial_lines(out / "journal.jsonl")
     assert 2 <= len(before) < 4  # killed mid-search
     assert not (out / "summary.json").exists()
@@ -83,12 +93,8 @@ def test_data_parallel_search_survives_a_failed_rank_and_resumes(tmp_path):
     scratch.mkdir()
     env = {**os.environ, "PYTHONPATH": str(ROOT / "src"), "TMPDIR": str(scratch)}
     process = _torchrun(argv, env)
-    deadline = time.monotonic() + 300
     try:
-        while len(_trial_lines(out / "journal.jsonl")) < 2:
-            assert process.poll() is None, "the search ended before a rank could be killed"
-            assert time.monotonic() < deadline, "no trial finished in time"
-            time.sleep(0.05)
+        _wait_for_trials(process, out / "journal.jsonl", 2)
         workers = subprocess.run(
             ["pgrep", "-P", str(process.pid)], capture_output=True, text=True, check=True
         ).stdout.split()
@@ -128,22 +134,7 @@ def test_ray_search_with_two_workers_resumes_after_the_driver_is_killed(tmp_path
     out = tmp_path / "out"
     argv = ["search", str(config), "--output", str(out), "--workers", "2"]
     env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
-    process = subprocess.Popen(
-        [sys.executable, "-m", "condensa", *argv],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        env=env,
-        start_new_session=True,
-    )
-    deadline = time.monotonic() + 300
-    try:
-        while len(_trial_lines(out / "journal.jsonl")) < 2:
-            assert process.poll() is None, "the search ended before it could be killed"
-            assert time.monotonic() < deadline, "no trial finished in time"
-            time.sleep(0.05)
-        os.killpg(process.pid, signal.SIGKILL)
-    finally:
-        process.wait()
+    _kill_after_two_trials([sys.executable, "-m", "condensa", *argv], env, out / "journal.jsonl")
     before = _trial_lines(out / "journal.jsonl")
     assert 2 <= len(before) < 6
     done = subprocess.run(
