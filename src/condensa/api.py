@@ -133,9 +133,26 @@ def trial_path(folder: Path, sparsity: Any) -> Path:
     return folder / f"trial-s{float(sparsity):.6f}.condensa"
 
 
-def _measure(objective: Objective, model: nn.Module, example_input: Inputs) -> Measurement:
-    value = measured_on_main(objective)(model, example_input)  # rank 0's reading, shared
-    return value if isinstance(value, Measurement) else Measurement(float(value), "")
+def _measure(
+    objective: Objective,
+    model: nn.Module,
+    example_input: Inputs,
+    reference: nn.Module | None = None,
+) -> Measurement:
+    """``objective`` of ``model`` (relative to ``reference`` when given), taken on rank 0.
+
+    Under a data-parallel launch the other ranks wait and receive rank 0's reading, so
+    speed measurements never run side by side on one machine.
+    """
+
+    def take() -> Measurement:
+        if reference is not None:
+            relative = objective.relative  # type: ignore[attr-defined]
+            return cast(Measurement, relative(reference, model, example_input))
+        value = objective(model, example_input)
+        return value if isinstance(value, Measurement) else Measurement(float(value), "")
+
+    return measured_on_main(take)()
 
 
 def _trial_extra(
@@ -198,11 +215,8 @@ class _Trials:
         metrics = result.metrics if reuse and self.metric in result.metrics else {}
         metrics = metrics or self.trainer.evaluate(result.model)
         accuracy = float(metrics[self.metric])
-        if self.relative:
-            relative = self.objective.relative  # type: ignore[attr-defined]
-            measured = relative(self.model, result.model, self.example_input)
-        else:
-            measured = _measure(self.objective, result.model, self.example_input)
+        reference = self.model if self.relative else None
+        measured = _measure(self.objective, result.model, self.example_input, reference)
         extra = _trial_extra(result.model, measured, metrics, self.metric)
         extra["recovery"] = diagnostics(result.history, self.metric)
         if self.folder is not None:

@@ -14,6 +14,7 @@ from condensa.atomic import write_text
 from condensa.cli import build
 from condensa.cli.record import ChosenFacts, LayerFacts, ModelFacts, Speed
 from condensa.cli.rundir import RunDir
+from condensa.distributed import measured_on_main
 from condensa.errors import CondensaError, ConfigError
 from condensa.io import save
 from condensa.objectives import Macs, compare_throughput
@@ -81,7 +82,7 @@ def finish(
     runnable = deployable(chosen, setup.example_input)
     described = _describe(chosen, runnable, setup, metric, path)
     spec = config["objective"]
-    reference, candidate = compare_throughput(
+    reference, candidate = measured_on_main(compare_throughput)(  # rank 0's timing, shared
         dense,
         chosen,
         setup.example_input,

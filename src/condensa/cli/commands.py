@@ -16,7 +16,7 @@ from rich.text import Text
 from condensa.atomic import write_bytes
 from condensa.cli.config import parse_assignment, read_config, resolve
 from condensa.cli.output import print_table
-from condensa.cli.ranks import launched
+from condensa.cli.ranks import joined
 from condensa.cli.record import RunReport
 from condensa.errors import ConfigError
 
@@ -93,7 +93,7 @@ def search(args: argparse.Namespace, console: Console) -> None:
 
     config = run_config(args)
     output = Path(config["output"])
-    with launched(config, console) as (world, console):
+    with joined(config, console) as (world, console):
         summary = run_search(config, output, console, force=args.force, verbose=args.verbose)
         if world.main:
             _finish_run(summary, output, console)
@@ -105,7 +105,7 @@ def compress(args: argparse.Namespace, console: Console) -> None:
 
     config = run_config(args)
     output = Path(config["output"])
-    with launched(config, console) as (world, console):
+    with joined(config, console) as (world, console):
         summary = run_compress(
             config,
             output,

@@ -71,7 +71,7 @@ SCHEMA: dict[str, dict[str, tuple[tuple[type, ...], Any]]] = {
         "threads": ((int,), 0),
         "repeats": ((int,), 20),
         "warmup": ((int,), 3),
-    },  # and the options (dataclass fields) of the objective named, see _objective_keys
+    },  # and the options (dataclass fields) of the objective named: extensions.objective_spec
     "constraint": {
         "metric": ((str,), "accuracy"),
         "max_drop": (NUMBER, 0.01),

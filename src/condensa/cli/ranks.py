@@ -24,7 +24,7 @@ from condensa.errors import ConfigError
 
 
 @contextmanager
-def launched(config: Mapping[str, Any], console: Console) -> Iterator[tuple[World, Console]]:
+def joined(config: Mapping[str, Any], console: Console) -> Iterator[tuple[World, Console]]:
     """The command's world (one process unless under torchrun) and its console.
 
     Ranks other than 0 print nothing.

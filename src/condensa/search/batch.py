@@ -32,9 +32,21 @@ def _nearest_liar(problem: SearchProblem, trials: Sequence[Trial], point: Point)
         near = min(ok, key=lambda t: unit_distance(problem, point, t.sparsity))
         assert near.accuracy is not None and near.objective is not None
         accuracy, objective, extra = near.accuracy, near.objective, dict(near.extra)
-    return Trial(len(trials), point, accuracy, objective,
-                 problem.constraint.feasible(accuracy), BELIEVED, 0.0, 0.0, extra, None,
-                 problem.seed)  # fmt: skip
+    return _believed(len(trials), point, accuracy, objective, problem.constraint, problem.seed,
+                     extra)  # fmt: skip
+
+
+def _believed(
+    index: int,
+    point: Point,
+    accuracy: float,
+    objective: float,
+    constraint: Constraint,
+    seed: int,
+    extra: dict[str, float],
+) -> Trial:
+    return Trial(index, point, accuracy, objective, constraint.feasible(accuracy), BELIEVED,
+                 0.0, 0.0, extra, None, seed)  # fmt: skip
 
 
 def believed(
@@ -91,8 +103,7 @@ def believed_trial(
     accuracy = constraint.threshold + (-margin if constraint.lower_is_better else margin)
     if not math.isfinite(accuracy):
         accuracy = constraint.threshold
-    return Trial(index, point, accuracy, objective, constraint.feasible(accuracy), BELIEVED,
-                 0.0, 0.0, extra, None, seed)  # fmt: skip
+    return _believed(index, point, accuracy, objective, constraint, seed, extra)
 
 
 def shared_noise(trials: Sequence[Trial]) -> dict[str, float]:

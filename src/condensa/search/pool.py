@@ -4,8 +4,8 @@ A pool is anything with ``run(evaluate, points)`` yielding ``(position, outcome)
 as each trial completes, where ``outcome`` is a :class:`Outcome` (the value
 ``evaluate`` returned, or the exception it raised, and the seconds it took). The search
 loop journals trials in that completion order. :class:`SerialPool` is the default;
-:class:`~condensa.search.ray_pool.RayPool` (the ``condensa[ray]`` extra) runs each
-trial as a Ray task with declared resources.
+:class:`~condensa.search.ray_pool.RayPool` (the ``condensa[ray]`` extra) runs them on
+Ray workers (actors) with declared resources.
 """
 
 from __future__ import annotations

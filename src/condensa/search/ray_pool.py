@@ -106,11 +106,10 @@ class RayPool:
         """The workers, (re)started where needed, each holding ``evaluate``."""
         ray = self._ray
         self._workers += [None] * (self.workers - len(self._workers))
-        fresh = [i for i, w in enumerate(self._workers) if w is None]
-        if fresh:
-            for i in fresh:
+        for i, worker in enumerate(self._workers):
+            if worker is None:  # new, or replacing one that died: holds nothing yet
                 self._workers[i] = self._actor.remote(self._threads)
-            self._holding = None
+                self._holding = None
         if self._holding is not evaluate:
             shared = ray.put(evaluate)
             ray.get([w.hold.remote(shared) for w in self._workers])
