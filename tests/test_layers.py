@@ -7,9 +7,9 @@ import condensa
 
 ROOT = Path(condensa.__file__).parent
 LAYERS = [
-    "errors", "threads", "distributed", "atomic", "filecheck", "inputs", "structure",
-    "architecture",
-    "functional", "operators", "schemes", "masking", "io", "stats", "thinning",
+    "errors", "threads", "distributed", "atomic", "inputs", "structure", "architecture",
+    "functional", "operators", "formats", "filecheck", "schemes", "masking", "io", "stats",
+    "thinning",
     "compress", "optim", "objectives", "quantized", "export", "search", "zoo", "data",
     "api", "cli", "__init__", "__main__",
 ]  # fmt: skip

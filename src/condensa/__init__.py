@@ -11,7 +11,7 @@ Example:
 
 """
 
-from condensa import functional, masking, objectives, operators, optim, schemes, zoo
+from condensa import formats, functional, masking, objectives, operators, optim, schemes, zoo
 from condensa.api import CompressionSearch, search_compression
 from condensa.compress import compress
 from condensa.errors import (
@@ -42,6 +42,7 @@ __all__ = [
     "__version__",
     "compress",
     "export_onnx",
+    "formats",
     "functional",
     "load",
     "masking",

@@ -10,7 +10,6 @@ malformed is a :class:`~condensa.errors.CondensaError` naming the tensor and the
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -19,28 +18,13 @@ from typing import Any
 import numpy as np
 
 from condensa.errors import CondensaError, ConfigError
+from condensa.formats import PLAIN_ARRAY_DTYPES, StoredFormat, format_named, valid_specs
+from condensa.structure import json_object
 
-PLAIN_DTYPES: dict[str, np.dtype] = {
-    name: np.dtype(name)
-    for name in (
-        "float32",
-        "float64",
-        "float16",
-        "int64",
-        "int32",
-        "int16",
-        "int8",
-        "uint8",
-        "bool",
-    )
-}
-STORAGE_ARRAY_DTYPES: dict[str, np.dtype] = {
-    **PLAIN_DTYPES,
-    "bfloat16": np.dtype(np.int16),  # raw 16 bits: numpy has no bfloat16
-}
-"""Storage dtype name -> the numpy dtype its ``values`` array must have."""
+STORAGE_ARRAY_DTYPES: dict[str, np.dtype] = dict(PLAIN_ARRAY_DTYPES)
+"""Plain storage dtype name -> the numpy dtype its ``values`` array must have."""
 
-TENSOR_DTYPES = tuple(name for name in STORAGE_ARRAY_DTYPES if name != "int8") + ("int8",)
+TENSOR_DTYPES = tuple(STORAGE_ARRAY_DTYPES)
 """Dtypes a saved tensor may be restored to."""
 
 ELEMENT_BYTES = {name: dtype.itemsize for name, dtype in STORAGE_ARRAY_DTYPES.items()}
@@ -64,11 +48,11 @@ class Entry:
         fqn: the tensor's fully qualified name.
         shape: its shape; ``numel`` its number of elements.
         dtype: the dtype it is restored to.
-        storage: how its kept values are stored.
+        storage: how its kept values are stored (a plain dtype, or the kind of the
+            format that encodes them).
         positions: ``"dense"``, ``"bitmask"`` or ``"rice"``.
         kept: number of stored (kept) entries.
         k: the Rice parameter (``"rice"`` only).
-        axis: the int8 scale axis (``"int8"`` storage only).
         parametrizations: the parametrization specs to register, checked.
         arrays: this tensor's arrays from the file, by part name.
 
@@ -82,7 +66,6 @@ class Entry:
     positions: str
     kept: int
     k: int
-    axis: int
     parametrizations: tuple[dict[str, Any], ...]
     arrays: dict[str, np.ndarray]
 
@@ -105,52 +88,49 @@ def parse_metadata(path: str, metadata: Mapping[str, str]) -> tuple[dict[str, An
     )
 
 
-def json_object(path: str, key: str, text: object) -> dict[str, Any]:
-    """The JSON object stored under metadata ``key``.
-
-    Raises:
-        CondensaError: no such record, text that is not JSON, or JSON that is not an object.
-
-    """
-    if not isinstance(text, str):
-        raise CondensaError(f"{path!r} is malformed: no {key!r} record")
-    try:
-        value = json.loads(text)
-    except (ValueError, RecursionError) as exc:
-        raise CondensaError(f"{path!r} is malformed: {key!r} is not JSON ({exc})") from None
-    if not isinstance(value, dict):
-        raise CondensaError(f"{path!r} is malformed: {key!r} must be a JSON object")
-    return value
-
-
-def _parametrizations(path: str, fqn: str, specs: Any, shape: tuple[int, ...]) -> tuple:
+def _parametrizations(
+    path: str, fqn: str, specs: Any, shape: tuple[int, ...]
+) -> tuple[dict[str, Any], ...]:
+    """Each spec checked by its registered format: ``{"type": kind, **options}``."""
     if not isinstance(specs, list) or len(specs) > 8:
         raise _fail(path, fqn, f"has a bad parametrization list {str(specs)[:80]!r}")
     out = []
     for spec in specs:
         kind = spec.get("type") if isinstance(spec, dict) else None
-        if kind == "mask":
-            out.append({"type": "mask"})
-        elif kind == "cast" and spec.get("dtype") in ("float16", "bfloat16"):
-            out.append({"type": "cast", "dtype": spec["dtype"]})
-        elif kind == "int8" and _int(spec.get("axis")) and 0 <= spec["axis"] < max(1, len(shape)):
-            out.append({"type": "int8", "axis": spec["axis"]})
-        else:
+        stored = format_named(kind) if isinstance(kind, str) else None
+        try:
+            if stored is None:
+                raise ValueError("unknown type")
+            out.append({"type": kind, **stored.check_spec(spec, shape)})
+        except ValueError as exc:
             raise _fail(
                 path,
                 fqn,
-                f"has an unknown or malformed parametrization {str(spec)[:80]!r} "
-                "(valid: mask, cast to float16/bfloat16, int8 with an axis of the tensor)",
-            )
+                f"has an unknown or malformed parametrization {str(spec)[:80]!r}: {exc} "
+                f"(valid: {valid_specs()})",
+            ) from None
     return tuple(out)
 
 
-def _array(path: str, fqn: str, arrays: Mapping[str, np.ndarray], part: str) -> np.ndarray:
+def codec_of(specs: tuple[dict[str, Any], ...]) -> tuple[type[StoredFormat], dict] | None:
+    """The format that stores a tensor's values, and its spec (the last ``codec`` one)."""
+    found = None
+    for spec in specs:
+        stored = format_named(spec["type"])
+        if stored is not None and stored.codec:
+            found = (stored, spec)
+    return found
+
+
+def _array(
+    path: str, fqn: str, arrays: Mapping[str, np.ndarray], part: str, ndim: int = 1
+) -> np.ndarray:
+    """The file's array for ``part`` of tensor ``fqn`` (1-D unless ``ndim`` is 0: any)."""
     key = f"{fqn}::{part}"
     if key not in arrays:
         raise _fail(path, fqn, f"has no {part!r} array in the file")
     array = arrays[key]
-    if array.ndim != 1 and part != "scale":  # int8 scales keep their broadcast shape
+    if ndim and array.ndim != ndim:
         raise _fail(path, fqn, f"has a {part!r} array of shape {array.shape}, expected 1-D")
     return array
 
@@ -201,12 +181,35 @@ def _entry(path: str, fqn: str, info: Any, arrays: Mapping[str, np.ndarray]) -> 
         raise _fail(path, fqn, f"claims {numel!r} elements for shape {shape}")
     if not _int(kept) or not 0 <= kept <= numel:
         raise _fail(path, fqn, f"claims {kept!r} kept entries of {numel}")
-    dtype, storage = info.get("dtype"), info.get("storage")
+    dtype: Any = info.get("dtype")
+    storage: Any = info.get("storage")
     if dtype not in TENSOR_DTYPES:
         raise _fail(path, fqn, f"has dtype {dtype!r}; valid: {', '.join(TENSOR_DTYPES)}")
+    positions, k, parts = _check_positions(path, fqn, info, numel, kept, arrays)
+    specs = _parametrizations(path, fqn, info.get("parametrizations", []), tuple(shape))
+    codec = codec_of(specs)
+    if codec is not None:
+        stored, spec = codec
+        if storage != stored.kind:
+            raise _fail(path, fqn, f"has storage {storage!r} under {stored.kind!r} parametrization")
+        try:
+            parts.update(
+                stored.check_values(
+                    spec, tuple(shape), kept, lambda part: _array(path, fqn, arrays, part, 0)
+                )
+            )
+        except ValueError as exc:
+            raise _fail(path, fqn, str(exc)) from None
+    else:
+        parts["values"] = _plain_values(path, fqn, storage, kept, arrays)
+    return Entry(fqn, tuple(shape), numel, dtype, storage, positions, kept, k, specs, parts)
+
+
+def _plain_values(
+    path: str, fqn: str, storage: Any, kept: int, arrays: Mapping[str, np.ndarray]
+) -> np.ndarray:
     if storage not in STORAGE_ARRAY_DTYPES:
         raise _fail(path, fqn, f"has storage {storage!r}; valid: {', '.join(STORAGE_ARRAY_DTYPES)}")
-    positions, k, parts = _check_positions(path, fqn, info, numel, kept, arrays)
     values = _array(path, fqn, arrays, "values")
     if values.dtype != STORAGE_ARRAY_DTYPES[storage] or values.size != kept:
         raise _fail(
@@ -215,19 +218,7 @@ def _entry(path: str, fqn: str, info: Any, arrays: Mapping[str, np.ndarray]) -> 
             f"stores {values.size} {values.dtype} values; {kept} {STORAGE_ARRAY_DTYPES[storage]} "
             "expected",
         )
-    parts["values"] = values
-    axis: Any = 0
-    if storage == "int8":
-        axis = info.get("axis")
-        if not _int(axis) or not 0 <= axis < max(1, len(shape)):
-            raise _fail(path, fqn, f"has int8 axis {axis!r} for shape {shape}")
-        scale = _array(path, fqn, arrays, "scale")
-        channels = shape[axis] if len(shape) > axis else 1
-        if scale.dtype != np.float32 or scale.size != channels:
-            raise _fail(path, fqn, f"has {scale.size} int8 scales, {channels} expected")
-        parts["scale"] = scale
-    specs = _parametrizations(path, fqn, info.get("parametrizations", []), tuple(shape))
-    return Entry(fqn, tuple(shape), numel, dtype, storage, positions, kept, k, axis, specs, parts)
+    return values
 
 
 def parse_entries(

@@ -34,9 +34,11 @@ from condensa.filecheck import (
     STORAGE_ARRAY_DTYPES,
     Entry,
     check_shapes,
+    codec_of,
     parse_entries,
     parse_metadata,
 )
+from condensa.formats import StoredFormat, decode_plain, encode_plain, format_named, formats
 from condensa.functional.encoding import (
     best_rice_parameter,
     bitmask_decode,
@@ -44,8 +46,7 @@ from condensa.functional.encoding import (
     rice_decode,
     rice_encode,
 )
-from condensa.functional.quantize import quantize_int8
-from condensa.masking import FakeCast, FakeQuantInt8, Mask, copy_model, masks, storage
+from condensa.masking import copy_model, masks
 
 FORMAT = "condensa"
 VERSION = 1
@@ -123,7 +124,7 @@ def save(
     entries: dict[str, dict[str, Any]] = {}
     with torch.no_grad():
         for module_name, module in model.named_modules():
-            if isinstance(module, (parametrize.ParametrizationList, Mask, FakeCast, FakeQuantInt8)):
+            if isinstance(module, (parametrize.ParametrizationList, StoredFormat)):
                 continue
             names = list(module._parameters) + list(module._buffers)
             if parametrize.is_parametrized(module):
@@ -159,6 +160,7 @@ def _store(
     mask: torch.Tensor | None,
     tensors: dict[str, np.ndarray],
 ) -> dict[str, Any]:
+    """Write the arrays of one tensor into ``tensors``; return its JSON record."""
     info: dict[str, Any] = {
         "shape": list(value.shape),
         "dtype": str(value.dtype).removeprefix("torch."),
@@ -166,41 +168,36 @@ def _store(
     flat_mask = (
         mask.reshape(-1).cpu().numpy() if mask is not None else np.ones(value.numel(), dtype=bool)
     )
-    kept_values = value.reshape(-1)[torch.from_numpy(flat_mask)]
     kind, parts, extra = _encode_positions(flat_mask)
     info.update({"positions": kind, "numel": value.numel(), "kept": int(flat_mask.sum()), **extra})
+    plist: list[nn.Module] = []
+    if parametrize.is_parametrized(module, name):
+        plist = list(cast(nn.ModuleList, cast(nn.ModuleDict, module.parametrizations)[name]))
+        info["parametrizations"] = [_describe(p) for p in plist]
+    # the last parametrization that changes the storage decides how the values are kept
+    storing = [p for p in plist if isinstance(p, StoredFormat) and p.storage(value) is not None]
+    keep = torch.from_numpy(flat_mask)
+    if storing and storing[-1].codec:
+        info["storage"] = storing[-1].kind
+        values, extra = storing[-1].encode(value, keep)
+        parts.update(values)
+        info.update(extra)
+    else:
+        stored = storing[-1].storage(value) if storing else None
+        info["storage"] = stored.dtype if stored is not None else info["dtype"]
+        parts["values"] = encode_plain(value.reshape(-1)[keep], info["storage"])
     for key, part in parts.items():
         tensors[f"{fqn}::{key}"] = part
-    stored = storage(module, name) if parametrize.is_parametrized(module, name) else None
-    info["storage"] = stored.dtype if stored is not None else info["dtype"]
-    if info["storage"] == "int8":
-        plist = cast(nn.ModuleList, cast(nn.ModuleDict, module.parametrizations)[name])
-        axis = next(int(p.axis) for p in plist if isinstance(p, FakeQuantInt8))
-        q, scale = quantize_int8(value, axis)
-        tensors[f"{fqn}::values"] = q.reshape(-1)[torch.from_numpy(flat_mask)].numpy()
-        tensors[f"{fqn}::scale"] = scale.numpy()
-        info["axis"] = axis
-    elif info["storage"] == "bfloat16":
-        # numpy has no bfloat16: keep its raw 16 bits
-        tensors[f"{fqn}::values"] = kept_values.to(torch.bfloat16).view(torch.int16).numpy()
-    else:
-        tensors[f"{fqn}::values"] = kept_values.to(
-            TORCH_DTYPES.get(info["storage"], value.dtype)
-        ).numpy()
-    if parametrize.is_parametrized(module, name):
-        plist = cast(nn.ModuleList, cast(nn.ModuleDict, module.parametrizations)[name])
-        info["parametrizations"] = [_describe(p) for p in plist]
     return info
 
 
 def _describe(p: nn.Module) -> dict[str, Any]:
-    if isinstance(p, Mask):
-        return {"type": "mask"}
-    if isinstance(p, FakeCast):
-        return {"type": "cast", "dtype": p.dtype}
-    if isinstance(p, FakeQuantInt8):
-        return {"type": "int8", "axis": int(p.axis)}
-    raise ConfigError(f"cannot save the parametrization {type(p).__name__} (not Condensa's)")
+    if isinstance(p, StoredFormat) and format_named(p.kind) is type(p):
+        return {"type": p.kind, **p.spec()}
+    raise ConfigError(
+        f"cannot save the parametrization {type(p).__name__} (not a registered stored "
+        f"format; registered: {', '.join(f.__name__ for f in formats())})"
+    )
 
 
 def read(path: str | Path) -> tuple[dict[str, str], dict[str, np.ndarray]]:
@@ -250,9 +247,10 @@ BUILD_EXPANSION = 1024
 
 def _tensor_names(state_keys: Any) -> dict[str, str]:
     """``{state_dict key: tensor fqn}`` with parametrization internals mapped or dropped."""
+    buffers = tuple(f".{f.key}" for f in formats())
     out = {}
     for key in state_keys:
-        if key.endswith((".mask", ".code", ".axis")) and ".parametrizations." in key:
+        if key.endswith(buffers) and ".parametrizations." in key:
             continue
         out[key] = key.replace(".parametrizations.", ".").replace(".original", "")
     return out
@@ -357,29 +355,19 @@ def _shaped(
 
 
 def _parametrization(spec: Mapping[str, Any], mask: torch.Tensor) -> nn.Module:
-    if spec["type"] == "mask":
-        return Mask(mask)
-    if spec["type"] == "cast":
-        return FakeCast(spec["dtype"])
-    return FakeQuantInt8(int(spec["axis"]))
+    stored = format_named(spec["type"])
+    assert stored is not None  # checked by parse_entries
+    return stored.from_spec(spec, mask)
 
 
 def _restore(path: str, entry: Entry) -> tuple[torch.Tensor, torch.Tensor]:
     """The dense tensor and its flat keep-mask, from checked parts."""
     flat_mask = torch.from_numpy(_decode_positions(path, entry))
     dtype = TORCH_DTYPES[entry.dtype]
-    values = entry.arrays["values"]
-    if entry.storage == "int8":
-        scale_shape = [1] * len(entry.shape)
-        if scale_shape:
-            scale_shape[entry.axis] = entry.shape[entry.axis]
-        scale = torch.from_numpy(entry.arrays["scale"].copy()).reshape(scale_shape)
-        full_q = torch.zeros(entry.numel, dtype=torch.int8)
-        full_q[flat_mask] = torch.from_numpy(values.copy())
-        return (full_q.reshape(entry.shape).float() * scale).to(dtype), flat_mask
-    kept = torch.from_numpy(values.copy())
-    if entry.storage == "bfloat16":
-        kept = kept.view(torch.bfloat16)
+    codec = codec_of(entry.parametrizations)
+    if codec is not None:
+        stored, spec = codec
+        return stored.decode(spec, entry.arrays, entry.shape, flat_mask, dtype), flat_mask
     dense = torch.zeros(entry.numel, dtype=dtype)
-    dense[flat_mask] = kept.to(dtype)
+    dense[flat_mask] = decode_plain(entry.arrays["values"], entry.storage).to(dtype)
     return dense.reshape(entry.shape), flat_mask

@@ -2,13 +2,9 @@
 
 A compressed tensor keeps its original ``nn.Parameter`` (so optimizers created
 earlier keep working) under ``module.parametrizations.<name>.original``; the forward
-pass sees it through Condensa parametrizations:
-
-- :class:`Mask` — a registered ``bool`` buffer (True = keep); zero gradient at
-  pruned entries, so pruned weights stay exactly zero in the forward pass whatever
-  the optimizer does;
-- :class:`FakeCast` — round to float16/bfloat16 and back (straight-through gradient);
-- :class:`FakeQuantInt8` — symmetric per-channel int8 fake quantization (straight-through).
+pass sees it through Condensa parametrizations, the registered stored formats of
+:mod:`condensa.formats` (:class:`Mask`, :class:`FakeCast`, :class:`FakeQuantInt8`
+built in). The operators' output picks its parametrization from that registry.
 
 Every parametrization's configuration lives in registered buffers, so a
 ``state_dict`` describes it completely and :func:`restore` rebuilds it in a fresh
@@ -19,95 +15,43 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
 
 import torch
 from torch import nn
 from torch.nn.utils import parametrize
 
 from condensa.errors import ConfigError
-from condensa.functional import DTYPES, fake_cast, fake_quantize_int8
-from condensa.operators import (
-    AffineTensor,
-    CastTensor,
-    ChainedTensor,
-    Compressed,
-    PrunedTensor,
+from condensa.formats import (
+    CAST_CODES,
+    FakeCast,
+    FakeQuantInt8,
+    Mask,
+    Storage,
+    StoredFormat,
+    format_keyed,
+    formats,
+    holding,
 )
+from condensa.operators import ChainedTensor, Compressed, PrunedTensor
 from condensa.schemes import Plan
 
-CAST_CODES: dict[int, str] = {16: "float16", 17: "bfloat16"}
-"""Code stored in :class:`FakeCast`'s ``code`` buffer -> storage dtype name."""
+__all__ = [
+    "CAST_CODES",
+    "CONDENSA_TYPES",
+    "FakeCast",
+    "FakeQuantInt8",
+    "Mask",
+    "Storage",
+    "apply_plan",
+    "bake",
+    "copy_model",
+    "masks",
+    "restore",
+    "storage",
+]
 
-
-class Mask(nn.Module):
-    """``w * mask``; ``mask`` is a registered bool buffer, True = keep.
-
-    Args:
-        mask: `bool` tensor of the parametrized tensor's shape.
-
-    """
-
-    mask: torch.Tensor
-
-    def __init__(self, mask: torch.Tensor) -> None:
-        super().__init__()
-        self.register_buffer("mask", mask.detach().to(torch.bool).clone())
-
-    def forward(self, weight: torch.Tensor) -> torch.Tensor:
-        """Zero the pruned entries (gradient is zero there too)."""
-        return weight * self.mask
-
-
-class FakeCast(nn.Module):
-    """Round to a narrower float dtype and back, with a straight-through gradient.
-
-    Args:
-        dtype: ``"float16"`` or ``"bfloat16"``.
-
-    """
-
-    code: torch.Tensor
-
-    def __init__(self, dtype: str) -> None:
-        super().__init__()
-        codes = {v: k for k, v in CAST_CODES.items()}
-        if dtype not in codes:
-            raise ConfigError(f"FakeCast dtype must be one of {list(codes)}, got {dtype!r}")
-        self.register_buffer("code", torch.tensor(codes[dtype], dtype=torch.int64))
-
-    @property
-    def dtype(self) -> str:
-        """The storage dtype name."""
-        return CAST_CODES[int(self.code)]
-
-    def forward(self, weight: torch.Tensor) -> torch.Tensor:
-        """The representable value nearest to ``weight``."""
-        return fake_cast(weight, DTYPES[self.dtype])
-
-
-class FakeQuantInt8(nn.Module):
-    """Symmetric int8 fake quantization with one scale per channel of ``axis``."""
-
-    axis: torch.Tensor
-
-    def __init__(self, axis: int = 0) -> None:
-        super().__init__()
-        self.register_buffer("axis", torch.tensor(axis, dtype=torch.int64))
-
-    def forward(self, weight: torch.Tensor) -> torch.Tensor:
-        """``dequantize(quantize(weight))`` with an identity gradient."""
-        return fake_quantize_int8(weight, int(self.axis))
-
-
-PARAMETRIZATIONS: dict[str, type[nn.Module]] = {
-    "mask": Mask,
-    "code": FakeCast,
-    "axis": FakeQuantInt8,
-}
-"""Condensa parametrization classes by the buffer that identifies them in a state dict."""
-
-CONDENSA_TYPES = (Mask, FakeCast, FakeQuantInt8)
+CONDENSA_TYPES = (StoredFormat,)
+"""Base classes of Condensa's parametrizations (for ``isinstance``)."""
 
 
 def copy_model(model: nn.Module) -> nn.Module:
@@ -134,19 +78,13 @@ def _parametrizations(
     compressed: Compressed, has_bias: bool, name: str = "weight"
 ) -> list[tuple[str, nn.Module]]:
     """``(tensor name, parametrization)`` pairs that hold ``compressed`` for tensor ``name``."""
-    if isinstance(compressed, PrunedTensor):
-        pairs: list[tuple[str, nn.Module]] = [(name, Mask(compressed.mask))]
-        if compressed.bias_mask is not None and has_bias and name == "weight":
-            pairs.append(("bias", Mask(compressed.bias_mask)))
-        return pairs
-    if isinstance(compressed, CastTensor):
-        names = {v: k for k, v in DTYPES.items()}
-        return [(name, FakeCast(names[compressed.values.dtype]))]
-    if isinstance(compressed, AffineTensor):
-        return [(name, FakeQuantInt8(compressed.axis))]
     if isinstance(compressed, ChainedTensor):
         return [p for part in compressed.parts for p in _parametrizations(part, has_bias, name)]
-    raise TypeError(f"no parametrization holds {type(compressed).__name__}")
+    pairs: list[tuple[str, nn.Module]] = [(name, holding(compressed))]
+    bias_mask = compressed.bias_mask if isinstance(compressed, PrunedTensor) else None
+    if bias_mask is not None and has_bias and name == "weight":
+        pairs.append(("bias", Mask(bias_mask)))
+    return pairs
 
 
 def apply_plan(model: nn.Module, plan: Plan) -> None:
@@ -222,33 +160,14 @@ def masks(model: nn.Module) -> dict[str, torch.Tensor]:
     return out
 
 
-@dataclass(frozen=True)
-class Storage:
-    """How a tensor's values would be stored compressed.
-
-    Attributes:
-        dtype: storage dtype name of the values (``"float32"``, ``"float16"``, ``"int8"``...).
-        value_bytes: bytes per stored value.
-        scale_count: number of float32 scales stored beside the values (int8).
-
-    """
-
-    dtype: str
-    value_bytes: int
-    scale_count: int = 0
-
-
 def storage(module: nn.Module, tensor_name: str) -> Storage:
     """The storage of ``module.<tensor_name>`` implied by its parametrizations."""
     tensor = getattr(module, tensor_name)
     result = Storage(str(tensor.dtype).removeprefix("torch."), tensor.element_size())
     if parametrize.is_parametrized(module, tensor_name):
         for p in module.parametrizations[tensor_name]:  # type: ignore[index]
-            if isinstance(p, FakeCast):
-                result = Storage(p.dtype, DTYPES[p.dtype].itemsize)
-            elif isinstance(p, FakeQuantInt8):
-                axis = int(p.axis)
-                result = Storage("int8", 1, tensor.shape[axis] if tensor.dim() > axis else 1)
+            stored = p.storage(tensor) if isinstance(p, StoredFormat) else None
+            result = stored if stored is not None else result
     return result
 
 
@@ -284,17 +203,16 @@ def restore(model: nn.Module, state_dict: Mapping[str, torch.Tensor]) -> nn.Modu
         if parts[-1] == "original" or len(parts) != 3:
             continue
         tensor_name, index, buffer = parts
-        if buffer not in PARAMETRIZATIONS:
-            raise ConfigError(f"state dict key {key!r} is not a Condensa parametrization")
+        if format_keyed(buffer) is None:
+            keys = ", ".join(f.key for f in formats())
+            raise ConfigError(
+                f"state dict key {key!r} is not a Condensa parametrization (buffers: {keys})"
+            )
         found[(head.lstrip("."), tensor_name, int(index))] = (buffer, value)
     for (module_name, tensor_name, _), (buffer, value) in sorted(found.items()):
         module = model.get_submodule(module_name)
-        if buffer == "mask":
-            param: nn.Module = Mask(value)
-        elif buffer == "code":
-            param = FakeCast(CAST_CODES[int(value)])
-        else:
-            param = FakeQuantInt8(int(value))
-        parametrize.register_parametrization(module, tensor_name, param)
+        stored_format = format_keyed(buffer)
+        assert stored_format is not None
+        parametrize.register_parametrization(module, tensor_name, stored_format.from_buffer(value))
     model.load_state_dict(state_dict)
     return model

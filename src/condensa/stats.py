@@ -301,7 +301,7 @@ def stats(
         compressed = 0
         for n, t in tensors.items():
             info = storage(module, n)
-            compressed += int((t != 0).sum()) * info.value_bytes + info.scale_count * 4
+            compressed += round(int((t != 0).sum()) * info.value_bytes) + info.scale_count * 4
         main = "weight" if "weight" in tensors else tensor_names[0]
         kind = type(module).__name__.removeprefix("Parametrized")
         dense_macs, effective_macs = macs.get(name, (None, None))

@@ -10,6 +10,7 @@ architecture already has: a file never names a class or runs code.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from typing import Any
 
@@ -17,7 +18,25 @@ import torch
 from torch import nn
 
 from condensa.errors import CondensaError
-from condensa.filecheck import json_object
+
+
+def json_object(path: str, key: str, text: object) -> dict[str, Any]:
+    """The JSON object stored under metadata ``key`` of the file at ``path``.
+
+    Raises:
+        CondensaError: no such record, text that is not JSON, or JSON that is not an object.
+
+    """
+    if not isinstance(text, str):
+        raise CondensaError(f"{path!r} is malformed: no {key!r} record")
+    try:
+        value = json.loads(text)
+    except (ValueError, RecursionError) as exc:
+        raise CondensaError(f"{path!r} is malformed: {key!r} is not JSON ({exc})") from None
+    if not isinstance(value, dict):
+        raise CondensaError(f"{path!r} is malformed: {key!r} must be a JSON object")
+    return value
+
 
 ATTRIBUTES = (
     "in_features",

@@ -12,7 +12,7 @@ from condensa.operators.base import (
 from condensa.operators.chain import Chain, flatten
 from condensa.operators.prune import NM, Block, ChannelMask, Channels, Magnitude
 from condensa.operators.quantize import Affine, Cast
-from condensa.operators.registry import OPERATORS, from_dict
+from condensa.operators.registry import OPERATORS, from_dict, register_operator
 
 __all__ = [
     "NM",
@@ -33,4 +33,5 @@ __all__ = [
     "Channels",
     "flatten",
     "from_dict",
+    "register_operator",
 ]

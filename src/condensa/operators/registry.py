@@ -33,6 +33,25 @@ ALIASES: dict[str, dict[str, Any]] = {
 """Convenience names that expand to a registered operator with preset options."""
 
 
+def register_operator(name: str, cls: type[Operator]) -> type[Operator]:
+    """Make ``cls`` buildable as ``{"type": name, **options}`` in scheme specs (``Rules``).
+
+    Returns ``cls``, e.g. ``register_operator("int4", Int4)``.
+
+    Raises:
+        ConfigError: ``name`` is taken (built-in names and aliases included) or ``cls``
+            is not an :class:`Operator` subclass.
+
+    """
+    if not (isinstance(cls, type) and issubclass(cls, Operator)):
+        raise ConfigError(f"{cls!r} is not an Operator subclass")
+    if name in OPERATORS or name in ALIASES:
+        taken = OPERATORS[name].__name__ if name in OPERATORS else "an alias"
+        raise ConfigError(f"operator name {name!r} is taken by {taken}")
+    OPERATORS[name] = cls
+    return cls
+
+
 def from_dict(spec: Mapping[str, Any]) -> Operator:
     """Build an operator from ``{"type": name, **options}``.
 

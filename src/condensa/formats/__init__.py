@@ -1,0 +1,37 @@
+"""Stored formats: one registry of the parametrizations that hold compressed tensors.
+
+See :mod:`condensa.formats.base` for the protocol and docs/extending.md for adding one.
+"""
+
+from condensa.formats.base import (
+    PLAIN_ARRAY_DTYPES,
+    Storage,
+    StoredFormat,
+    decode_plain,
+    encode_plain,
+    format_keyed,
+    format_named,
+    formats,
+    holding,
+    register_format,
+    valid_specs,
+)
+from condensa.formats.builtins import CAST_CODES, FakeCast, FakeQuantInt8, Mask
+
+__all__ = [
+    "CAST_CODES",
+    "PLAIN_ARRAY_DTYPES",
+    "FakeCast",
+    "FakeQuantInt8",
+    "Mask",
+    "Storage",
+    "StoredFormat",
+    "decode_plain",
+    "encode_plain",
+    "format_keyed",
+    "format_named",
+    "formats",
+    "holding",
+    "register_format",
+    "valid_specs",
+]

@@ -1,0 +1,144 @@
+"""Stored formats are one registry: a format added outside the package (examples/int4_storage.py)
+is held by masking, saved, checked and loaded by io, and counted by stats, through the API
+and the CLI, with no edit to Condensa."""
+
+from __future__ import annotations
+
+import importlib
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+import condensa
+from condensa import CondensaError, ConfigError, formats, masking, schemes
+from condensa.cli import main
+from condensa.formats import FakeCast, FakeQuantInt8, Mask, StoredFormat, register_format
+from condensa.formats import base as format_base
+from condensa.operators import registry as operator_registry
+from tests.cli.conftest import write_config
+
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+INT4 = {"*": [{"type": "int4"}]}
+
+
+@pytest.fixture
+def int4(monkeypatch):
+    """The example module, imported by name; its registrations do not outlive the test."""
+    monkeypatch.setattr(format_base, "_FORMATS", dict(format_base._FORMATS))
+    monkeypatch.setattr(operator_registry, "OPERATORS", dict(operator_registry.OPERATORS))
+    monkeypatch.syspath_prepend(str(EXAMPLES))
+    sys.modules.pop("int4_storage", None)
+    yield importlib.import_module("int4_storage")
+    sys.modules.pop("int4_storage", None)
+
+
+def _mlp() -> torch.nn.Module:
+    torch.manual_seed(0)
+    return torch.nn.Sequential(
+        torch.nn.Linear(32, 64), torch.nn.ReLU(), torch.nn.Linear(64, 10)
+    )  # fmt: skip
+
+
+def test_builtin_formats_are_registered_by_kind_and_buffer():
+    """mask, cast and int8 are found by their file kind and their state-dict buffer."""
+    assert [f.kind for f in formats.formats()][:3] == ["mask", "cast", "int8"]
+    assert formats.format_keyed("code") is FakeCast
+    assert formats.format_named("int8") is FakeQuantInt8
+    assert issubclass(Mask, StoredFormat)
+
+
+def test_registration_refuses_non_formats_missing_names_and_clashes(monkeypatch):
+    """A format is registered once, with a kind and a key no other format uses."""
+    monkeypatch.setattr(format_base, "_FORMATS", dict(format_base._FORMATS))
+    with pytest.raises(ConfigError, match="is not a StoredFormat subclass"):
+        register_format(torch.nn.Identity)
+    with pytest.raises(ConfigError, match="must set the class attributes 'kind' and 'key'"):
+        register_format(type("Nameless", (StoredFormat,), {}))
+    clash = type("Clash", (StoredFormat,), {"kind": "int8", "key": "other"})
+    with pytest.raises(ConfigError, match="clash with FakeQuantInt8"):
+        register_format(clash)
+    with pytest.raises(ConfigError, match="operator name 'int8' is taken by Affine"):
+        operator_registry.register_operator("int8", condensa.operators.Affine)
+
+
+def test_an_outside_format_compresses_saves_and_loads_through_the_api(int4, tmp_path):
+    """int4 weights: the model holds them, stats count half a byte each, the file holds
+    packed nibbles (smaller than int8's), and load gives the same outputs."""
+    model, x = _mlp(), torch.randn(5, 32)
+    small = condensa.compress(model, schemes.Rules(INT4))
+    w = small[0].weight.detach()
+    levels = w / w.abs().amax(1, keepdim=True) * 7
+    torch.testing.assert_close(levels, levels.round(), rtol=0, atol=1e-5)  # 15 levels per row
+    layer = condensa.stats(small).layers[0]
+    assert layer.dtype == "int4"
+    nonzero = int(torch.count_nonzero(w)), int(torch.count_nonzero(small[0].bias))
+    assert layer.compressed_bytes == round(nonzero[0] / 2) + 64 * 4 + nonzero[1] * 4
+    int8 = condensa.compress(model, schemes.Quantize("int8"))
+    sizes = {
+        name: condensa.save(m, tmp_path / f"{name}.condensa").stat().st_size
+        for name, m in (("int4", small), ("int8", int8))
+    }
+    assert sizes["int4"] < 0.75 * sizes["int8"]
+    loaded = condensa.load(tmp_path / "int4.condensa", _mlp())
+    assert isinstance(loaded[0].parametrizations.weight[0], int4.FakeQuantInt4)
+    torch.testing.assert_close(loaded(x), small(x), rtol=0, atol=1e-6)
+    restored = masking.restore(_mlp(), small.state_dict())  # state dicts too
+    torch.testing.assert_close(restored(x), small(x), rtol=0, atol=0)
+
+
+def test_an_outside_format_stacks_with_pruning(int4, tmp_path):
+    """Prune then int4: positions and packed values of the kept entries round-trip."""
+    model, x = _mlp(), torch.randn(5, 32)
+    small = condensa.compress(model, schemes.Compose([schemes.Prune(0.7), schemes.Rules(INT4)]))
+    kept = masking.masks(small)
+    density = sum(int(m.sum()) for m in kept.values()) / sum(m.numel() for m in kept.values())
+    assert density < 0.31
+    assert not small[0].weight[~kept["0.weight"]].any()
+    condensa.save(small, tmp_path / "m.condensa")
+    loaded = condensa.load(tmp_path / "m.condensa", _mlp())
+    torch.testing.assert_close(loaded(x), small(x), rtol=0, atol=1e-6)
+    assert torch.equal(loaded[0].weight == 0, small[0].weight == 0)
+
+
+def test_a_file_with_a_truncated_outside_format_is_refused(int4, tmp_path):
+    """The format's own check runs on untrusted files: missing bytes are named."""
+    from safetensors.numpy import save_file
+
+    path = condensa.save(condensa.compress(_mlp(), schemes.Rules(INT4)), tmp_path / "m.condensa")
+    metadata, arrays = condensa.io.read(path)
+    arrays["0.weight::nibbles"] = arrays["0.weight::nibbles"][:-1]
+    save_file(arrays, str(tmp_path / "bad.condensa"), metadata=metadata)
+    with pytest.raises(CondensaError, match="'0.weight' holds 1023 int4 bytes, 1024 expected"):
+        condensa.load(tmp_path / "bad.condensa", _mlp())
+
+
+def test_a_file_of_an_unregistered_format_names_the_valid_ones(int4, tmp_path, monkeypatch):
+    """Without the extension imported, its files are refused with the registered kinds."""
+    path = condensa.save(condensa.compress(_mlp(), schemes.Rules(INT4)), tmp_path / "m.condensa")
+    monkeypatch.delitem(format_base._FORMATS, "int4")
+    with pytest.raises(CondensaError, match=r"unknown type \(valid: mask, cast to float16"):
+        condensa.load(path, _mlp())
+
+
+def test_an_outside_format_runs_through_the_cli(int4, tmp_path):
+    """`imports` loads the format; a composed scheme uses it; the chosen model's file holds
+    int4 tensors and loads back."""
+    config = write_config(tmp_path)
+    text = config.read_text().replace(
+        'type = "FilterPrune"\nsparsity = 0.5',
+        'type = "Compose"\nschemes = [{ type = "FilterPrune", sparsity = 0.5 }, '
+        '{ "*" = [{ type = "int4" }] }]',
+    )
+    config.write_text('imports = ["int4_storage"]\n' + text)
+    out = tmp_path / "out"
+    assert main(["search", str(config), "--output", str(out), "-q"]) == 0
+    metadata, arrays = condensa.io.read(out / "best" / "model.condensa")
+    stored = {e["storage"] for e in json.loads(metadata["tensors"]).values()}
+    assert "int4" in stored
+    assert any(key.endswith("::nibbles") and a.dtype == np.uint8 for key, a in arrays.items())
+    loaded = condensa.load(out / "best" / "model.condensa")
+    assert any(isinstance(m, int4.FakeQuantInt4) for m in loaded.modules())
