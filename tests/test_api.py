@@ -1,3 +1,7 @@
+"""search_compression: the returned model is feasible, each trial's model is evaluated once,
+deterministic evaluators never repeat a point, speed is a ratio to the baseline.
+"""
+
 import pytest
 import torch
 
@@ -22,6 +26,7 @@ def setup():
     return model, trainer, x[:1]
 
 
+@pytest.mark.slow
 def test_search_compression_returns_a_feasible_model(setup):
     """One call: sparsity searched, each trial compressed and measured, best model kept."""
     model, trainer, example = setup
@@ -109,6 +114,7 @@ class _Counting(SupervisedTrainer):
         return super().evaluate(model)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("method", ["dc", "finetune"])
 def test_each_trial_model_is_evaluated_once(setup, method):
     """The method's own validation of the returned model is reused, not repeated."""
@@ -123,6 +129,7 @@ def test_each_trial_model_is_evaluated_once(setup, method):
     assert all("accuracy_se" in t.extra for t in outcome.search.trials)
 
 
+@pytest.mark.slow
 def test_direct_compression_search_is_deterministic_and_never_repeats(setup):
     """DC declares itself deterministic: no sparsity is compressed twice."""
     outcome = _neuron_search(*setup, budget=8, seed=1)

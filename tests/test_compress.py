@@ -1,3 +1,7 @@
+"""compress never modifies its input; bad input, NaN weights or a failing plan leave the model
+unchanged; compressing again stacks.
+"""
+
 import math
 
 import pytest

@@ -170,10 +170,10 @@ def test_process_group_without_a_launcher_changes_nothing(monkeypatch):
 
 def test_a_failed_rank_is_reported_with_the_way_to_resume():
     """A collective that fails because another rank died gets a clear message, exit code 1."""
-    from condensa.cli.main import _describe
+    from condensa.cli.main import _error_message
 
     error = torch.distributed.DistBackendError("Connection closed by peer [127.0.0.1]:29500")
-    message, code = _describe(error)
+    message, code = _error_message(error)
     assert code == 1
     assert message.startswith("another process of this torchrun launch failed")
     assert "Connection closed by peer" in message and "run the same command again" in message

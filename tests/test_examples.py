@@ -1,3 +1,5 @@
+"""The examples in examples/ do what their docstrings say."""
+
 import importlib.util
 from pathlib import Path
 

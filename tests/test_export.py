@@ -1,3 +1,5 @@
+"""ONNX export of a thinned model computes what the PyTorch model computes."""
+
 import pytest
 import torch
 

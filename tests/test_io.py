@@ -1,3 +1,7 @@
+"""save/load: bit-exact round trips, files near the ideal size, atomic writes, and files that are
+truncated, newer or pickles refused without running code.
+"""
+
 import pickle
 
 import numpy as np

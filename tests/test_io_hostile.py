@@ -169,6 +169,7 @@ def test_malformed_sizes_are_refused_before_allocation(tmp_path, attack):
         condensa.load(path, zoo.get("lenet300100", width=0.25))
 
 
+@pytest.mark.slow
 def test_hostile_files_fail_with_bounded_memory(tmp_path):
     """Under a 1 GiB address-space allowance beyond start-up, every attack fails cleanly.
 

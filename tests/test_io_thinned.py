@@ -20,6 +20,7 @@ def _thinned_resnet():
     return model, thinned, x
 
 
+@pytest.mark.slow
 def test_thinned_zoo_model_loads_from_its_name_alone(tmp_path):
     dense, thinned, x = _thinned_resnet()
     path = condensa.save(thinned, tmp_path / "t.condensa", zoo="resnet20", kwargs={"width": 0.5})
@@ -31,6 +32,7 @@ def test_thinned_zoo_model_loads_from_its_name_alone(tmp_path):
     assert loaded.conv1.out_channels == thinned.conv1.out_channels < dense.conv1.out_channels
 
 
+@pytest.mark.slow
 def test_thinned_bert_loads_into_a_fresh_model_with_its_head_counts(tmp_path):
     pytest.importorskip("transformers")
     model, x = A.build("bert")
@@ -54,6 +56,7 @@ def _rewrite(path, **changes):
     save_file(arrays, str(path), metadata=metadata)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "record, message",
     [

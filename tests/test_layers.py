@@ -7,7 +7,7 @@ import condensa
 
 ROOT = Path(condensa.__file__).parent
 LAYERS = [
-    "errors", "threads", "distributed", "atomic", "inputs", "structure", "architecture",
+    "errors", "plain", "threads", "distributed", "atomic", "inputs", "structure", "architecture",
     "functional", "operators", "formats", "filecheck", "schemes", "masking", "io", "stats",
     "thinning",
     "compress", "optim", "objectives", "quantized", "export", "search", "zoo", "data",
@@ -78,3 +78,14 @@ def test_modules_stay_under_400_lines():
     """A file is one concept; none grows past 400 lines."""
     sizes = {p: len(p.read_text(encoding="utf-8").splitlines()) for p in ROOT.rglob("*.py")}
     assert {str(p.relative_to(ROOT)): n for p, n in sizes.items() if n > 400} == {}
+
+
+def test_every_test_module_states_what_it_checks():
+    """Each test file opens with the invariants its tests check."""
+    tests = Path(__file__).resolve().parent
+    silent = [
+        str(p.relative_to(tests))
+        for p in sorted(tests.rglob("test_*.py"))
+        if not ast.get_docstring(ast.parse(p.read_text(encoding="utf-8")))
+    ]
+    assert silent == []

@@ -1,3 +1,7 @@
+"""Parametrizations: masks are bool buffers that survive .to, deepcopy, state dicts, training and
+tied weights; baking keeps the outputs.
+"""
+
 import copy
 
 import pytest

@@ -15,6 +15,7 @@ from condensa.cli import main
 from condensa.objectives import (
     Measurement,
     build_objective,
+    objective_class,
     objective_names,
     objective_options,
     register_objective,
@@ -47,7 +48,8 @@ def _register_kept_weights(name: str) -> type:
 
 def test_builtin_objectives_are_registered_with_their_fields_as_options():
     """The registry is the list of names; dataclass fields are the options."""
-    assert objective_names()[:4] == ("memory", "macs", "throughput", "latency")
+    assert objective_names()[:5] == ("file-size", "memory", "macs", "throughput", "latency")
+    assert objective_class("memory") is objective_class("file-size")  # the former name
     assert objective_options("macs") == {"mode": "effective"}
     assert set(objective_options("throughput")) == {"batch_size", "threads", "warmup", "repeats"}
     assert build_objective("latency", {"repeats": 3}).repeats == 3
@@ -70,6 +72,7 @@ def test_a_registered_objective_runs_through_the_api():
     assert all(t.extra["objective_value"] % 2 == 0 for t in trials)  # scale 2 applied
 
 
+@pytest.mark.slow
 def test_a_registered_objective_runs_through_the_cli_by_name(tmp_path):
     """`[objective] name = ...` with the objective's own option as a config key."""
     _register_kept_weights("kept-weights-cli")
@@ -83,6 +86,7 @@ def test_a_registered_objective_runs_through_the_cli_by_name(tmp_path):
     assert summary["config"]["objective"]["scale"] == 3.0
 
 
+@pytest.mark.slow
 def test_a_config_imports_the_module_that_registers_its_objective(tmp_path, monkeypatch):
     """`imports = [...]` loads an extension module before the config is checked."""
     (tmp_path / "my_objectives.py").write_text(
@@ -123,7 +127,7 @@ def test_unknown_options_and_names_list_the_valid_ones():
     """Errors name the bad value and what is valid."""
     with pytest.raises(ConfigError, match="objective 'macs' has no option 'speed'; valid: mode"):
         build_objective("macs", {"speed": 1})
-    with pytest.raises(ConfigError, match="unknown objective 'energy'; valid: memory, macs"):
+    with pytest.raises(ConfigError, match="objective 'energy'; valid: file-size, memory, macs"):
         build_objective("energy")
     with pytest.raises(ConfigError, match="mode = 'fast' is not valid; valid: effective"):
         build_objective("macs", {"mode": "fast"})
@@ -137,5 +141,5 @@ def test_registration_refuses_bad_names_non_dataclasses_and_taken_names():
         register_objective("plain")(type("Plain", (), {"__call__": lambda self, m, x: 1.0}))
     with pytest.raises(ConfigError, match="defines no __call__"):
         register_objective("inert")(dataclass(frozen=True)(type("Inert", (), {})))
-    with pytest.raises(ConfigError, match="'memory' is taken by Memory"):
+    with pytest.raises(ConfigError, match="'memory' is taken by FileSize"):
         _register_kept_weights("memory")

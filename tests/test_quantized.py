@@ -1,3 +1,7 @@
+"""int8_inference: thinned first, input untouched, outputs close to the float model; bad backends
+and models without Linear layers are refused.
+"""
+
 import pytest
 import torch
 from torch import nn

@@ -1,3 +1,7 @@
+"""stats: parameter, byte and MAC counts of dense, pruned and quantized models are exact; the model
+is not modified; bad input sizes are refused.
+"""
+
 import pytest
 import torch
 from torch import nn

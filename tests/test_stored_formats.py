@@ -124,6 +124,7 @@ def test_a_file_of_an_unregistered_format_names_the_valid_ones(int4, tmp_path, m
         condensa.load(path, _mlp())
 
 
+@pytest.mark.slow
 def test_an_outside_format_runs_through_the_cli(int4, tmp_path):
     """`imports` loads the format; a composed scheme uses it; the chosen model's file holds
     int4 tensors and loads back."""

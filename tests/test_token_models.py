@@ -69,6 +69,7 @@ class _Score:
         return {"accuracy": 1.0 - zero / total}
 
 
+@pytest.mark.slow
 def test_search_compression_with_keyword_inputs(bert):
     model, x = bert
     outcome = condensa.search_compression(
@@ -99,6 +100,7 @@ def test_quantize_covers_embeddings_by_default(bert, dtype):
     )
 
 
+@pytest.mark.slow
 def test_thinned_bert_exports_to_onnx_with_named_keyword_inputs(bert, tmp_path):
     """Keyword inputs become ONNX inputs by name; onnxruntime reproduces PyTorch."""
     pytest.importorskip("onnxruntime")

@@ -9,8 +9,6 @@ keeps the best feasible compressed model.
 
 from __future__ import annotations
 
-import math
-import statistics
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -161,17 +159,10 @@ def _trial_extra(
     """What a trial records beside accuracy and objective, noise estimates included."""
     st = stats(model)
     extra: dict[str, Any] = {
-        "objective_value": measured.value,
-        "objective_unit": measured.unit,
-        "objective_spread": measured.spread,
+        **measured.record(),
         "sparsity_actual": st.sparsity,
         "compression_ratio": st.compression_ratio,
     }
-    if len(measured.samples) >= 2:  # standard error of the median: 1.2533 sigma / sqrt(n)
-        sigma = statistics.stdev(measured.samples)
-        extra["objective_se"] = 1.2533 * sigma / math.sqrt(len(measured.samples))
-    elif measured.spread == 0:
-        extra["objective_se"] = 0.0  # an exact count (bytes, MACs)
     if isinstance(metrics.get(f"{metric}_se"), (int, float)):
         extra["accuracy_se"] = float(metrics[f"{metric}_se"])
     return extra
@@ -276,14 +267,14 @@ def search_compression(
     cancels machine drift; their spread and the validation metric's standard error
     (``"<metric>_se"`` from the trainer) are given to the search as noise. Direct
     compression is declared deterministic, and objectives with ``monotone = True``
-    (``Memory``, ``Macs``) let the search skip dominated sparsities.
+    (``FileSize``, ``Macs``) let the search skip dominated sparsities.
 
     Args:
         model: the trained, uncompressed model (not modified).
         scheme: ``sparsity -> Scheme`` (e.g. ``lambda s: FilterPrune(s, align=8)``) or a spec.
         trainer: trains (for fine-tuning / L-C) and evaluates; ``metric`` is read from
             its ``evaluate`` dict (lower is better for loss/perplexity-like names).
-        objective: e.g. ``Throughput()``, ``Memory()``, ``Macs()`` or any
+        objective: e.g. ``Throughput()``, ``FileSize()``, ``Macs()`` or any
             ``(model, example_input) -> Measurement | float``; its score is maximized.
         example_input: one batch for tracing, thinning and measuring: a tensor, a tuple
             of positional inputs or a dict of keyword arguments (token ids, masks).

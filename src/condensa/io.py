@@ -173,7 +173,7 @@ def _store(
     plist: list[nn.Module] = []
     if parametrize.is_parametrized(module, name):
         plist = list(cast(nn.ModuleList, cast(nn.ModuleDict, module.parametrizations)[name]))
-        info["parametrizations"] = [_describe(p) for p in plist]
+        info["parametrizations"] = [_spec_of(p) for p in plist]
     # the last parametrization that changes the storage decides how the values are kept
     storing = [p for p in plist if isinstance(p, StoredFormat) and p.storage(value) is not None]
     keep = torch.from_numpy(flat_mask)
@@ -191,7 +191,7 @@ def _store(
     return info
 
 
-def _describe(p: nn.Module) -> dict[str, Any]:
+def _spec_of(p: nn.Module) -> dict[str, Any]:
     if isinstance(p, StoredFormat) and format_named(p.kind) is type(p):
         return {"type": p.kind, **p.spec()}
     raise ConfigError(

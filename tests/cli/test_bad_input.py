@@ -204,7 +204,7 @@ CASES = {
     "method option typo": (sets("method.options={iteratons=2}"), 2, "iteratons"),
     "method steps negative": (sets("method.options={steps=-5}"), 2, "steps"),
     "method options not a table": (sets("method.options=3"), 2, "method.options must be"),
-    "objective unknown": (sets("objective.name='energy'"), 2, "valid: memory"),
+    "objective unknown": (sets("objective.name='energy'"), 2, "valid: file-size, memory"),
     "objective batch zero": (sets("objective.batch_size=0"), 2, "objective.batch_size"),
     "objective repeats zero": (sets("objective.repeats=0"), 2, "objective.repeats"),
     "objective threads huge": (sets("objective.threads=100000"), 2, "4 per CPU"),
@@ -223,6 +223,16 @@ CASES = {
     "metric of another task": (sets("constraint.metric='perplexity'"), 2, "valid: loss, accuracy"),
     "max drop negative": (sets("constraint.max_drop=-0.1"), 2, "constraint.max_drop"),
     "max drop inf": (sets("constraint.max_drop=inf"), 2, "finite"),
+    "min_accuracy of perplexity": (
+        sets("constraint.metric='perplexity'", "constraint.min_accuracy=50"),
+        2,
+        "lower 'perplexity' is better: give threshold",
+    ),
+    "threshold and its former name": (
+        sets("constraint.threshold=0.5", "constraint.min_accuracy=0.5"),
+        2,
+        "got min_accuracy, threshold",
+    ),
     "two constraints": (
         sets("constraint.max_relative_drop=0.1", "constraint.min_accuracy=0.5"),
         2,
@@ -460,6 +470,7 @@ def test_there_are_at_least_a_hundred_cases():
     assert len(CASES) >= 100
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", list(CASES))
 def test_bad_input_is_one_clean_line(name, env, capsys):
     """Exit code as documented, one `condensa: error:` line naming the problem, nothing else."""

@@ -2,6 +2,7 @@
 
 import json
 
+import pytest
 import torch
 
 import condensa
@@ -10,6 +11,7 @@ from condensa.cli import main
 from .conftest import write_config
 
 
+@pytest.mark.slow
 def test_search_writes_a_complete_run_directory(finished_run):
     for name in ("config.toml", "baseline.condensa", "journal.jsonl", "summary.json"):
         assert (finished_run / name).is_file(), name
@@ -55,6 +57,7 @@ def test_report_is_self_contained(finished_run, capsys):
     assert (finished_run / "figures" / "layers.png").is_file()
 
 
+@pytest.mark.slow
 def test_rerunning_a_finished_search_reuses_every_trial(finished_run, tmp_path, capsys):
     config = finished_run / "config.toml"
     journal = (finished_run / "journal.jsonl").read_text()
@@ -65,6 +68,7 @@ def test_rerunning_a_finished_search_reuses_every_trial(finished_run, tmp_path, 
     assert (finished_run / "journal.jsonl").read_text() == journal
 
 
+@pytest.mark.slow
 def test_compress_at_a_given_sparsity(tmp_path, capsys):
     config = write_config(tmp_path, method="finetune", options="options = { steps = 5 }")
     out_dir = tmp_path / "c"
@@ -76,6 +80,7 @@ def test_compress_at_a_given_sparsity(tmp_path, capsys):
     assert "sparsity = 0.5" in (out_dir / "best" / "scheme.toml").read_text()
 
 
+@pytest.mark.slow
 def test_flags_and_set_override_config_keys(tmp_path, capsys):
     config = write_config(tmp_path)
     out_dir = tmp_path / "o"
@@ -100,6 +105,7 @@ def test_flags_and_set_override_config_keys(tmp_path, capsys):
     assert len(json.loads((out_dir / "summary.json").read_text())["trials"]) == 1
 
 
+@pytest.mark.slow
 def test_stats_thin_and_export(finished_run, tmp_path, capsys):
     model = str(finished_run / "best" / "model.condensa")
     assert main(["stats", model, "--input-shape", "1,1,8,8"]) == 0
@@ -118,6 +124,7 @@ def test_stats_thin_and_export(finished_run, tmp_path, capsys):
     assert onnx_path.is_file() and "checked with onnxruntime" in capsys.readouterr().out
 
 
+@pytest.mark.slow
 def test_compress_with_gradual_pruning_and_distillation_reports_recovery(tmp_path, capsys):
     """method gmp with a distill table runs from the CLI; the report shows its recovery."""
     options = "options = { steps = 40, evaluations = 2, distill = { temperature = 3 } }"

@@ -75,7 +75,7 @@ def test_set_merges_into_the_scheme():
         ({"search": {"budget": 0}}, "search.budget must be >= 1"),
         ({"constraint": {"min_accuracy": 0.9, "max_relative_drop": 0.1}}, "give one of"),
         ({"data": {"validation": 1.5}}, "data.validation"),
-        ({"objective": {"name": "speed"}}, "valid: memory, macs, throughput, latency"),
+        ({"objective": {"name": "speed"}}, "valid: file-size, memory, macs, throughput, latency"),
         ({"model": "lenet5"}, r"\[model\] must be a table"),
         ({"seed": True}, "seed must be a int"),
         ({"colour": "red"}, "unknown key 'colour'"),

@@ -66,6 +66,7 @@ def test_factory_path_that_does_not_import(capsys, tmp_path):
     assert "no_such_pkg.models:net" in err and "ModuleNotFoundError" in err
 
 
+@pytest.mark.slow
 def test_user_factory_path_is_used(capsys, tmp_path):
     path = write_config(tmp_path, budget=1)
     code = main(
@@ -99,6 +100,7 @@ def test_unknown_method_option_lists_valid_ones(capsys, tmp_path):
     assert "iteratons" in err and "iterations" in err
 
 
+@pytest.mark.slow
 def test_output_holding_a_different_run_is_refused_unless_forced(capsys, tmp_path):
     path = write_config(tmp_path, budget=1)
     out = str(tmp_path / "o")
@@ -120,8 +122,9 @@ def test_non_empty_foreign_directory_is_refused(capsys, tmp_path):
     assert (tmp_path / "o" / "thesis.tex").read_text() == "precious"
 
 
+@pytest.mark.slow
 def test_constraint_no_trial_meets_still_reports(capsys, tmp_path):
-    path = write_config(tmp_path, constraint="min_accuracy = 0.9999", budget=2)
+    path = write_config(tmp_path, constraint="threshold = 0.9999", budget=2)
     out = tmp_path / "o"
     assert main(["search", str(path), "-o", str(out)]) == 0
     assert "no feasible compression found" in capsys.readouterr().out

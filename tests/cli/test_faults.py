@@ -65,6 +65,7 @@ def test_configuration_error_inside_a_trial_stops_the_search(tmp_path):
     assert len(calls) == 1
 
 
+@pytest.mark.slow
 def test_disk_full_while_saving_trials_fails_cleanly_and_resumes(tmp_path, capsys, monkeypatch):
     """ENOSPC on a trial model: exit 1 in one line, nothing journaled as failed; then it resumes."""
     import condensa.api
@@ -93,6 +94,7 @@ def _model(tmp_path):
     return condensa.save(model, tmp_path / "m.condensa", zoo="lenet300100", kwargs={"width": 0.25})
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("command", [["export"], ["thin"], ["thin", ".pt2"]])
 def test_full_disk_never_replaces_a_valid_export(tmp_path, command):
     """With writes capped (RLIMIT_FSIZE), export/thin -o fail in one line; the old file stays."""
@@ -120,6 +122,7 @@ def test_full_disk_never_replaces_a_valid_export(tmp_path, command):
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["m.condensa", target.name])
 
 
+@pytest.mark.slow
 def test_save_on_a_full_disk_keeps_the_previous_file(tmp_path):
     """condensa.save raises OSError (not a library-specific error) and leaves the old file."""
     path = _model(tmp_path)
@@ -144,6 +147,7 @@ def test_save_on_a_full_disk_keeps_the_previous_file(tmp_path):
     assert [p.name for p in tmp_path.iterdir()] == ["m.condensa"]
 
 
+@pytest.mark.slow
 def test_second_run_on_a_locked_directory_fails_at_once(tmp_path, capsys):
     """While one process runs in a directory, another search there exits 1 naming its pid."""
     config = write_config(tmp_path, budget=1)
@@ -200,6 +204,7 @@ def test_two_concurrent_searches_never_share_a_journal(tmp_path):
     assert indices == sorted(set(indices)) == list(range(len(indices)))
 
 
+@pytest.mark.slow
 def test_force_removes_only_what_the_run_wrote(tmp_path, capsys):
     """User files inside best/, trials/ or beside the run survive --force."""
     config = write_config(tmp_path, budget=1)
@@ -215,6 +220,7 @@ def test_force_removes_only_what_the_run_wrote(tmp_path, capsys):
     assert "seed = 1" in (out / "config.toml").read_text()
 
 
+@pytest.mark.slow
 def test_force_on_a_foreign_directory_deletes_nothing(tmp_path, capsys):
     """--force to use a non-empty foreign directory adds the run beside the user's files."""
     config = write_config(tmp_path, budget=1)
@@ -236,6 +242,7 @@ def test_selection_typo_is_refused_before_training(tmp_path, capsys):
     assert not out.exists()
 
 
+@pytest.mark.slow
 def test_paths_with_brackets_print_as_they_are(tmp_path, capsys):
     """A run directory named like rich markup finishes and is printed verbatim."""
     config = write_config(tmp_path, budget=1)
@@ -245,6 +252,7 @@ def test_paths_with_brackets_print_as_they_are(tmp_path, capsys):
     assert f"report: {out / 'report.html'}" in printed
 
 
+@pytest.mark.slow
 def test_a_strategy_from_outside_the_package_runs_through_the_cli(tmp_path, capsys):
     """search.strategy = 'package.module:Class' names a proposer the user wrote."""
     config = write_config(tmp_path, budget=3)

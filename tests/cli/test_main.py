@@ -1,3 +1,7 @@
+"""The command line as a user meets it: the demo runs both searches, usage errors exit 2, every
+subcommand has help.
+"""
+
 import pytest
 
 from condensa.cli import main

@@ -1,3 +1,7 @@
+"""Image loaders read local IDX/CIFAR files exactly, and every missing, truncated, corrupt or
+hostile file is a clear error (a pickle never runs code).
+"""
+
 import gzip
 import pickle
 import struct

@@ -1,3 +1,8 @@
+"""Top-k and magnitude masks keep exactly the requested count, the largest entries, and break ties
+deterministically (lower index first).
+"""
+
+import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -35,6 +40,7 @@ def test_achieved_sparsity_counts_zeros():
     assert achieved_sparsity(torch.empty(0)) == 0.0
 
 
+@pytest.mark.slow
 def test_kth_smallest_matches_kthvalue_on_large_tensors_with_ties():
     """The sampled bracket must never change the answer, ties and extremes included."""
     from condensa.functional.masks import kth_smallest

@@ -1,3 +1,7 @@
+"""N:M masks keep exactly N of every M consecutive inputs; invalid N, M or shapes are refused by
+name.
+"""
+
 import pytest
 import torch
 

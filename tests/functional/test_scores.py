@@ -1,3 +1,7 @@
+"""Block and channel scores match their definitions for every criterion; block shapes that cannot
+tile a weight are refused by name.
+"""
+
 import pytest
 import torch
 

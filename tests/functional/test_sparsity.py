@@ -1,3 +1,7 @@
+"""Kept counts are the rounded complement of the sparsity; alignment rounds down but never to zero;
+invalid sparsities and non-finite tensors are named.
+"""
+
 import math
 import re
 

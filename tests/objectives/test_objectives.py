@@ -1,16 +1,41 @@
+"""Objectives measure what would be deployed (thinned, baked), keep their unit, spread and
+direction, and refuse bad settings.
+"""
+
+import statistics
+
 import pytest
 import torch
 from torch import nn
 
 import condensa
 from condensa import ConfigError, schemes, zoo
-from condensa.objectives import Latency, Macs, Measurement, Memory, Throughput, deployable
+from condensa.objectives import FileSize, Latency, Macs, Measurement, Memory, Throughput, deployable
 
 
 def test_measurement_median_and_iqr():
     m = Measurement.of([1.0, 2.0, 3.0, 4.0, 100.0], "s", higher_is_better=False)
     assert m.value == 3.0 and m.spread > 0 and m.score == -3.0
     assert "s" in str(m)
+
+
+def test_a_measurement_survives_a_trial_record_whole():
+    """record() -> trial extra -> Trial.measurement gives back value, unit, spread and
+    direction; the standard error of the median is recorded for the surrogates."""
+    from condensa.search import Trial
+
+    for higher in (True, False):
+        measured = Measurement.of([3.0, 4.0, 5.0, 9.0], "samples/s", higher_is_better=higher)
+        trial = Trial(0, 0.5, 0.9, measured.score, True, extra=measured.record())
+        back = trial.measurement
+        assert back == Measurement(measured.value, "samples/s", measured.spread, higher)
+        assert trial.extra["objective_se"] == pytest.approx(
+            1.2533 * statistics.stdev([3, 4, 5, 9]) / 2
+        )
+    assert Measurement(10.0, "bytes", higher_is_better=False).record()["objective_se"] == 0.0
+    assert "objective_se" not in Measurement(1.0, "s", spread=0.5).record()  # unknown
+    assert Trial(0, 0.5, None, None, False, error="boom").measurement is None
+    assert Trial(0, 0.5, 0.9, 2.5, True).measurement == Measurement(2.5, "")  # plain float
 
 
 def test_throughput_and_latency_measure_the_thinned_model():
@@ -50,9 +75,11 @@ def test_bad_settings(make, message):
         make()
 
 
-def test_memory_is_the_saved_file_size(tmp_path):
+def test_file_size_is_the_saved_file_size(tmp_path):
+    """FileSize measures the bytes save() writes; Memory is its former name."""
+    assert Memory is FileSize
     model = condensa.compress(zoo.LeNet300100(), schemes.Prune(0.9))
-    measured = Memory()(model)
+    measured = FileSize()(model)
     path = condensa.save(model, tmp_path / "m.condensa")
     assert measured.value == path.stat().st_size and measured.unit == "bytes"
 

@@ -1,3 +1,7 @@
+"""Operators: projection is idempotent, never modifies its input, stays within the format's error;
+chains decompress right to left; specs round-trip.
+"""
+
 import pytest
 import torch
 from hypothesis import given, settings

@@ -60,6 +60,7 @@ def test_calibration_is_a_no_op_without_batchnorm():
     assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
 
 
+@pytest.mark.slow
 def test_lc_with_filter_pruning_recovers_with_calibration_and_polish():
     """On a BN CNN, stale statistics ruin θ; calibration and the final fine-tune fix it."""
     torch.manual_seed(0)

@@ -1,3 +1,7 @@
+"""L-C: beats direct compression where it should, returns the scheme's sparsity, spends its step
+budget exactly, records convergence, and resumes to the uninterrupted result.
+"""
+
 import math
 
 import pytest
@@ -182,6 +186,7 @@ def test_penalty_recorded_and_finite(blobs_trainer):
     assert all(math.isfinite(h["penalty"]) and h["penalty"] >= 0 for h in result.history[1:])
 
 
+@pytest.mark.slow
 def test_convergence_diagnostics_recorded_and_adaptive_mu_reaches_tolerance(blobs_trainer):
     """Every iteration records μ, ‖w − θ‖, its ratio to ‖θ‖ and θ's validation; the
     adaptive μ grows until the last iteration's ratio is under the tolerance."""

@@ -69,6 +69,7 @@ def test_register_refuses_duplicates_and_non_methods():
         register_method("nothing", int)
 
 
+@pytest.mark.slow
 def test_registered_method_runs_through_the_api(registered, blobs_trainer):
     torch.manual_seed(0)
     model = make_mlp()
@@ -76,7 +77,7 @@ def test_registered_method_runs_through_the_api(registered, blobs_trainer):
         model,
         lambda s: schemes.Prune(s),
         trainer=blobs_trainer,
-        objective=condensa.objectives.Memory(),
+        objective=condensa.objectives.FileSize(),
         example_input=torch.randn(2, 16),
         method="halfdc",
         max_drop=1.0,
@@ -86,6 +87,7 @@ def test_registered_method_runs_through_the_api(registered, blobs_trainer):
     assert len(outcome.search.trials) == 2 and outcome.model is not None
 
 
+@pytest.mark.slow
 def test_registered_method_runs_through_the_cli(registered, tmp_path, capsys):
     config = write_config(tmp_path, method="halfdc", options='options = { label = "x" }')
     out = tmp_path / "o"

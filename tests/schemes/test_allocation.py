@@ -1,3 +1,7 @@
+"""Sparsity allocation: global ranking prunes the exact count, deterministically, never empties a
+layer; uniform and explicit allocations do what they say.
+"""
+
 import pytest
 import torch
 from hypothesis import given, settings

@@ -1,3 +1,7 @@
+"""Schemes select the right tensors and units, plan without modifying the model, round-trip through
+dicts and TOML, and name what matched nothing.
+"""
+
 import pytest
 import torch
 from torch import nn

@@ -1,3 +1,7 @@
+"""The trial journal: every trial is on disk before the next evaluation, a resumed search equals an
+uninterrupted one, and damaged journals are refused or repaired by name.
+"""
+
 import json
 
 import pytest
@@ -13,6 +17,7 @@ class Killed(BaseException):
     """Stands for the process being killed (not an Exception: the search must not catch it)."""
 
 
+@pytest.mark.slow
 def test_every_trial_is_on_disk_before_the_next_evaluation(tmp_path):
     path = tmp_path / "journal.jsonl"
     seen = []
@@ -32,6 +37,7 @@ def test_every_trial_is_on_disk_before_the_next_evaluation(tmp_path):
     assert {"sparsity", "accuracy", "objective", "wall_s", "extra", "seed"} <= set(trial)
 
 
+@pytest.mark.slow
 def test_resume_after_crash_reuses_trials_and_matches_uninterrupted_run(tmp_path):
     """Killed during the 4th evaluation: the rerun reuses trials 1-3, ends identically."""
     full = search_sparsity(
@@ -67,6 +73,7 @@ def test_resume_after_crash_reuses_trials_and_matches_uninterrupted_run(tmp_path
     assert resumed.best.sparsity == full.best.sparsity
 
 
+@pytest.mark.slow
 def test_truncated_last_line_is_dropped_with_warning(tmp_path):
     path = tmp_path / "j.jsonl"
     search_sparsity(

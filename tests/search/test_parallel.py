@@ -56,6 +56,7 @@ def test_q_points_per_round_reach_the_answer_in_fewer_rounds(q):
     assert abs(result.best.sparsity - s_star(0.91)) < 0.05
 
 
+@pytest.mark.slow
 def test_trials_are_journaled_in_completion_order(tmp_path):
     """The journal follows the order trials finish in, not the order they were proposed."""
     pool = ReversedPool(2)
@@ -122,6 +123,7 @@ def test_batch_never_exceeds_the_budget_left():
     assert len(propose_batch(OnePoint(problem), problem, [], budget_left=2, q=4)) == 2
 
 
+@pytest.mark.slow
 def test_two_stage_believes_its_surrogate_means():
     """The default strategy's believed trial sits on its accuracy surrogate (Kriging believer)."""
     from condensa.search.two_stage import TwoStage

@@ -1,3 +1,7 @@
+"""search_sparsity: the answer is an evaluated feasible trial, the budget is never exceeded,
+failures and infeasible problems are reported, known optima are found.
+"""
+
 import json
 import math
 import random
@@ -15,6 +19,7 @@ from tests.search.conftest import logistic_accuracy, s_star
 FAST = TwoStageSettings(grid=201, samples=64)
 
 
+@pytest.mark.slow
 def test_finds_largest_feasible_sparsity_for_monotone_objective():
     """Objective = sparsity: the answer is s*, found within 0.01 in at most 10 calls."""
     calls = []
@@ -32,6 +37,7 @@ def test_finds_largest_feasible_sparsity_for_monotone_objective():
     assert result.s_acc_std is not None and result.s_acc_std < 0.01
 
 
+@pytest.mark.slow
 def test_best_is_an_evaluated_feasible_trial():
     result = search_sparsity(
         lambda s: (logistic_accuracy(s), -((s - 0.5) ** 2)),
@@ -45,6 +51,7 @@ def test_best_is_an_evaluated_feasible_trial():
     assert abs(result.best.sparsity - 0.5) < 0.05  # interior optimum of a peaked objective
 
 
+@pytest.mark.slow
 @settings(max_examples=6, deadline=None)
 @given(
     budget=st.integers(1, 7),
@@ -68,6 +75,7 @@ def test_budget_is_never_exceeded(budget, seed, center, noise):
     assert all(0.0 <= s <= 0.99 for s in calls)
 
 
+@pytest.mark.slow
 def test_infeasible_problem_is_reported_with_closest_trial():
     result = search_sparsity(
         lambda s: (logistic_accuracy(s), s),
@@ -83,6 +91,7 @@ def test_infeasible_problem_is_reported_with_closest_trial():
     assert len(result.trials) <= 6
 
 
+@pytest.mark.slow
 def test_failed_trials_are_recorded_and_counted(tmp_path):
     """Raising, NaN, None and wrong shapes: recorded as failed, counted, search goes on."""
     scripted = [RuntimeError("out of memory"), (math.nan, 1.0), None, (1.0,)]
@@ -116,6 +125,7 @@ def test_failed_trials_are_recorded_and_counted(tmp_path):
     assert result.best is not None and not result.best.failed
 
 
+@pytest.mark.slow
 def test_evaluate_may_return_a_mapping_with_extras():
     result = search_sparsity(
         lambda s: {"accuracy": logistic_accuracy(s), "objective": s, "macs": 1e6 * (1 - s)},
@@ -127,6 +137,7 @@ def test_evaluate_may_return_a_mapping_with_extras():
     assert all("macs" in t.extra for t in result.trials)
 
 
+@pytest.mark.slow
 def test_extras_keep_lists_and_tables_as_data(tmp_path):
     """Structured extras (a method's per-step record) survive the journal as JSON data."""
     record = [{"steps": 10, "val": np.float64(0.5)}, {"steps": 20, "val": 0.75}]
@@ -177,6 +188,7 @@ def test_constraint_forms():
         Constraint.make(max_drop=-0.01, reference_accuracy=0.9)
 
 
+@pytest.mark.slow
 def test_lower_is_better_search():
     """Perplexity rises with sparsity; at most 10% above 100."""
     result = search_sparsity(
@@ -192,6 +204,7 @@ def test_lower_is_better_search():
     assert abs(result.best.sparsity - expected) < 0.02
 
 
+@pytest.mark.slow
 def test_multi_dimensional_search_finds_known_optimum():
     """3-D: maximize s1 + s2 + s3 subject to a separable accuracy cliff at (0.6, 0.5, 0.7)."""
 
@@ -208,6 +221,7 @@ def test_multi_dimensional_search_finds_known_optimum():
     assert best.objective > 0.9 * (0.6 + 0.5 + 0.7)  # within 10% of the optimum's 1.8 + slack 0.02
 
 
+@pytest.mark.slow
 def test_plot_writes_png(tmp_path):
     result = search_sparsity(
         lambda s: (logistic_accuracy(s), s),

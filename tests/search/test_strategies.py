@@ -54,6 +54,7 @@ def test_unknown_strategy_lists_the_registered_ones():
         search_sparsity(lambda s: (1.0, s), accuracy_threshold=0.5, strategy="annealing")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ["bisection", "random", "grid", "two-stage", "bo"])
 def test_every_builtin_strategy_runs_and_answers_a_feasible_trial(name):
     result = search_sparsity(
@@ -92,6 +93,7 @@ def test_proposal_outside_the_bounds_is_refused():
         search_sparsity(lambda s: (1.0, s), accuracy_threshold=0.5, strategy=Wild)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("seed", range(4))
 @pytest.mark.parametrize(
     "objective",
@@ -129,6 +131,7 @@ def test_a_strategy_that_repeats_a_point_stops_instead_of_wasting_a_trial():
     assert calls == [0.5] and result.stopped_early and "again" in result.reason
 
 
+@pytest.mark.slow
 def test_a_noisy_answer_near_the_threshold_is_replicated():
     """Margin within noise and budget left: the answer is measured again (stage 'replicate')."""
     rng = np.random.default_rng(0)
@@ -147,6 +150,7 @@ def test_a_noisy_answer_near_the_threshold_is_replicated():
     )
 
 
+@pytest.mark.slow
 def test_a_search_leaves_the_global_random_states_as_it_found_them():
     """The strategies' seeding never leaks: torch, numpy and random states are unchanged."""
     torch.manual_seed(123)
@@ -161,6 +165,7 @@ def test_a_search_leaves_the_global_random_states_as_it_found_them():
     assert random.getstate() == before[2]
 
 
+@pytest.mark.slow
 def test_monotone_objective_never_proposes_below_a_credibly_feasible_trial():
     """With memory-like objectives, a point below a known feasible one is dominated."""
     result = search_sparsity(
@@ -178,6 +183,7 @@ def test_monotone_objective_never_proposes_below_a_credibly_feasible_trial():
             assert not earlier or t.sparsity > max(earlier) - 1e-9
 
 
+@pytest.mark.slow
 def test_answer_is_chosen_by_posterior_not_by_one_lucky_objective_reading():
     """A feasible point whose objective was measured badly (large spread) does not win on it.
 

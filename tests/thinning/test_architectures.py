@@ -22,6 +22,7 @@ def _outputs(model, x):
         return output_tensors(run_forward(model.eval(), x))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", CNNS_AND_TRANSFORMERS)
 def test_structure_prune_thins_with_equal_outputs(name):
     """Invariant: thinned outputs equal the masked model's; the model really shrinks."""
@@ -66,6 +67,7 @@ def test_layernorm_attention_and_output_groups_are_blocked():
     assert any("LayerNorm" in reason for reason in blocked.values())
 
 
+@pytest.mark.slow
 def test_entangled_group_is_kept_with_a_reason_and_the_rest_thinned():
     """GhostNet's cheap operation couples concat halves Torch-Pruning maps one to one."""
     model, x = A.build("ghostnet")
@@ -170,6 +172,7 @@ def test_tracing_groups_leaves_the_users_model_as_it_was():
     assert torch.equal(torch.get_rng_state(), rng)
 
 
+@pytest.mark.slow
 def test_frozen_models_and_no_grad_callers_are_traced_too():
     model, x = A.build("resnet_basic")
     model.requires_grad_(False)
@@ -180,6 +183,7 @@ def test_frozen_models_and_no_grad_callers_are_traced_too():
     assert not any(p.requires_grad for p in model.parameters())
 
 
+@pytest.mark.slow
 def test_ghostnet_concat_halves_are_coupled_and_removed_together():
     """Channel j and j + half of a Ghost module's output come from one primary channel."""
     model, x = A.build("ghostnet")

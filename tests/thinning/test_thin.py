@@ -1,3 +1,7 @@
+"""thin: the thinned model computes what the masked one does, what cannot be removed is kept and
+listed with the reason, and bad inputs are named.
+"""
+
 import pytest
 import torch
 from torch import nn

@@ -1,3 +1,7 @@
+"""The zoo: models map their inputs to their classes, full-size parameter counts match the
+literature, bad arguments are refused.
+"""
+
 import pytest
 import torch
 

@@ -30,7 +30,7 @@ def save_options(setup: build.Setup) -> dict[str, Any]:
     return {key: arch[key], "kwargs": arch["kwargs"]}
 
 
-def _metric(trainer: Any, model: nn.Module, metric: str) -> float:
+def _evaluate_metric(trainer: Any, model: nn.Module, metric: str) -> float:
     values = trainer.evaluate(model)
     if metric not in values:
         raise ConfigError(
@@ -39,15 +39,15 @@ def _metric(trainer: Any, model: nn.Module, metric: str) -> float:
     return float(values[metric])
 
 
-def _describe(
+def _model_facts(
     model: nn.Module, runnable: nn.Module, setup: build.Setup, metric: str, path: Path
 ) -> dict[str, Any]:
     """Metrics, sizes and MACs of ``model`` (the fields of :class:`ModelFacts`)."""
     st = stats(model)
     example = setup.example_input
     return {
-        "validation": _metric(setup.trainer, model, metric),
-        "test": _metric(setup.tester, model, metric),
+        "validation": _evaluate_metric(setup.trainer, model, metric),
+        "test": _evaluate_metric(setup.tester, model, metric),
         "sparsity": st.sparsity,
         "nonzeros": st.nonzeros,
         "parameters": st.numel,
@@ -71,7 +71,7 @@ def finish(
     """Save the chosen model (compressed, ONNX of the thinned form) and measure both models."""
     metric = config["constraint"]["metric"]
     dense_runnable = deployable(dense, setup.example_input)
-    base = _describe(dense, dense_runnable, setup, metric, run.baseline)
+    base = _model_facts(dense, dense_runnable, setup, metric, run.baseline)
     if chosen is None:
         return ModelFacts(**base), None
     run.best.mkdir(exist_ok=True)
@@ -80,7 +80,7 @@ def finish(
     write_text(run.best / "scheme.toml", to_toml(scheme))
     run.track(path, run.best / "scheme.toml")
     runnable = deployable(chosen, setup.example_input)
-    described = _describe(chosen, runnable, setup, metric, path)
+    described = _model_facts(chosen, runnable, setup, metric, path)
     spec = config["objective"]
     reference, candidate = measured_on_main(compare_throughput)(  # rank 0's timing, shared
         dense,

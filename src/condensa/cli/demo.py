@@ -50,7 +50,7 @@ def demo_configs(
                 {"type": "Quantize", "dtype": "float16"},
             ],
         },
-        "objective": {"name": "memory"},
+        "objective": {"name": "file-size"},
     }
     throughput = {
         **common,

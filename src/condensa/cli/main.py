@@ -161,12 +161,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as exc:
         if args.debug:
             raise
-        message, code = _describe(exc)
+        message, code = _error_message(exc)
         errors.print(f"condensa: error: {message}", soft_wrap=True)
         return code
 
 
-def _describe(exc: Exception) -> tuple[str, int]:
+def _error_message(exc: Exception) -> tuple[str, int]:
     """The one-line message and exit code for an error that ended a command."""
     if isinstance(exc, ConfigError):
         return str(exc), EXIT_USAGE

@@ -9,11 +9,12 @@ existed (the field takes its default) and refuses malformed ones.
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 from condensa.errors import ConfigError
 from condensa.objectives import Measurement
+from condensa.plain import to_plain
 from condensa.search import Trial
 
 
@@ -112,7 +113,7 @@ class RunReport:
             value = getattr(self, f.name)
             if f.name in ("recovery", "trials_wall_s", "threshold") and value is None:
                 continue  # absent in the runs that do not produce it
-            out[f.name] = _plain(value)
+            out[f.name] = to_plain(value)
         return out
 
     @classmethod
@@ -151,15 +152,3 @@ def _facts(cls: type[ModelFacts], data: Any) -> Any:
         values["layers"] = tuple(LayerFacts(**r) for r in values.get("layers") or ())
     known = {f.name for f in fields(cls)}
     return cls(**{k: v for k, v in values.items() if k in known})
-
-
-def _plain(value: Any) -> Any:
-    if isinstance(value, Trial):
-        return value.to_dict()
-    if hasattr(value, "__dataclass_fields__"):
-        return {k: _plain(v) for k, v in asdict(value).items()}
-    if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
-    if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
-    return value

@@ -28,7 +28,7 @@ def _speed(m: Speed | None) -> str:
     return f"{m.value:.4g} ± {m.spread / 2:.2g} {m.unit}"
 
 
-def _metric(value: float | None, name: str) -> str:
+def _format_metric(value: float | None, name: str) -> str:
     if value is None:
         return "—"
     return (
@@ -46,10 +46,10 @@ def comparison_rows(report: RunReport) -> list[list[str]]:
 
     row(
         f"{metric} (validation: {report.validation_source})",
-        lambda v: _metric(v, metric),
+        lambda v: _format_metric(v, metric),
         "validation",
     )
-    row(f"{metric} (test)", lambda v: _metric(v, metric), "test")
+    row(f"{metric} (test)", lambda v: _format_metric(v, metric), "test")
     row("sparsity", lambda v: "—" if v is None else f"{v:.4f}", "sparsity")
     row("non-zero parameters", lambda v: "—" if v is None else f"{v:,}", "nonzeros")
     row(
@@ -80,15 +80,14 @@ def trial_rows(report: RunReport) -> list[list[str]]:
             rows.append([str(t.index + 1), *where, "failed", "—", t.error[:60], "—",
                          f"{t.wall_s:.1f}s"])  # fmt: skip
             continue
-        value = t.extra.get("objective_value", t.objective)
         mark = " (chosen)" if t.index == report.best_trial else ""
         rows.append(
             [
                 f"{t.index + 1}{mark}",
                 *where,
-                _metric(t.accuracy, report.metric),
+                _format_metric(t.accuracy, report.metric),
                 "yes" if t.feasible else "no",
-                f"{value:.4g} {t.extra.get('objective_unit', '')}",
+                f"{t.measurement.value:.4g} {t.measurement.unit}" if t.measurement else "—",
                 _bytes(t.extra.get("file_bytes")),
                 f"{t.wall_s:.1f}s",
             ]
@@ -125,7 +124,7 @@ def _cell(column: str, value: float | None, metric: str) -> str:
     if column in ("iteration", "steps"):
         return str(int(value))
     if column == "val":
-        return _metric(value, metric)
+        return _format_metric(value, metric)
     return f"{value:.3g}" if column != "sparsity" else f"{value:.4f}"
 
 
@@ -182,18 +181,18 @@ def _headline(report: RunReport) -> str:
         return (
             f"Chosen sparsity {chosen.target_sparsity:.4f} after {runs} compression runs "
             f"(budget {report.config['search']['budget']}): {metric} "
-            f"{_metric(chosen.validation, metric)} (baseline "
-            f"{_metric(report.baseline.validation, metric)}, threshold "
-            f"{_metric(report.threshold, metric)}), {chosen.file_ratio:.2f}x smaller file, "
+            f"{_format_metric(chosen.validation, metric)} (baseline "
+            f"{_format_metric(report.baseline.validation, metric)}, threshold "
+            f"{_format_metric(report.threshold, metric)}), {chosen.file_ratio:.2f}x smaller file, "
             f"{chosen.speedup:.2f}x measured throughput."
         )
     closest = report.closest
     return (
         f"No feasible compression was found in {runs} runs: no trial met {metric} threshold "
-        f"{_metric(report.threshold, metric)}. Closest: "
+        f"{_format_metric(report.threshold, metric)}. Closest: "
         + (
             f"sparsity {_point(closest.sparsity)} with {metric} "
-            f"{_metric(closest.accuracy, metric)}."
+            f"{_format_metric(closest.accuracy, metric)}."
             if closest is not None
             else "none (every trial failed)."
         )

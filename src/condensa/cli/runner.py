@@ -95,12 +95,13 @@ def _progress(console: Console, run: RunDir, budget: int, metric: str) -> Any:
         assert trial.objective is not None and trial.accuracy is not None
         if trial.feasible and (state["best"] is None or trial.objective > state["best"].objective):
             state["best"] = trial
-        unit = trial.extra.get("objective_unit", "")
+        measured = trial.measurement
+        assert measured is not None
         best = state["best"]
         console.print(
             f"trial {trial.index + 1}/{budget} ({trial.stage}): sparsity {trial.sparsity:.4f}  "
             f"{metric} {trial.accuracy:.4f} {'ok' if trial.feasible else 'misses the constraint'}  "
-            f"objective {trial.extra.get('objective_value', trial.objective):.4g} {unit}  "
+            f"objective {measured.value:.4g} {measured.unit}  "
             f"({trial.wall_s:.1f}s) | best: "
             + (f"s={best.sparsity:.4f}" if best is not None else "none feasible yet"),
             markup=False,
@@ -284,7 +285,7 @@ def _plots(result: Any, run: RunDir, console: Console, objective: Measurement) -
             run.figures / "search.png",
             title="Sparsity search",
             objective_label=f"objective ({objective.unit})" if objective.unit else "objective",
-            objective_sign=1.0 if objective.higher_is_better else -1.0,
+            higher_is_better=objective.higher_is_better,
         )
     except CondensaError as exc:
         console.print(f"search plot skipped: {exc}")

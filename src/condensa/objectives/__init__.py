@@ -12,7 +12,7 @@ from condensa.objectives.registry import (
     objective_options,
     register_objective,
 )
-from condensa.objectives.size import MAC_MODES, Macs, Memory
+from condensa.objectives.size import MAC_MODES, FileSize, Macs, Memory
 from condensa.objectives.speed import (
     Latency,
     Throughput,
@@ -25,6 +25,7 @@ Flops = Macs  # the usual name; one MAC = two FLOPs, Condensa counts MACs
 
 __all__ = [
     "MAC_MODES",
+    "FileSize",
     "Flops",
     "Latency",
     "compare_throughput",

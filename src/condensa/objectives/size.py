@@ -17,10 +17,14 @@ from condensa.objectives.registry import register_objective
 MAC_MODES = ("effective", "sparse", "dense")
 
 
-@register_objective("memory")
+@register_objective("file-size")
 @dataclass(frozen=True)
-class Memory:
-    """Bytes of the file :func:`condensa.save` writes for the model (lower is better)."""
+class FileSize:
+    """Bytes of the file :func:`condensa.save` writes for the model (lower is better).
+
+    Registered as ``"file-size"``, and as ``"memory"``, its name before version 0.2
+    (this is storage, not the memory a forward pass takes).
+    """
 
     monotone: ClassVar[bool] = True  # fewer kept weights never make a file larger
 
@@ -32,6 +36,11 @@ class Memory:
             path = save(model, Path(folder) / "model.condensa")
             size = path.stat().st_size
         return Measurement(float(size), "bytes", higher_is_better=False)
+
+
+register_objective("memory")(FileSize)
+Memory = FileSize
+"""Former name of :class:`FileSize`, kept so existing code runs."""
 
 
 @register_objective("macs")

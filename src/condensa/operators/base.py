@@ -149,7 +149,7 @@ class PruneOperator(Operator):
         """Number of weights in one unit."""
         return weight.numel() // max(1, self.unit_scores(weight).numel())
 
-    def kept_units(self, n_units: int, *, name: str = "weight") -> int:
+    def n_kept_units(self, n_units: int, *, name: str = "weight") -> int:
         """How many of ``n_units`` this operator keeps (subclasses may round, e.g. align)."""
         return n_keep(n_units, self.sparsity)
 
@@ -160,7 +160,7 @@ class PruneOperator(Operator):
     def keep_units(self, weight: torch.Tensor) -> torch.Tensor:
         """`(n_units,)` bool: the units this operator keeps in ``weight``."""
         scores = self.unit_scores(weight)
-        return topk_mask(scores, self.kept_units(scores.numel()))
+        return topk_mask(scores, self.n_kept_units(scores.numel()))
 
     def compress(self, weight: torch.Tensor) -> PrunedTensor:
         """π: zero the lowest-scoring units (and their bias entries for channel units)."""

@@ -128,9 +128,9 @@ class Channels(PruneOperator):
                 f"channel pruning needs a weight of at least 2 dimensions; "
                 f"{name!r} has shape {tuple(weight.shape)}"
             )
-        self.kept_units(weight.shape[0], name=name)
+        self.n_kept_units(weight.shape[0], name=name)
 
-    def kept_units(self, n_units: int, *, name: str = "weight") -> int:
+    def n_kept_units(self, n_units: int, *, name: str = "weight") -> int:
         """``n_keep`` rounded down to a multiple of ``align`` (never zero)."""
         return align_keep(n_keep(n_units, self.sparsity), self.align, n_units, what=repr(name))
 

@@ -12,6 +12,7 @@ from torch import nn
 from condensa.errors import ConfigError
 from condensa.functional import check_sparsity
 from condensa.operators import Operator, PruneOperator
+from condensa.plain import to_plain
 from condensa.schemes.allocation import AllocationSpec, allocate, check_allocation
 from condensa.schemes.plan import Plan
 from condensa.schemes.selection import Selection
@@ -104,7 +105,7 @@ class OperatorScheme(Scheme):
 
     def to_dict(self) -> dict[str, Any]:
         """``{"type": class name, **the options given}``."""
-        return {"type": type(self).__name__, **_plain(self._options)}
+        return {"type": type(self).__name__, **to_plain(self._options)}
 
     def __repr__(self) -> str:
         args = ", ".join(f"{k}={v!r}" for k, v in self._options.items())
@@ -118,14 +119,3 @@ class OperatorScheme(Scheme):
         )
 
     __hash__ = None  # type: ignore[assignment]
-
-
-def _plain(value: Any) -> Any:
-    """Tuples to lists, module classes to names: JSON/TOML-friendly data."""
-    if isinstance(value, Mapping):
-        return {str(k): _plain(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
-    if isinstance(value, type):
-        return value.__name__
-    return value

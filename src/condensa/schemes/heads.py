@@ -12,8 +12,9 @@ from torch import nn
 from condensa.errors import ConfigError, SelectionError
 from condensa.functional import check_sparsity, n_keep
 from condensa.operators import ChannelMask
+from condensa.plain import to_plain
 from condensa.schemes.attention import ATTENTION, HeadLayout
-from condensa.schemes.base import Scheme, _plain
+from condensa.schemes.base import Scheme
 from condensa.schemes.plan import Plan
 from condensa.schemes.selection import Target, _patterns
 
@@ -101,7 +102,7 @@ class HeadPrune(Scheme):
 
     def to_dict(self) -> dict[str, Any]:
         """``{"type": "HeadPrune", **the options given}``."""
-        return {"type": "HeadPrune", **_plain(self._options)}
+        return {"type": "HeadPrune", **to_plain(self._options)}
 
     def __repr__(self) -> str:
         args = ", ".join(f"{k}={v!r}" for k, v in self._options.items())

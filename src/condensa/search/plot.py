@@ -39,14 +39,14 @@ def plot_search(
     *,
     title: str | None = None,
     objective_label: str = "objective",
-    objective_sign: float = 1.0,
+    higher_is_better: bool = True,
 ) -> Path:
     """Draw ``result`` to a PNG file and return its path.
 
     1-D searches get two panels: the accuracy GP (mean, ±2σ band, threshold, trials,
     estimated s_acc) and the objective GP over the range deemed feasible, with the
     chosen trial. Multi-dimensional searches get the trials' objective by evaluation.
-    ``objective_sign=-1`` draws a minimized objective (bytes, seconds) as its value
+    ``higher_is_better=False`` draws a minimized objective (bytes, seconds) as its value
     rather than as the maximized score; ``objective_label`` names its axis.
 
     Raises:
@@ -61,13 +61,13 @@ def plot_search(
     except ImportError:  # pragma: no cover - depends on the environment
         raise CondensaError("plots need matplotlib: pip install 'condensa[search]'") from None
     path = Path(path)
+    sign = 1.0 if higher_is_better else -1.0
     ok = [t for t in result.trials if not t.failed]
     feasible = [t for t in ok if t.feasible]
     infeasible = [t for t in ok if not t.feasible]
     view = result.surrogate
     if view is None:
         fig, ax = plt.subplots(figsize=(7, 4))
-        sign = objective_sign
         ax.plot([t.index for t in ok], [sign * t.objective for t in ok], color="0.6", lw=1)
         _scatter_trials(ax, feasible, infeasible, "index", "objective", sign)
         if result.best is not None:
@@ -111,7 +111,6 @@ def plot_search(
         mask = [p >= 0.5 for p in view.feasible_probability]
         xs = [g for g, m in zip(view.grid, mask, strict=True) if m]
         if xs:
-            sign = objective_sign
             pick = lambda values: [sign * v for v, m in zip(values, mask, strict=True) if m]  # noqa: E731
             bottom.fill_between(
                 xs,
@@ -122,11 +121,11 @@ def plot_search(
                 label="GP ±2σ (P(feasible) ≥ 0.5)",
             )
             bottom.plot(xs, pick(view.objective_mean), color="tab:purple", label="GP mean")
-        _scatter_trials(bottom, feasible, infeasible, "sparsity", "objective", objective_sign)
+        _scatter_trials(bottom, feasible, infeasible, "sparsity", "objective", sign)
         if result.best is not None:
             bottom.scatter(
                 [result.best.sparsity],
-                [objective_sign * result.best.objective],
+                [sign * result.best.objective],
                 s=200,
                 facecolors="none",
                 edgecolors="black",

@@ -7,6 +7,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from condensa.objectives import Measurement
+from condensa.plain import to_plain
+
 Point = float | tuple[float, ...]
 
 
@@ -39,6 +42,11 @@ class Trial:
     extra: dict[str, Any] = field(default_factory=dict)
     error: str | None = None
     seed: int | None = None
+
+    @property
+    def measurement(self) -> Measurement | None:
+        """The objective as measured (value, unit, spread, direction); None if failed."""
+        return Measurement.from_record(self.extra, self.objective)
 
     @property
     def failed(self) -> bool:
@@ -137,26 +145,4 @@ def parse_outcome(value: object) -> tuple[float, float, dict[str, Any]]:
         if not math.isfinite(as_float):
             raise ValueError(f"evaluate returned a non-finite {name}: {number!r}")
         numbers.append(as_float)
-    return numbers[0], numbers[1], _plain(extra)
-
-
-def _plain(extra: dict[str, Any]) -> dict[str, Any]:
-    """JSON-friendly extras.
-
-    Numbers go through ``float``, lists and tables are kept (their items made plain
-    the same way), anything else goes through ``str``.
-    """
-    return {str(key): _plain_value(value) for key, value in extra.items()}
-
-
-def _plain_value(value: Any) -> Any:
-    if isinstance(value, (bool, int, float, str)) or value is None:
-        return value
-    if isinstance(value, Mapping):
-        return {str(k): _plain_value(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_plain_value(v) for v in value]
-    try:
-        return float(value)
-    except (TypeError, ValueError):
-        return str(value)
+    return numbers[0], numbers[1], to_plain(extra)
