@@ -39,7 +39,7 @@ def main(budget: int = 6, out: Path | None = None) -> condensa.CompressionSearch
         lambda s: schemes.FilterPrune(s),
         trainer=trainer,
         objective=Macs(),
-        example_input=example,
+        example_inputs=example,
         method="finetune",
         method_options={"steps": 3 * len(loader)},
         max_drop=0.01,

@@ -35,7 +35,7 @@ def test_search_compression_returns_a_feasible_model(setup):
         lambda s: schemes.NeuronPrune(s),
         trainer=trainer,
         objective=Macs(),
-        example_input=example,
+        example_inputs=example,
         method="dc",
         max_drop=0.05,
         budget=5,
@@ -61,7 +61,7 @@ def test_scheme_spec_with_sparsity_placeholder(setup):
         spec,
         trainer=trainer,
         objective=lambda m, x: condensa.stats(m).compression_ratio,
-        example_input=example,
+        example_inputs=example,
         method="dc",
         max_drop=0.05,
         budget=3,
@@ -78,10 +78,26 @@ def test_unknown_method(setup):
             lambda s: schemes.Prune(s),
             trainer=trainer,
             objective=Macs(),
-            example_input=example,
+            example_inputs=example,
             method="admm",
             max_drop=0.01,
         )
+
+
+def test_example_inputs_is_needed_once_and_its_former_name_still_works(setup):
+    """example_inputs= or the former example_input=, exactly one; the old name runs."""
+    model, trainer, example = setup
+    common = {"trainer": trainer, "objective": Macs(), "method": "dc", "max_drop": 1.0}
+    with pytest.raises(ConfigError, match="needs example_inputs="):
+        condensa.search_compression(model, schemes.Prune, budget=1, **common)
+    with pytest.raises(ConfigError, match="not both it and example_input="):
+        condensa.search_compression(
+            model, schemes.Prune, example_inputs=example, example_input=example, **common
+        )
+    outcome = condensa.search_compression(
+        model, schemes.Prune, example_input=example, budget=1, seed=0, **common
+    )
+    assert len(outcome.search.trials) == 1
 
 
 def _neuron_search(model, trainer, example, **options):
@@ -99,7 +115,7 @@ def _neuron_search(model, trainer, example, **options):
         model,
         lambda s: schemes.NeuronPrune(s),
         trainer=trainer,
-        example_input=example,
+        example_inputs=example,
         **settings,
     )
 

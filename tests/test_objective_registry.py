@@ -39,7 +39,7 @@ def _register_kept_weights(name: str) -> type:
 
         scale: float = 1.0
 
-        def __call__(self, model, example_input=None):
+        def __call__(self, model, example_inputs=None):
             kept = sum(int(torch.count_nonzero(p)) for p in model.parameters())
             return Measurement(self.scale * kept, "weights", higher_is_better=False)
 
@@ -65,7 +65,7 @@ def test_a_registered_objective_runs_through_the_api():
     outcome = condensa.search_compression(
         make_mlp(), lambda s: condensa.schemes.Prune(s),
         trainer=condensa.optim.SupervisedTrainer(loader, loader), objective=objective,
-        example_input=x[:1], method="dc", max_drop=1.0, budget=2, seed=0,
+        example_inputs=x[:1], method="dc", max_drop=1.0, budget=2, seed=0,
     )  # fmt: skip
     trials = outcome.search.trials
     assert [t.extra["objective_unit"] for t in trials] == ["weights", "weights"]
@@ -98,7 +98,7 @@ def test_a_config_imports_the_module_that_registers_its_objective(tmp_path, monk
             @register_objective("layer-count")
             @dataclass(frozen=True)
             class LayerCount:
-                def __call__(self, model, example_input=None):
+                def __call__(self, model, example_inputs=None):
                     return Measurement(float(len(list(model.modules()))), "modules")
             """
         )

@@ -77,7 +77,7 @@ def test_search_compression_with_keyword_inputs(bert):
         lambda s: schemes.Compose([schemes.StructurePrune(s), schemes.HeadPrune(s)]),
         trainer=_Score(x),
         objective=Macs("effective"),
-        example_input=x,
+        example_inputs=x,
         method="dc",
         max_drop=0.2,
         budget=3,

@@ -95,6 +95,19 @@ def check_scheme(
         compress(model, make_scheme(sparsity))
 
 
+def _one_example(example_inputs: Inputs | None, example_input: Inputs | None) -> Inputs:
+    """``example_inputs``, or its former name ``example_input``; exactly one is given."""
+    if (example_inputs is None) == (example_input is None):
+        raise ConfigError(
+            "search_compression needs example_inputs= (one batch: a tensor, a tuple or a dict "
+            "of keyword inputs)"
+            + (", not both it and example_input=" if example_inputs is not None else "")
+        )
+    chosen = example_inputs if example_inputs is not None else example_input
+    assert chosen is not None
+    return chosen
+
+
 def _method(method: str | Any, trainer: Trainer, options: Mapping[str, Any], metric: str) -> Any:
     if not isinstance(method, str):
         return method
@@ -134,7 +147,7 @@ def trial_path(folder: Path, sparsity: Any) -> Path:
 def _measure(
     objective: Objective,
     model: nn.Module,
-    example_input: Inputs,
+    example_inputs: Inputs,
     reference: nn.Module | None = None,
 ) -> Measurement:
     """``objective`` of ``model`` (relative to ``reference`` when given), taken on rank 0.
@@ -146,8 +159,8 @@ def _measure(
     def take() -> Measurement:
         if reference is not None:
             relative = objective.relative  # type: ignore[attr-defined]
-            return cast(Measurement, relative(reference, model, example_input))
-        value = objective(model, example_input)
+            return cast(Measurement, relative(reference, model, example_inputs))
+        value = objective(model, example_inputs)
         return value if isinstance(value, Measurement) else Measurement(float(value), "")
 
     return measured_on_main(take)()
@@ -181,7 +194,7 @@ class _Trials:
     compressor: Any
     trainer: Trainer
     objective: Objective
-    example_input: Inputs
+    example_inputs: Inputs
     metric: str
     constraint: Constraint
     folder: Path | None
@@ -197,7 +210,7 @@ class _Trials:
         """The objective of the uncompressed model (1x for a relative objective)."""
         if self.relative:
             return Measurement(1.0, "x")
-        return _measure(self.objective, self.model, self.example_input)
+        return _measure(self.objective, self.model, self.example_inputs)
 
     def __call__(self, sparsity: float) -> dict[str, Any]:
         """The trial record at ``sparsity``: accuracy, objective score, and extras."""
@@ -207,7 +220,7 @@ class _Trials:
         metrics = metrics or self.trainer.evaluate(result.model)
         accuracy = float(metrics[self.metric])
         reference = self.model if self.relative else None
-        measured = _measure(self.objective, result.model, self.example_input, reference)
+        measured = _measure(self.objective, result.model, self.example_inputs, reference)
         extra = _trial_extra(result.model, measured, metrics, self.metric)
         extra["recovery"] = diagnostics(result.history, self.metric)
         if self.folder is not None:
@@ -242,7 +255,7 @@ def search_compression(
     *,
     trainer: Trainer,
     objective: Objective,
-    example_input: Inputs,
+    example_inputs: Inputs | None = None,
     method: str | Any = DEFAULT_METHOD,
     method_options: Mapping[str, Any] | None = None,
     max_drop: float | None = None,
@@ -258,6 +271,7 @@ def search_compression(
     save_options: Mapping[str, Any] | None = None,
     strategy: str | Any | None = None,
     pool: Any = None,
+    example_input: Inputs | None = None,
 ) -> CompressionSearch:
     """Infer the sparsity maximizing ``objective`` under an accuracy constraint, and compress.
 
@@ -275,8 +289,8 @@ def search_compression(
         trainer: trains (for fine-tuning / L-C) and evaluates; ``metric`` is read from
             its ``evaluate`` dict (lower is better for loss/perplexity-like names).
         objective: e.g. ``Throughput()``, ``FileSize()``, ``Macs()`` or any
-            ``(model, example_input) -> Measurement | float``; its score is maximized.
-        example_input: one batch for tracing, thinning and measuring: a tensor, a tuple
+            ``(model, example_inputs) -> Measurement | float``; its score is maximized.
+        example_inputs: one batch for tracing, thinning and measuring: a tensor, a tuple
             of positional inputs or a dict of keyword arguments (token ids, masks).
         method: a name in :data:`condensa.optim.METHODS` (``"gmp"``, the default: gradual
             magnitude pruning, 2,000 steps; ``"lc"``, ``"finetune"``, ``"dc"``) or an object
@@ -301,6 +315,7 @@ def search_compression(
         pool: where trials run, e.g. ``RayPool(2)`` for two at once (see
             :func:`condensa.search.search_sparsity`); trial models are then found
             again from ``models`` (or compressed again).
+        example_input: the former name of ``example_inputs``, still accepted.
 
     Returns:
         A :class:`CompressionSearch`.
@@ -308,11 +323,12 @@ def search_compression(
     Example:
         >>> outcome = condensa.search_compression(
         ...     model, lambda s: schemes.FilterPrune(s), trainer=trainer,
-        ...     objective=condensa.objectives.Throughput(), example_input=x,
+        ...     objective=condensa.objectives.Throughput(), example_inputs=x,
         ...     max_drop=0.01, method="finetune")  # doctest: +SKIP
 
     """
-    make_scheme = grouped(model, scheme_factory(scheme), example_input)
+    example_inputs = _one_example(example_inputs, example_input)
+    make_scheme = grouped(model, scheme_factory(scheme), example_inputs)
     check_scheme(model, make_scheme, bounds)
     compressor = _method(method, trainer, dict(method_options or {}), metric)
     lower = not Selector(metric).maximize
@@ -328,7 +344,7 @@ def search_compression(
     if folder is not None:
         folder.mkdir(parents=True, exist_ok=True)
     trials = _Trials(
-        model, make_scheme, compressor, trainer, objective, example_input, metric,
+        model, make_scheme, compressor, trainer, objective, example_inputs, metric,
         constraint, folder, dict(save_options or {}),
     )  # fmt: skip
     baseline_objective = trials.baseline_objective()  # measured before any trial runs

@@ -29,7 +29,7 @@ class _Flat(nn.Module):
 
 def export_onnx(
     model: nn.Module,
-    example_input: Inputs,
+    example_inputs: Inputs,
     path: str | Path,
     *,
     atol: float = 1e-4,
@@ -39,7 +39,7 @@ def export_onnx(
 
     Args:
         model: a compressed or plain model.
-        example_input: one batch: a tensor, a tuple of tensors or a dict of keyword
+        example_inputs: one batch: a tensor, a tuple of tensors or a dict of keyword
             tensors (their names become the ONNX input names); the batch dimension is
             exported as dynamic. Every floating tensor of the output is an ONNX output.
         path: destination ``.onnx`` file.
@@ -61,15 +61,17 @@ def export_onnx(
         raise CondensaError("ONNX export needs the extra: pip install 'condensa[onnx]'") from None
     from condensa.thinning import deployable
 
-    check_inputs(example_input)
+    check_inputs(example_inputs)
     path = Path(path)
-    runnable = deployable(model, example_input).eval()
-    if isinstance(example_input, Mapping):
-        keys: list[str] | None = list(example_input)
-        args = tuple(example_input.values())
+    runnable = deployable(model, example_inputs).eval()
+    if isinstance(example_inputs, Mapping):
+        keys: list[str] | None = list(example_inputs)
+        args = tuple(example_inputs.values())
     else:
         keys = None
-        args = (example_input,) if isinstance(example_input, torch.Tensor) else tuple(example_input)
+        args = (
+            (example_inputs,) if isinstance(example_inputs, torch.Tensor) else tuple(example_inputs)
+        )
     if not all(isinstance(a, torch.Tensor) for a in args):
         raise CondensaError("ONNX export needs every example input to be a tensor")
     flat = _Flat(runnable, keys).eval()

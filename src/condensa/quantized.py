@@ -28,12 +28,14 @@ from condensa.inputs import Inputs
 BACKENDS = ("torch", "torchao")
 
 
-def int8_inference(model: nn.Module, example_input: Inputs, *, backend: str = "torch") -> nn.Module:
+def int8_inference(
+    model: nn.Module, example_inputs: Inputs, *, backend: str = "torch"
+) -> nn.Module:
     """The deployable model (thinned, masks baked) with int8 Linear layers, for CPU inference.
 
     Args:
         model: a compressed or plain model (not modified).
-        example_input: one batch, for thinning.
+        example_inputs: one batch, for thinning.
         backend: ``"torch"`` or ``"torchao"`` (see the module docstring).
 
     Returns:
@@ -48,7 +50,7 @@ def int8_inference(model: nn.Module, example_input: Inputs, *, backend: str = "t
         raise ConfigError(f"backend must be one of {BACKENDS}, got {backend!r}")
     from condensa.thinning import deployable
 
-    runnable = copy.deepcopy(deployable(model, example_input)).eval().cpu()
+    runnable = copy.deepcopy(deployable(model, example_inputs)).eval().cpu()
     if not any(isinstance(m, nn.Linear) for m in runnable.modules()):
         raise ConfigError(f"{type(model).__name__} has no nn.Linear layer to run in int8")
     if backend == "torch":

@@ -102,7 +102,7 @@ def model_cmd(command, file="model", *extra):
     return lambda f: [command, str(f[file] if file in f else f["root"] / file), *extra]
 
 
-SHAPE = ("--input-shape", "2,784")
+SHAPE = ("--input-size", "2,784")
 # fmt: off
 CASES = {
     # usage
@@ -118,7 +118,7 @@ CASES = {
     ),
     "unknown flag": (search("--frobnicate"), 2, "unrecognized arguments"),
     "stats without model": (lambda f: ["stats"], 2, "required"),
-    "thin without shape": (model_cmd("thin"), 2, "--input-shape"),
+    "thin without shape": (model_cmd("thin"), 2, "--input-size"),
     "export without output": (model_cmd("export", "model", *SHAPE), 2, "--output"),
     "bad input dtype": (
         model_cmd("stats", "model", "--input-dtype", "complex"),
@@ -375,27 +375,27 @@ CASES = {
         2,
         "does not match",
     ),
-    "shape not numbers": (model_cmd("stats", "model", "--input-shape", "1,x"), 2, "--input-shape"),
-    "shape zero": (model_cmd("stats", "model", "--input-shape", "0,784"), 2, "--input-shape"),
-    "shape empty": (model_cmd("stats", "model", "--input-shape", ""), 2, "--input-shape"),
-    "shape negative": (model_cmd("stats", "model", "--input-shape", "1,-784"), 2, "--input-shape"),
+    "shape not numbers": (model_cmd("stats", "model", "--input-size", "1,x"), 2, "--input-size"),
+    "shape zero": (model_cmd("stats", "model", "--input-size", "0,784"), 2, "--input-size"),
+    "shape empty": (model_cmd("stats", "model", "--input-size", ""), 2, "--input-size"),
+    "shape negative": (model_cmd("stats", "model", "--input-size", "1,-784"), 2, "--input-size"),
     "shape too many dims": (
-        model_cmd("stats", "model", "--input-shape", "1,1,1,1,1,1,1,1,784"),
+        model_cmd("stats", "model", "--input-size", "1,1,1,1,1,1,1,1,784"),
         2,
-        "--input-shape",
+        "--input-size",
     ),
     "shape huge": (
-        model_cmd("stats", "model", "--input-shape", "100000,100000,100"),
+        model_cmd("stats", "model", "--input-size", "100000,100000,100"),
         2,
         "elements",
     ),
     "shape wrong for model": (
-        model_cmd("thin", "model", "--input-shape", "1,8"),
+        model_cmd("thin", "model", "--input-size", "1,8"),
         2,
         "does not accept",
     ),
     "int64 input to an image model": (
-        model_cmd("stats", "model", "--input-shape", "2,784", "--input-dtype", "int64"),
+        model_cmd("stats", "model", "--input-size", "2,784", "--input-dtype", "int64"),
         2,
         "does not accept",
     ),
@@ -488,7 +488,7 @@ def test_bad_input_is_one_clean_line(name, env, capsys):
 
 def test_stats_in_a_pipe_prints_whole_numbers_even_when_quiet(env, capsys):
     """Output that is not a terminal is never cut short, and -q keeps the result."""
-    assert main(["stats", str(env["model"]), "-q", "--input-shape", "1,784"]) == 0
+    assert main(["stats", str(env["model"]), "-q", "--input-size", "1,784"]) == 0
     out = capsys.readouterr().out
     total = condensa.stats(condensa.load(env["model"])).numel
     assert f"{total:,}" in out and "…" not in out

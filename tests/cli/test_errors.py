@@ -149,10 +149,10 @@ def test_model_commands_refuse_bad_input(capsys, tmp_path):
 
 def test_bad_input_shape_and_output_suffix(capsys, finished_run, tmp_path):
     model = str(finished_run / "best" / "model.condensa")
-    err = _fails(capsys, ["thin", model, "--input-shape", "1,x,8"])
-    assert "--input-shape" in err
+    err = _fails(capsys, ["thin", model, "--input-size", "1,x,8"])
+    assert "--input-size" in err
     err = _fails(
-        capsys, ["export", model, "--input-shape", "1,1,8,8", "-o", str(tmp_path / "m.txt")]
+        capsys, ["export", model, "--input-size", "1,1,8,8", "-o", str(tmp_path / "m.txt")]
     )
     assert ".onnx" in err
 
@@ -164,7 +164,7 @@ def test_debug_shows_the_traceback(tmp_path):
 
 def test_input_the_model_cannot_take(capsys, finished_run):
     model = str(finished_run / "best" / "model.condensa")
-    err = _fails(capsys, ["thin", model, "--input-shape", "1,8"])
+    err = _fails(capsys, ["thin", model, "--input-size", "1,8"])
     assert "does not accept an input of shape (1, 8)" in err
 
 

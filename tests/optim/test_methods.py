@@ -78,7 +78,7 @@ def test_registered_method_runs_through_the_api(registered, blobs_trainer):
         lambda s: schemes.Prune(s),
         trainer=blobs_trainer,
         objective=condensa.objectives.FileSize(),
-        example_input=torch.randn(2, 16),
+        example_inputs=torch.randn(2, 16),
         method="halfdc",
         max_drop=1.0,
         budget=2,

@@ -35,7 +35,7 @@ class Setup:
     Attributes:
         trainer: trains and evaluates on the validation data (the constraint's data).
         tester: evaluates on the test data (reported, never used to choose).
-        example_input: one batch, for tracing, thinning and measuring.
+        example_inputs: one batch, for tracing, thinning and measuring.
         steps_per_epoch: training steps in one pass over the training data.
         make_model: builds a fresh, untrained instance of the architecture.
         architecture: ``{"zoo"|"factory": name, "kwargs": ...}`` recorded in saved files.
@@ -46,7 +46,7 @@ class Setup:
 
     trainer: Trainer
     tester: Trainer
-    example_input: torch.Tensor
+    example_inputs: torch.Tensor
     steps_per_epoch: int
     make_model: Callable[[], nn.Module]
     architecture: dict[str, Any]

@@ -44,7 +44,7 @@ def _model_facts(
 ) -> dict[str, Any]:
     """Metrics, sizes and MACs of ``model`` (the fields of :class:`ModelFacts`)."""
     st = stats(model)
-    example = setup.example_input
+    example = setup.example_inputs
     return {
         "validation": _evaluate_metric(setup.trainer, model, metric),
         "test": _evaluate_metric(setup.tester, model, metric),
@@ -70,7 +70,7 @@ def finish(
 ) -> tuple[ModelFacts, ChosenFacts | None]:
     """Save the chosen model (compressed, ONNX of the thinned form) and measure both models."""
     metric = config["constraint"]["metric"]
-    dense_runnable = deployable(dense, setup.example_input)
+    dense_runnable = deployable(dense, setup.example_inputs)
     base = _model_facts(dense, dense_runnable, setup, metric, run.baseline)
     if chosen is None:
         return ModelFacts(**base), None
@@ -79,13 +79,13 @@ def finish(
     scheme = scheme_factory(config["scheme"])(float(sparsity or 0.0))
     write_text(run.best / "scheme.toml", to_toml(scheme))
     run.track(path, run.best / "scheme.toml")
-    runnable = deployable(chosen, setup.example_input)
+    runnable = deployable(chosen, setup.example_inputs)
     described = _model_facts(chosen, runnable, setup, metric, path)
     spec = config["objective"]
     reference, candidate = measured_on_main(compare_throughput)(  # rank 0's timing, shared
         dense,
         chosen,
-        setup.example_input,
+        setup.example_inputs,
         batch_size=spec["batch_size"],
         threads=spec["threads"] or None,
     )
@@ -127,7 +127,7 @@ def _onnx(chosen: nn.Module, setup: build.Setup, run: RunDir, console: Console) 
     try:
         from condensa.export import export_onnx
 
-        export_onnx(chosen, setup.example_input, run.best / "model.onnx")
+        export_onnx(chosen, setup.example_inputs, run.best / "model.onnx")
     except CondensaError as exc:
         console.print(f"ONNX export skipped: {exc}")
         return None

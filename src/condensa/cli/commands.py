@@ -146,23 +146,23 @@ def report(args: argparse.Namespace, console: Console) -> None:
 
 
 MAX_INPUT_ELEMENTS = 1 << 26
-"""Largest example input accepted by --input-shape (64 Mi elements)."""
+"""Largest example input accepted by --input-size (64 Mi elements)."""
 
 
 def _example(args: argparse.Namespace) -> torch.Tensor:
-    fields = args.input_shape.replace("x", ",").split(",")
+    fields = args.input_size.replace("x", ",").split(",")
     try:
         shape = [int(v) for v in fields]
     except ValueError:
         shape = []
     if not shape or len(shape) > 8 or any(v < 1 for v in shape):
         raise ConfigError(
-            f"--input-shape must be 1 to 8 positive integers separated by commas "
-            f"(e.g. 1,1,28,28), got {args.input_shape!r}"
+            f"--input-size must be 1 to 8 positive integers separated by commas "
+            f"(e.g. 1,1,28,28), got {args.input_size!r}"
         )
     if math.prod(shape) > MAX_INPUT_ELEMENTS:
         raise ConfigError(
-            f"--input-shape {args.input_shape!r} has {math.prod(shape):,} elements; at most "
+            f"--input-size {args.input_size!r} has {math.prod(shape):,} elements; at most "
             f"{MAX_INPUT_ELEMENTS:,} (one small batch is enough)"
         )
     if args.input_dtype == "int64":
@@ -214,7 +214,7 @@ def stats(args: argparse.Namespace, console: Console) -> None:
     from condensa.stats import stats as model_stats
 
     model = _load(args)
-    example = _example(args) if args.input_shape is not None else None
+    example = _example(args) if args.input_size is not None else None
     if example is not None:
         _check_runs(model, example)
     result = model_stats(model, example)
@@ -228,7 +228,7 @@ def stats(args: argparse.Namespace, console: Console) -> None:
 
 
 def thin(args: argparse.Namespace, console: Console) -> None:
-    """``condensa thin MODEL --input-shape ...``."""
+    """``condensa thin MODEL --input-size ...``."""
     from condensa.masking import bake
     from condensa.objectives import Macs
     from condensa.thinning import thin_report
@@ -282,7 +282,7 @@ def _write_deployable(
 
 
 def export(args: argparse.Namespace, console: Console) -> None:
-    """``condensa export MODEL --input-shape ... --output M.onnx``."""
+    """``condensa export MODEL --input-size ... --output M.onnx``."""
     from condensa.export import export_onnx
 
     path = _output(args.output, (".onnx",))

@@ -59,9 +59,12 @@ def _model_options(parser: argparse.ArgumentParser, *, shape_required: bool) -> 
         "code that loading runs; zoo models need no flag)",
     )
     parser.add_argument(
+        "--input-size",
         "--input-shape",
+        dest="input_size",
         required=shape_required,
-        help="shape of an example input batch, e.g. 1,1,28,28",
+        help="size of an example input batch, e.g. 1,1,28,28 (as stats(input_size=); "
+        "--input-shape is its former name)",
     )
     parser.add_argument(
         "--input-dtype",

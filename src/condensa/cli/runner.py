@@ -195,7 +195,7 @@ def _search(
         config["scheme"],
         trainer=setup.trainer,
         objective=objective,
-        example_input=setup.example_input.to(ready.device),
+        example_inputs=setup.example_inputs.to(ready.device),
         method=ready.method,
         metric=metric,
         budget=budget,
@@ -256,7 +256,7 @@ def run_compress(
     start = time.perf_counter()
     with _prepare(config, output, console, force=force, verbose=verbose) as ready:
         make_scheme = grouped(
-            ready.dense, scheme_factory(config["scheme"]), ready.setup.example_input
+            ready.dense, scheme_factory(config["scheme"]), ready.setup.example_inputs
         )
         result = ready.method.compress(ready.dense, make_scheme(sparsity))
         setup, run = ready.setup, ready.run

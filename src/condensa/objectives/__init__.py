@@ -1,6 +1,6 @@
 """Objectives measured on what would be deployed: speed, file size, MACs, or any callable.
 
-Each objective is called as ``objective(model, example_input) -> Measurement``; the
+Each objective is called as ``objective(model, example_inputs) -> Measurement``; the
 built-in ones and those added with :func:`register_objective` are known by name.
 """
 

@@ -1,7 +1,7 @@
 """The objective registry: one name per objective class, its options its dataclass fields.
 
 An objective is a dataclass whose instances are called as
-``objective(model, example_input) -> Measurement | float`` (the search maximizes the
+``objective(model, example_inputs) -> Measurement | float`` (the search maximizes the
 score: a :class:`~condensa.objectives.Measurement` with ``higher_is_better=False`` is
 minimized). Registering it under a name makes it available everywhere by that name:
 ``[objective] name = "..."`` in run configs (its fields are the config keys, checked
@@ -15,7 +15,7 @@ Example:
     ... @dataclass(frozen=True)
     ... class Params:
     ...     scale: float = 1.0
-    ...     def __call__(self, model, example_input=None):
+    ...     def __call__(self, model, example_inputs=None):
     ...         n = sum(int((p != 0).sum()) for p in model.parameters())
     ...         return Measurement(self.scale * n, "weights", higher_is_better=False)
     >>> build_objective("params", {"scale": 2.0})

@@ -28,7 +28,7 @@ class FileSize:
 
     monotone: ClassVar[bool] = True  # fewer kept weights never make a file larger
 
-    def __call__(self, model: nn.Module, example_input: Inputs | None = None) -> Measurement:
+    def __call__(self, model: nn.Module, example_inputs: Inputs | None = None) -> Measurement:
         """Save ``model`` to a temporary file and measure it."""
         from condensa.io import save
 
@@ -46,7 +46,7 @@ Memory = FileSize
 @register_objective("macs")
 @dataclass(frozen=True)
 class Macs:
-    """Multiply-accumulates of one forward pass of ``example_input`` (lower is better).
+    """Multiply-accumulates of one forward pass of ``example_inputs`` (lower is better).
 
     Args:
         mode: ``"effective"``: MACs of the deployable model (thinned when whole filters
@@ -64,18 +64,18 @@ class Macs:
         if self.mode not in MAC_MODES:
             raise ConfigError(f"mode = {self.mode!r} is not valid; valid: {', '.join(MAC_MODES)}")
 
-    def __call__(self, model: nn.Module, example_input: Inputs) -> Measurement:
-        """Count MACs for ``example_input``."""
+    def __call__(self, model: nn.Module, example_inputs: Inputs) -> Measurement:
+        """Count MACs for ``example_inputs``."""
         from condensa.stats import stats
 
-        result = stats(model, example_input)
+        result = stats(model, example_inputs)
         value: float | None
         if self.mode == "dense":
             value = result.macs
         elif self.mode == "effective":
             from condensa.thinning.deploy import deployable
 
-            value = stats(deployable(model, example_input), example_input).macs
+            value = stats(deployable(model, example_inputs), example_inputs).macs
         else:
             value = sum(
                 (r.macs or 0) * (r.nonzeros / r.numel if r.numel else 1.0) for r in result.layers

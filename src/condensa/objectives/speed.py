@@ -37,15 +37,15 @@ class _Timer:
             check_int(name, value, minimum)
         check_int("threads", self.threads, optional=True)
 
-    def times(self, model: nn.Module, example_input: Inputs) -> list[float]:
+    def times(self, model: nn.Module, example_inputs: Inputs) -> list[float]:
         """Seconds per forward pass of a batch, ``repeats`` times after ``warmup``.
 
-        ``example_input`` is a tensor, a tuple or a dict of keyword arguments; every
+        ``example_inputs`` is a tensor, a tuple or a dict of keyword arguments; every
         batched tensor in it is tiled to ``batch_size`` rows.
         """
-        runnable = deployable(model, example_input)
+        runnable = deployable(model, example_inputs)
         device = next(runnable.parameters()).device
-        batch = to_device(repeat_batch(example_input, self.batch_size), device)
+        batch = to_device(repeat_batch(example_inputs, self.batch_size), device)
         out = []
         with threads(self.threads), torch.inference_mode(), warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -63,7 +63,7 @@ class _Timer:
         self,
         reference: nn.Module,
         candidate: nn.Module,
-        example_input: Inputs,
+        example_inputs: Inputs,
         *,
         rounds: int = 5,
     ) -> Measurement:
@@ -73,10 +73,10 @@ class _Timer:
         one ratio, so machine drift (other processes, clock changes) cancels; the
         spread of the ratios is the measurement's noise.
         """
-        runnable = [deployable(m, example_input) for m in (reference, candidate)]
+        runnable = [deployable(m, example_inputs) for m in (reference, candidate)]
         ratios = []
         for _ in range(rounds):
-            ref, cand = (statistics.median(self.times(m, example_input)) for m in runnable)
+            ref, cand = (statistics.median(self.times(m, example_inputs)) for m in runnable)
             ratios.append(ref / cand)
         return Measurement.of(ratios, "x")
 
@@ -94,10 +94,10 @@ class Throughput(_Timer):
 
     """
 
-    def __call__(self, model: nn.Module, example_input: Inputs) -> Measurement:
-        """Measure ``model`` on batches built from ``example_input`` (tensor, tuple or dict)."""
+    def __call__(self, model: nn.Module, example_inputs: Inputs) -> Measurement:
+        """Measure ``model`` on batches built from ``example_inputs`` (tensor, tuple or dict)."""
         return Measurement.of(
-            [self.batch_size / t for t in self.times(model, example_input)], "samples/s"
+            [self.batch_size / t for t in self.times(model, example_inputs)], "samples/s"
         )
 
 
@@ -108,15 +108,15 @@ class Latency(_Timer):
 
     batch_size: int = 1
 
-    def __call__(self, model: nn.Module, example_input: Inputs) -> Measurement:
+    def __call__(self, model: nn.Module, example_inputs: Inputs) -> Measurement:
         """Measure ``model``."""
-        return Measurement.of(self.times(model, example_input), "s", higher_is_better=False)
+        return Measurement.of(self.times(model, example_inputs), "s", higher_is_better=False)
 
 
 def compare_throughput(
     reference: nn.Module,
     candidate: nn.Module,
-    example_input: Inputs,
+    example_inputs: Inputs,
     *,
     batch_size: int = 64,
     threads: int | None = None,
@@ -130,11 +130,11 @@ def compare_throughput(
     """
     check_int("rounds", rounds)
     timer = Throughput(batch_size=batch_size, threads=threads, warmup=2, repeats=repeats)
-    runnable = [deployable(m, example_input) for m in (reference, candidate)]
+    runnable = [deployable(m, example_inputs) for m in (reference, candidate)]
     samples: list[list[float]] = [[], []]
     for _ in range(rounds):
         for i, model in enumerate(runnable):
-            samples[i] += timer(model, example_input).samples
+            samples[i] += timer(model, example_inputs).samples
     return (
         Measurement.of(samples[0], "samples/s"),
         Measurement.of(samples[1], "samples/s"),

@@ -17,7 +17,7 @@ from condensa.masking import bake, masks
 from condensa.thinning.thin import thin
 
 
-def deployable(model: nn.Module, example_input: Inputs) -> nn.Module:
+def deployable(model: nn.Module, example_inputs: Inputs) -> nn.Module:
     """What would be deployed: the thinned model, or the masks baked in (a new model).
 
     Thinning that cannot apply (unstructured masks, a model that cannot be traced)
@@ -27,7 +27,7 @@ def deployable(model: nn.Module, example_input: Inputs) -> nn.Module:
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")  # kept channels: the model still runs
-                return thin(model, example_input).eval()
+                return thin(model, example_inputs).eval()
         except (ConfigError, UnsupportedModuleError):
             pass  # unstructured masks, or a model thinning cannot trace: bake them
     return bake(model).eval()
