@@ -112,7 +112,7 @@ def test_resume_gives_same_result_as_uninterrupted(blobs_trainer, tmp_path, mu_s
         ({"mu_init": 0.0}, "mu_init must be a positive number"),
         ({"mu_init": -1e-3}, "mu_init must be a positive number"),
         ({"mu_multiplier": 0.9}, "mu_multiplier must be >= 1"),
-        ({"steps": 0}, "steps must be a positive integer, got 0"),
+        ({"steps": 0}, "steps must be None or a positive integer, got 0"),
         ({"iterations": 0}, "iterations must be a positive integer"),
         ({"first_steps": 0}, "first_steps must be None or a positive integer, got 0"),
     ],

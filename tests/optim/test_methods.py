@@ -43,8 +43,14 @@ def registered():
 
 
 def test_built_in_methods_and_defaults(blobs_trainer):
-    """Defaults come from the registry; options override them; metric is passed on."""
+    """Defaults are the classes' own (one source); options override them; metric is passed."""
     assert list(METHODS)[:4] == ["gmp", "lc", "finetune", "dc"]
+    direct, built = LC(blobs_trainer), build_method("lc", blobs_trainer, metric="accuracy")
+    assert (direct.iterations, direct.steps, direct.finetune_steps) == (10, 160, 400)
+    assert (built.iterations, built.steps, built.finetune_steps) == (10, 160, 400)
+    assert GMP(blobs_trainer).steps == build_method("gmp", blobs_trainer, metric="loss").steps
+    steps_given = build_method("lc", blobs_trainer, {"steps": 30}, metric="accuracy")
+    assert steps_given.steps == 30 and steps_given.finetune_steps == 0  # no hidden budget
     lc = build_method("lc", blobs_trainer, {"budget": 100}, metric="loss")
     assert isinstance(lc, LC) and lc.iterations == 10 and lc.selector.metric == "loss"
     assert lc.finetune_steps == 20 and lc.steps == 8

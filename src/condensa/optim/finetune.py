@@ -61,7 +61,7 @@ class FineTune:
         self,
         trainer: Trainer,
         *,
-        steps: int,
+        steps: int = 2000,
         lr_rewinding: bool = False,
         finetune_lr_scale: float = 0.1,
         evaluations: int = 1,

@@ -87,7 +87,7 @@ class GMP:
         self,
         trainer: Trainer,
         *,
-        steps: int,
+        steps: int = 2000,
         start: float = 0.0,
         end: float = 0.7,
         frequency: int | None = None,

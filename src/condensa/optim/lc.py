@@ -43,7 +43,8 @@ class LC:
         trainer: a :class:`~condensa.optim.Trainer` (its ``train`` runs the L steps;
             give it a decaying ``schedule`` so the LR decays inside each L step).
         iterations: number of L-C iterations after the initial direct compression.
-        steps: mini-batch steps of each L step.
+        steps: mini-batch steps of each L step; when neither it nor ``budget`` is
+            given, the run's budget is :attr:`DEFAULT_BUDGET` steps.
         first_steps: steps of the first L step (default ``steps``); often longer.
         mu_init: μ of the first L step (``μ0``, default 1e-3 as released).
         mu_multiplier: ``a`` in ``μ_j = μ0 a^(j-1)`` (default 1.1), at least 1.
@@ -90,12 +91,15 @@ class LC:
 
     """
 
+    DEFAULT_BUDGET = 2000
+    """Training steps of a run that names neither ``steps`` nor ``budget``."""
+
     def __init__(
         self,
         trainer: Trainer,
         *,
-        iterations: int = 30,
-        steps: int = 1000,
+        iterations: int = 10,
+        steps: int | None = None,
         first_steps: int | None = None,
         mu_init: float = 1e-3,
         mu_multiplier: float = 1.1,
@@ -131,7 +135,7 @@ class LC:
                 f"calibrate_batches must be an integer >= 0, got {calibrate_batches!r}"
             )
         check_int("iterations", iterations)
-        check_int("steps", steps)
+        check_int("steps", steps, optional=True)
         check_int("first_steps", first_steps, optional=True)
         if not isinstance(trainer, Trainer):
             raise ConfigError(f"trainer must implement train() and evaluate(), got {trainer!r}")
@@ -141,8 +145,11 @@ class LC:
         if distill is not None and not isinstance(distill, Distillation):
             raise ConfigError(f"distill must be a Distillation or None, got {distill!r}")
         train_options(trainer, distiller=None if distill is None else True)
+        if budget is None and steps is None:
+            budget = self.DEFAULT_BUDGET
         if budget is not None:
             steps, first_steps, finetune_steps = split_budget(budget, iterations, finetune_fraction)
+        assert steps is not None
         self.trainer = trainer
         self.iterations = iterations
         self.steps = steps

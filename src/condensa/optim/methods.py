@@ -1,8 +1,9 @@
 """The compression methods by name: one registry read by the API, the CLI and the docs.
 
-Each entry is a class whose constructor takes the trainer first, with the defaults a
-run uses when the user gives no option. ``distill`` may be given as plain data
-(``true`` or a table, as in a TOML config): it becomes a
+Each entry is a class whose constructor takes the trainer first; its keyword defaults
+are the defaults of every run (API, CLI, docs read the same signature). A method
+registered from outside may add ``defaults`` that override its class's. ``distill``
+may be given as plain data (``true`` or a table, as in a TOML config): it becomes a
 :class:`~condensa.optim.distill.Distillation`.
 """
 
@@ -23,7 +24,7 @@ from condensa.optim.trainer import Trainer
 
 @dataclass(frozen=True)
 class MethodEntry:
-    """A registered method: its class and the options a run starts from."""
+    """A registered method: its class, options over its class's defaults, a summary."""
 
     cls: type
     defaults: Mapping[str, Any] = field(default_factory=dict)
@@ -32,13 +33,9 @@ class MethodEntry:
 
 def _registry() -> dict[str, MethodEntry]:
     return {
-        "gmp": MethodEntry(
-            GMP, {"steps": 2000}, "gradual magnitude pruning (cubic ramp) then fine-tuning"
-        ),
-        "lc": MethodEntry(LC, {"iterations": 10, "budget": 2000}, "learning-compression (L-C)"),
-        "finetune": MethodEntry(
-            FineTune, {"steps": 2000}, "direct compression then masked fine-tuning"
-        ),
+        "gmp": MethodEntry(GMP, {}, "gradual magnitude pruning (cubic ramp) then fine-tuning"),
+        "lc": MethodEntry(LC, {}, "learning-compression (L-C)"),
+        "finetune": MethodEntry(FineTune, {}, "direct compression then masked fine-tuning"),
         "dc": MethodEntry(DC, {}, "direct compression only (no training)"),
     }
 
