@@ -331,7 +331,7 @@ def search_compression(
     make_scheme = grouped(model, scheme_factory(scheme), example_inputs)
     check_scheme(model, make_scheme, bounds)
     compressor = _method(method, trainer, dict(method_options or {}), metric)
-    lower = not Selector(metric).maximize
+    lower = not Selector(metric).higher_is_better
     baseline = float(trainer.evaluate(model)[metric])
     constraint = Constraint.make(
         accuracy_threshold=accuracy_threshold,

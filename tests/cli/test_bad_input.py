@@ -470,7 +470,6 @@ def test_there_are_at_least_a_hundred_cases():
     assert len(CASES) >= 100
 
 
-@pytest.mark.slow
 @pytest.mark.parametrize("name", list(CASES))
 def test_bad_input_is_one_clean_line(name, env, capsys):
     """Exit code as documented, one `condensa: error:` line naming the problem, nothing else."""

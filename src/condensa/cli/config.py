@@ -318,7 +318,7 @@ def validate(config: Mapping[str, Any]) -> None:
             "[constraint]: give one of max_drop, max_relative_drop, threshold (min_accuracy);"
             " got " + ", ".join(given)
         )
-    if constraint["min_accuracy"] and not Selector(constraint["metric"]).maximize:
+    if constraint["min_accuracy"] and not Selector(constraint["metric"]).higher_is_better:
         raise ConfigError(
             f"[constraint]: min_accuracy reads as a minimum, but lower {constraint['metric']!r}"
             " is better: give threshold = the most it may reach"

@@ -158,7 +158,7 @@ def _head(kind: str, config: Mapping[str, Any], ready: _Prepared) -> dict[str, A
         "kind": kind,
         "config": dict(config),
         "metric": ready.metric,
-        "lower_is_better": not Selector(ready.metric).maximize,
+        "lower_is_better": not Selector(ready.metric).higher_is_better,
         "validation_source": ready.setup.validation_source,
         "world_size": World.current().size,
         "device": str(ready.device),

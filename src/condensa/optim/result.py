@@ -77,19 +77,18 @@ class Selector:
 
     Args:
         metric: key of the trainer's ``evaluate`` dict.
-        higher_is_better: direction; None infers it (False for loss/perplexity-like names).
+        higher_is_better: direction; None infers it (False for loss/perplexity-like
+            names). After construction it is always the resolved ``bool``.
 
     """
 
     metric: str = "accuracy"
     higher_is_better: bool | None = None
 
-    @property
-    def maximize(self) -> bool:
-        """True when larger values of the metric are better."""
-        if self.higher_is_better is not None:
-            return self.higher_is_better
-        return not any(word in self.metric.lower() for word in LOWER_IS_BETTER)
+    def __post_init__(self) -> None:
+        if self.higher_is_better is None:
+            inferred = not any(word in self.metric.lower() for word in LOWER_IS_BETTER)
+            object.__setattr__(self, "higher_is_better", inferred)
 
     def score(self, metrics: dict[str, float]) -> float:
         """The metric's value in ``metrics``; raises a clear error when missing."""
@@ -103,4 +102,4 @@ class Selector:
         """Whether ``candidate`` beats ``incumbent`` (ties keep the incumbent)."""
         if incumbent is None:
             return True
-        return candidate > incumbent if self.maximize else candidate < incumbent
+        return candidate > incumbent if self.higher_is_better else candidate < incumbent
