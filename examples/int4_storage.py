@@ -3,7 +3,8 @@
 Importing this module registers
 
 - the operator ``Int4`` (π rounds to 15 levels per channel, Δ multiplies back), usable
-  in Python and, by its name ``"int4"``, in scheme specs (``Rules``) and run configs;
+  in Python and, by its name ``"int4"``, as ``Quantize("int4")``, in ``Rules`` specs and in
+  run configs;
 - the parametrization ``FakeQuantInt4``, the stored format: it holds ``Int4``'s output in
   a model, trains with a straight-through gradient, and tells ``condensa.save`` to keep
   its kept values as packed 4-bit nibbles plus one float32 scale per channel
@@ -13,11 +14,11 @@ Importing this module registers
 Nothing in Condensa is edited. Use it from Python::
 
     import int4_storage
-    small = condensa.compress(model, condensa.schemes.Rules({"*": [{"type": "int4"}]}))
+    small = condensa.compress(model, condensa.schemes.Quantize("int4"))
     condensa.save(small, "model.condensa")  # ~8x smaller than float32
 
 or from a run config, with ``imports = ["int4_storage"]`` and a scheme such as
-``{ "*" = [{ type = "int4" }] }`` (composed with a pruning scheme: docs/extending.md).
+``{ type = "Quantize", dtype = "int4" }`` (composed with a pruning scheme: docs/extending.md).
 Files holding int4 tensors load wherever this module has been imported.
 """
 

@@ -63,6 +63,29 @@ def test_save_load_round_trip_is_bit_exact(tmp_path, images, scheme):
         assert torch.equal(masking.masks(loaded)[fqn], mask)
 
 
+def test_plain_integer_and_bool_buffers_round_trip(tmp_path):
+    """Tensors that no stored format holds keep their own dtype (an int8 buffer is not
+    mistaken for int8 quantization), beside a quantized weight."""
+
+    class WithBuffers(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.fc = torch.nn.Linear(4, 3)
+            self.register_buffer("codes", torch.tensor([-5, 0, 7], dtype=torch.int8))
+            self.register_buffer("flags", torch.tensor([True, False, True]))
+
+        def forward(self, x):
+            return self.fc(x) * self.codes * self.flags
+
+    torch.manual_seed(0)
+    model = condensa.compress(WithBuffers(), schemes.Quantize("int8"))
+    loaded = condensa.load(condensa.save(model, tmp_path / "m.condensa"), WithBuffers())
+    assert loaded.codes.dtype == torch.int8 and torch.equal(loaded.codes, model.codes)
+    assert torch.equal(loaded.flags, model.flags)
+    x = torch.randn(2, 4)
+    torch.testing.assert_close(loaded(x), model(x), rtol=0, atol=1e-6)
+
+
 def test_file_is_smaller_than_dense_and_close_to_ideal(tmp_path):
     torch.manual_seed(0)
     model = condensa.compress(

@@ -29,11 +29,13 @@ INT4 = {"*": [{"type": "int4"}]}
 def int4(monkeypatch):
     """The example module, imported by name; its registrations do not outlive the test."""
     monkeypatch.setattr(format_base, "_FORMATS", dict(format_base._FORMATS))
-    monkeypatch.setattr(operator_registry, "OPERATORS", dict(operator_registry.OPERATORS))
+    operators = dict(operator_registry.OPERATORS)  # the dict is shared by name: restore it
     monkeypatch.syspath_prepend(str(EXAMPLES))
     sys.modules.pop("int4_storage", None)
     yield importlib.import_module("int4_storage")
     sys.modules.pop("int4_storage", None)
+    operator_registry.OPERATORS.clear()
+    operator_registry.OPERATORS.update(operators)
 
 
 def _mlp() -> torch.nn.Module:
@@ -102,6 +104,15 @@ def test_an_outside_format_stacks_with_pruning(int4, tmp_path):
     loaded = condensa.load(tmp_path / "m.condensa", _mlp())
     torch.testing.assert_close(loaded(x), small(x), rtol=0, atol=1e-6)
     assert torch.equal(loaded[0].weight == 0, small[0].weight == 0)
+
+
+def test_quantize_names_a_registered_value_operator(int4):
+    """Quantize("int4") builds the registered operator; unknown dtypes list it as valid."""
+    small = condensa.compress(_mlp(), schemes.Quantize("int4"))
+    assert isinstance(small[2].parametrizations.weight[0], int4.FakeQuantInt4)
+    assert schemes.from_dict(schemes.Quantize("int4").to_dict()).to_dict()["dtype"] == "int4"
+    with pytest.raises(ConfigError, match="valid dtypes: float16, bfloat16, int8, int4"):
+        schemes.Quantize("int3")
 
 
 def test_a_file_with_a_truncated_outside_format_is_refused(int4, tmp_path):

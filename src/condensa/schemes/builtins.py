@@ -9,7 +9,19 @@ import torch
 from torch import nn
 
 from condensa.errors import ConfigError
-from condensa.operators import NM, Affine, Block, Cast, Channels, Magnitude, Operator
+from condensa.operators import (
+    NM,
+    OPERATORS,
+    Affine,
+    Block,
+    Cast,
+    Chain,
+    ChannelMask,
+    Channels,
+    Magnitude,
+    Operator,
+    PruneOperator,
+)
 from condensa.schemes.allocation import AllocationSpec
 from condensa.schemes.base import OperatorScheme, Scheme
 from condensa.schemes.groups import ChannelGroup, plan_groups
@@ -246,7 +258,11 @@ class NMPrune(OperatorScheme):
 
 
 class Quantize(OperatorScheme):
-    """Quantize weights: ``"float16"``, ``"bfloat16"`` or ``"int8"`` (symmetric, per channel).
+    """Quantize weights: ``"float16"``, ``"bfloat16"``, ``"int8"``, or a registered dtype.
+
+    ``"int8"`` is symmetric per channel. Any other name is a value operator registered
+    with :func:`~condensa.operators.register_operator` (e.g. ``"int4"`` from
+    examples/int4_storage.py), built with its defaults.
 
     By default Linear, convolution and Embedding weights are quantized (the embeddings
     of a language model are often half its bytes); ``types=`` narrows that.
@@ -264,7 +280,7 @@ class Quantize(OperatorScheme):
         include: Patterns = None,
         exclude: Patterns = None,
     ) -> None:
-        operator: Operator = Affine() if dtype == "int8" else Cast(dtype)
+        operator = _value_operator(dtype)
         selection = Selection.make(
             types=types,
             include=include,
@@ -274,6 +290,23 @@ class Quantize(OperatorScheme):
         )
         options = _given(dtype=dtype, types=types, include=include, exclude=exclude)
         super().__init__(operator, selection=selection, options=options)
+
+
+def _value_operator(dtype: str) -> Operator:
+    """The operator storing values as ``dtype``: built in, or registered by that name."""
+    if dtype == "int8":
+        return Affine()
+    if dtype in ("float16", "bfloat16", "float32"):
+        return Cast(dtype)  # float32 is refused there, with the valid dtypes named
+    masking = (PruneOperator, NM, ChannelMask, Chain, Cast, Affine)  # not a dtype name
+    registered = OPERATORS.get(dtype) if isinstance(dtype, str) else None
+    if registered is not None and not issubclass(registered, masking):
+        return registered()
+    extra = [name for name, cls in OPERATORS.items() if not issubclass(cls, masking)]
+    raise ConfigError(
+        f"unknown dtype {dtype!r}; valid dtypes: float16, bfloat16, int8"
+        + "".join(f", {name}" for name in extra)
+    )
 
 
 class Compose(Scheme):
