@@ -43,3 +43,20 @@ def test_a_malformed_summary_is_a_config_error(finished_run, change):
     change(data)
     with pytest.raises(ConfigError, match="a missing or malformed field"):
         RunReport.from_dict(data)
+
+
+def test_the_report_says_why_the_best_measured_trial_was_not_chosen(finished_run, tmp_path):
+    """An answer note in the record reaches the report's headline; without one, nothing."""
+    import shutil
+
+    from condensa.cli.report import write_report
+
+    run = tmp_path / "run"
+    shutil.copytree(finished_run, run)
+    data = json.loads((run / "summary.json").read_text())
+    assert "answer_note" not in data  # absent unless the search passed a trial over
+    data["answer_note"] = "trial 2 (sparsity 0.5000) measured feasible ... lower"
+    (run / "summary.json").write_text(json.dumps(data))
+    md, _ = write_report(run)
+    assert "Why not another: trial 2 (sparsity 0.5000)" in md.read_text()
+    assert RunReport.from_dict(data).answer_note == data["answer_note"]

@@ -9,6 +9,7 @@ import torch
 from condensa import ConfigError
 from condensa.search import (
     STRATEGIES,
+    Answer,
     Proposal,
     TwoStageSettings,
     register_strategy,
@@ -47,6 +48,36 @@ def test_a_strategy_registered_outside_runs_through_search_sparsity():
     assert [t.stage for t in result.trials] == ["walk"] * 7
     assert result.stopped_early and result.best is not None
     assert result.best.sparsity == max(t.sparsity for t in result.trials if t.feasible)
+
+
+class CautiousWalker(EdgeWalker):
+    """Answers with the least sparse feasible trial, and says why."""
+
+    def answer(self, trials):
+        feasible = [t for t in trials if t.feasible]
+        return Answer(min(feasible, key=lambda t: t.sparsity).index, extra={"passed_over": "x"})
+
+
+def test_the_answer_says_why_the_best_measured_trial_was_passed_over():
+    """When the answer is not the feasible trial with the best measured objective, the result
+    names that trial and the strategy's reason; when it is, there is no note."""
+    register_strategy("cautious-walker-test")(CautiousWalker)
+    try:
+        result = search_sparsity(
+            lambda s: (logistic_accuracy(s), s), accuracy_threshold=0.91, budget=10, seed=0,
+            strategy="cautious-walker-test",
+        )  # fmt: skip
+    finally:
+        del STRATEGIES["cautious-walker-test"]
+    top = max((t for t in result.trials if t.feasible), key=lambda t: t.objective)
+    assert result.best.index == 0 and top.index != 0
+    assert result.extra["answer_note"] == (
+        f"trial {top.index + 1} (sparsity {top.sparsity:.4f}) measured feasible with a better "
+        "objective but was not chosen: x"
+    )
+    plain = search_sparsity(lambda s: (logistic_accuracy(s), s), accuracy_threshold=0.91,
+                            budget=4, seed=0, strategy="grid")  # fmt: skip
+    assert "answer_note" not in plain.extra
 
 
 def test_unknown_strategy_lists_the_registered_ones():
@@ -204,6 +235,8 @@ def test_answer_is_chosen_by_posterior_not_by_one_lucky_objective_reading():
     assert lucky and result.best is not None
     assert max(t.objective for t in result.trials) == 5.0 * lucky["s"]  # the outlier was read
     assert result.best.sparsity > 0.6  # the real optimum is near s* = 0.73
+    note = result.extra["answer_note"]  # the report says why the top reading lost
+    assert note.startswith("trial 1 (sparsity") and "posterior objective is lower" in note
 
 
 def test_failed_trials_are_named_when_nothing_is_feasible():

@@ -71,6 +71,8 @@ def _finish_run(report: RunReport, output: Path, console: Console) -> None:
                 f"measured speedup {chosen.speedup:.2f}x",
             )
         )
+        if report.answer_note:
+            console.print(f"why not another: {report.answer_note}", markup=False)
     else:
         closest = report.closest
         console.print(

@@ -91,6 +91,7 @@ class RunReport:
     s_acc: float | None = None
     s_acc_std: float | None = None
     reason: str | None = None
+    answer_note: str | None = None
     stopped_early: bool | None = None
     trials: tuple[Trial, ...] = ()
     best_trial: int | None = None
@@ -111,7 +112,10 @@ class RunReport:
         out: dict[str, Any] = {}
         for f in fields(self):
             value = getattr(self, f.name)
-            if f.name in ("recovery", "trials_wall_s", "threshold") and value is None:
+            if (
+                f.name in ("recovery", "trials_wall_s", "threshold", "answer_note")
+                and value is None
+            ):
                 continue  # absent in the runs that do not produce it
             out[f.name] = to_plain(value)
         return out

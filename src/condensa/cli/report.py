@@ -185,6 +185,7 @@ def _headline(report: RunReport) -> str:
             f"{_format_metric(report.baseline.validation, metric)}, threshold "
             f"{_format_metric(report.threshold, metric)}), {chosen.file_ratio:.2f}x smaller file, "
             f"{chosen.speedup:.2f}x measured throughput."
+            + (f" Why not another: {report.answer_note}." if report.answer_note else "")
         )
     closest = report.closest
     return (

@@ -292,6 +292,7 @@ def _result(
     if answer is not None and answer.best is not None:
         chosen = trials[answer.best]
         best = chosen if chosen.feasible and not chosen.failed else best
+    extra = _answer_note(feasible, best, answer)
     closest = None
     if best is None and ok:
         closest = max(ok, key=lambda t: constraint.margin(t.accuracy))  # type: ignore[arg-type]
@@ -313,4 +314,21 @@ def _result(
         None if answer is None else answer.surrogate,
         seed,
         bounds,
+        extra,
     )
+
+
+def _answer_note(feasible: list[Trial], best: Trial | None, answer: Any) -> dict[str, Any]:
+    """``{"answer_note": ...}`` when the answer is not the best measured feasible trial."""
+    if best is None or not feasible:
+        return {}
+    top = max(feasible, key=lambda t: (t.objective, -t.index))
+    if top is best:
+        return {}
+    why = (answer.extra.get("passed_over") if answer is not None else None) or (
+        "the strategy's answer rule preferred another trial"
+    )
+    return {
+        "answer_note": f"trial {top.index + 1} (sparsity {_show(top.sparsity)}) measured "
+        f"feasible with a better objective but was not chosen: {why}"
+    }

@@ -30,6 +30,23 @@ class SurrogateView:
     objective_high: list[float]
     feasible_probability: list[float]
 
+    @classmethod
+    def of(cls, grid: list[float], acc: Any, obj: Any, p: Any, constraint: Any) -> SurrogateView:
+        """From the margin and objective posteriors on ``grid`` (margins back to accuracies)."""
+        sign = -1.0 if constraint.lower_is_better else 1.0
+        to_accuracy = lambda m: (constraint.threshold + sign * m).tolist()  # noqa: E731
+        low, high = acc.mean - 2 * acc.std, acc.mean + 2 * acc.std
+        return cls(
+            grid=grid,
+            accuracy_mean=to_accuracy(acc.mean),
+            accuracy_low=to_accuracy(low if sign > 0 else high),
+            accuracy_high=to_accuracy(high if sign > 0 else low),
+            objective_mean=obj.mean.tolist(),
+            objective_low=(obj.mean - 2 * obj.std).tolist(),
+            objective_high=(obj.mean + 2 * obj.std).tolist(),
+            feasible_probability=p.tolist(),
+        )
+
 
 @dataclass(frozen=True)
 class SearchResult:

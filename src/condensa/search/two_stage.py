@@ -206,7 +206,7 @@ class TwoStage:
         """Measure the answer again when its margin is within noise (noisy evaluators only)."""
         if self.problem.deterministic or self.settings.replicates < 1:
             return None
-        answer = self._choose(data, acc_gp, obj_gp)
+        answer, _ = self._choose(data, acc_gp, obj_gp)
         if answer is None:
             return None
         chosen = data.trials[answer]
@@ -255,14 +255,14 @@ class TwoStage:
             dominated |= self.grid[:, 0] < max(credible)
         return dominated
 
-    def _choose(self, data: _Data, acc_gp: Any, obj_gp: Any) -> int | None:
+    def _choose(self, data: _Data, acc_gp: Any, obj_gp: Any) -> tuple[int | None, str]:
         """Index (in ``data.trials``) of the answer: credibly feasible, best posterior objective.
 
         Among observed-feasible trials the accuracy GP also deems more likely feasible
         than not (else among all observed-feasible trials), the one
         with the highest posterior objective mean (the largest sparsity when the objective
         is declared monotone): a single lucky reading of a noisy objective or accuracy
-        does not decide the answer.
+        does not decide the answer. Also says why the best measured one was passed over.
         """
         acc = posterior(acc_gp, data.x)
         obj = posterior(obj_gp, data.x)
@@ -275,10 +275,20 @@ class TwoStage:
         else:
             candidates = observed
         if not candidates:
-            return None
+            return None, ""
         if self.problem.monotone:  # the objective never falls: the sparsest credible trial
-            return max(candidates, key=lambda i: (float(data.x[i, 0]), -i))
-        return max(candidates, key=lambda i: (float(obj.mean[i]), -i))
+            chosen = max(candidates, key=lambda i: (float(data.x[i, 0]), -i))
+        else:
+            chosen = max(candidates, key=lambda i: (float(obj.mean[i]), -i))
+        top = max(observed, key=lambda i: (data.trials[i].objective or 0.0, -i))
+        why = (
+            "" if top == chosen
+            else "its posterior objective is lower: one high reading does not decide"
+            if top in candidates
+            else f"the accuracy model gives it P(feasible) = {float(p[top]):.2f} < {level}: "
+            "its margin is within the noise of nearby trials"
+        )  # fmt: skip
+        return chosen, why
 
     def believe(self, trials: Sequence[Trial], point: Point) -> Trial | None:
         """The Kriging believer for batch rounds: the surrogates' means at ``point``."""
@@ -302,7 +312,7 @@ class TwoStage:
                 best = max(feasible, key=lambda t: (t.objective, -t.index)) if feasible else None
                 return Answer(None if best is None else best.index)
             acc_gp, obj_gp, level = self._fit(data, len(trials))
-            chosen = self._choose(data, acc_gp, obj_gp)
+            chosen, why = self._choose(data, acc_gp, obj_gp)
             s_acc = s_acc_std = None
             if level.p_feasible > 0:
                 s_acc = self.to_sparsity(level.mean)
@@ -312,6 +322,7 @@ class TwoStage:
                 s_acc,
                 s_acc_std,
                 self._view(data, acc_gp, obj_gp, level),
+                {"passed_over": why} if why else {},
             )
 
     def _level_set_point(
@@ -371,19 +382,8 @@ class TwoStage:
         p = probability_feasible(acc.mean, acc.std)
         if self.settings.decreasing and level.p_feasible > 0:
             p = torch.where(self.grid[:, 0] <= level.high, p, torch.zeros_like(p))
-        sign = -1.0 if self.constraint.lower_is_better else 1.0
-        to_accuracy = lambda m: (self.constraint.threshold + sign * m).tolist()  # noqa: E731
-        low, high = acc.mean - 2 * acc.std, acc.mean + 2 * acc.std
-        return SurrogateView(
-            grid=[self.to_sparsity(float(u)) for u in self.grid[:, 0]],
-            accuracy_mean=to_accuracy(acc.mean),
-            accuracy_low=to_accuracy(low if sign > 0 else high),
-            accuracy_high=to_accuracy(high if sign > 0 else low),
-            objective_mean=obj.mean.tolist(),
-            objective_low=(obj.mean - 2 * obj.std).tolist(),
-            objective_high=(obj.mean + 2 * obj.std).tolist(),
-            feasible_probability=p.tolist(),
-        )
+        grid = [self.to_sparsity(float(u)) for u in self.grid[:, 0]]
+        return SurrogateView.of(grid, acc, obj, p, self.constraint)
 
 
 @dataclass(frozen=True)
