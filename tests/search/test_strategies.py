@@ -10,12 +10,15 @@ from condensa import ConfigError
 from condensa.search import (
     STRATEGIES,
     Answer,
+    Constraint,
     Proposal,
+    SearchProblem,
+    Trial,
     TwoStageSettings,
     register_strategy,
     search_sparsity,
 )
-from condensa.search.loop import DUPLICATE_TOLERANCE
+from condensa.search.loop import DUPLICATE_TOLERANCE, _result
 from tests.search.conftest import logistic_accuracy
 
 FAST = TwoStageSettings(grid=201, samples=64)
@@ -78,6 +81,15 @@ def test_the_answer_says_why_the_best_measured_trial_was_passed_over():
     plain = search_sparsity(lambda s: (logistic_accuracy(s), s), accuracy_threshold=0.91,
                             budget=4, seed=0, strategy="grid")  # fmt: skip
     assert "answer_note" not in plain.extra
+
+
+def test_a_replicate_of_the_answer_reading_higher_needs_no_note():
+    """Trials at the answer's own point are the answer: no note about passing them over."""
+    replicated = [Trial(0, 0.5, 0.95, 1.0, True), Trial(1, 0.5, 0.95, 1.2, True, "replicate")]
+    walker = CautiousWalker(SearchProblem(((0.0, 1.0),), Constraint(0.9), seed=0))
+    result = _result(replicated, Constraint(0.9), walker, False, "budget used", 0, [(0.0, 1.0)])
+    assert result.best is not None and result.best.sparsity == 0.5
+    assert "answer_note" not in result.extra
 
 
 def test_unknown_strategy_lists_the_registered_ones():

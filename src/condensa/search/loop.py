@@ -323,7 +323,7 @@ def _answer_note(feasible: list[Trial], best: Trial | None, answer: Any) -> dict
     if best is None or not feasible:
         return {}
     top = max(feasible, key=lambda t: (t.objective, -t.index))
-    if top is best:
+    if top.sparsity == best.sparsity:  # the answer's point (a replicate may read higher)
         return {}
     why = (answer.extra.get("passed_over") if answer is not None else None) or (
         "the strategy's answer rule preferred another trial"

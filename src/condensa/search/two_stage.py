@@ -282,7 +282,7 @@ class TwoStage:
             chosen = max(candidates, key=lambda i: (float(obj.mean[i]), -i))
         top = max(observed, key=lambda i: (data.trials[i].objective or 0.0, -i))
         why = (
-            "" if top == chosen
+            "" if float(data.x[top, 0]) == float(data.x[chosen, 0])
             else "its posterior objective is lower: one high reading does not decide"
             if top in candidates
             else f"the accuracy model gives it P(feasible) = {float(p[top]):.2f} < {level}: "
