@@ -53,6 +53,19 @@ def test_builtin_formats_are_registered_by_kind_and_buffer():
     assert issubclass(Mask, StoredFormat)
 
 
+def test_the_last_storage_format_decides_on_save_and_on_load(tmp_path):
+    """int8 then float16: float16 storage is written and read back (one rule both ways)."""
+    model, x = _mlp(), torch.randn(5, 32)
+    small = condensa.compress(
+        model, schemes.Compose([schemes.Quantize("int8"), schemes.Quantize("float16")])
+    )
+    path = condensa.save(small, tmp_path / "m.condensa")
+    metadata, _ = condensa.io.read(path)
+    assert json.loads(metadata["tensors"])["0.weight"]["storage"] == "float16"
+    assert masking.storage(small[0], "weight").dtype == "float16"
+    torch.testing.assert_close(condensa.load(path, _mlp())(x), small(x), rtol=0, atol=0)
+
+
 def test_registration_refuses_non_formats_missing_names_and_clashes(monkeypatch):
     """A format is registered once, with a kind and a key no other format uses."""
     monkeypatch.setattr(format_base, "_FORMATS", dict(format_base._FORMATS))

@@ -18,7 +18,13 @@ from typing import Any
 import numpy as np
 
 from condensa.errors import CondensaError, ConfigError
-from condensa.formats import PLAIN_ARRAY_DTYPES, StoredFormat, format_named, valid_specs
+from condensa.formats import (
+    PLAIN_ARRAY_DTYPES,
+    StoredFormat,
+    format_named,
+    storing,
+    valid_specs,
+)
 from condensa.structure import json_object
 
 STORAGE_ARRAY_DTYPES: dict[str, np.dtype] = dict(PLAIN_ARRAY_DTYPES)
@@ -113,13 +119,16 @@ def _parametrizations(
 
 
 def codec_of(specs: tuple[dict[str, Any], ...]) -> tuple[type[StoredFormat], dict] | None:
-    """The format that stores a tensor's values, and its spec (the last ``codec`` one)."""
-    found = None
-    for spec in specs:
-        stored = format_named(spec["type"])
-        if stored is not None and stored.codec:
-            found = (stored, spec)
-    return found
+    """The format that encodes a tensor's values itself, and its spec; None: a plain dtype.
+
+    The deciding format is found by :func:`condensa.formats.storing`, as on save.
+    """
+    classes = [format_named(spec["type"]) for spec in specs]
+    found = storing(classes)
+    if found is None:
+        return None
+    stored = classes[found]
+    return (stored, specs[found]) if stored is not None and stored.codec else None
 
 
 def _array(

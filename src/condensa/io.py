@@ -46,7 +46,7 @@ from condensa.functional.encoding import (
     rice_decode,
     rice_encode,
 )
-from condensa.masking import copy_model, masks
+from condensa.masking import copy_model, masks, storage, storing_format
 
 FORMAT = "condensa"
 VERSION = 1
@@ -170,21 +170,18 @@ def _store(
     )
     kind, parts, extra = _encode_positions(flat_mask)
     info.update({"positions": kind, "numel": value.numel(), "kept": int(flat_mask.sum()), **extra})
-    plist: list[nn.Module] = []
     if parametrize.is_parametrized(module, name):
-        plist = list(cast(nn.ModuleList, cast(nn.ModuleDict, module.parametrizations)[name]))
+        plist = cast(nn.ModuleList, cast(nn.ModuleDict, module.parametrizations)[name])
         info["parametrizations"] = [_spec_of(p) for p in plist]
-    # the last parametrization that changes the storage decides how the values are kept
-    storing = [p for p in plist if isinstance(p, StoredFormat) and p.storage(value) is not None]
+    deciding = storing_format(module, name)  # the same rule load applies (codec_of)
     keep = torch.from_numpy(flat_mask)
-    if storing and storing[-1].codec:
-        info["storage"] = storing[-1].kind
-        values, extra = storing[-1].encode(value, keep)
+    if deciding is not None and deciding.codec:
+        info["storage"] = deciding.kind
+        values, extra = deciding.encode(value, keep)
         parts.update(values)
         info.update(extra)
     else:
-        stored = storing[-1].storage(value) if storing else None
-        info["storage"] = stored.dtype if stored is not None else info["dtype"]
+        info["storage"] = storage(module, name, value).dtype
         parts["values"] = encode_plain(value.reshape(-1)[keep], info["storage"])
     for key, part in parts.items():
         tensors[f"{fqn}::{key}"] = part

@@ -31,6 +31,7 @@ from condensa.formats import (
     format_keyed,
     formats,
     holding,
+    storing,
 )
 from condensa.operators import ChainedTensor, Compressed, PrunedTensor
 from condensa.schemes import Plan
@@ -48,6 +49,7 @@ __all__ = [
     "masks",
     "restore",
     "storage",
+    "storing_format",
 ]
 
 CONDENSA_TYPES = (StoredFormat,)
@@ -160,15 +162,22 @@ def masks(model: nn.Module) -> dict[str, torch.Tensor]:
     return out
 
 
-def storage(module: nn.Module, tensor_name: str) -> Storage:
-    """The storage of ``module.<tensor_name>`` implied by its parametrizations."""
-    tensor = getattr(module, tensor_name)
-    result = Storage(str(tensor.dtype).removeprefix("torch."), tensor.element_size())
-    if parametrize.is_parametrized(module, tensor_name):
-        for p in module.parametrizations[tensor_name]:  # type: ignore[index]
-            stored = p.storage(tensor) if isinstance(p, StoredFormat) else None
-            result = stored if stored is not None else result
-    return result
+def storing_format(module: nn.Module, tensor_name: str) -> StoredFormat | None:
+    """The parametrization of ``module.<tensor_name>`` that decides its storage, if any."""
+    if not parametrize.is_parametrized(module, tensor_name):
+        return None
+    plist = list(module.parametrizations[tensor_name])  # type: ignore[index]
+    found = storing([type(p) for p in plist])
+    return None if found is None else plist[found]
+
+
+def storage(module: nn.Module, tensor_name: str, tensor: torch.Tensor | None = None) -> Storage:
+    """The storage of ``module.<tensor_name>`` (its value ``tensor``, when at hand)."""
+    tensor = getattr(module, tensor_name) if tensor is None else tensor
+    deciding = storing_format(module, tensor_name)
+    stored = None if deciding is None else deciding.storage(tensor)
+    plain = Storage(str(tensor.dtype).removeprefix("torch."), tensor.element_size())
+    return plain if stored is None else stored
 
 
 def bake(model: nn.Module) -> nn.Module:
@@ -194,7 +203,7 @@ def restore(model: nn.Module, state_dict: Mapping[str, torch.Tensor]) -> nn.Modu
 
     """
     marker = ".parametrizations."
-    found: dict[tuple[str, str, int], tuple[str, torch.Tensor]] = {}
+    found: dict[tuple[str, str, int], tuple[type[StoredFormat], torch.Tensor]] = {}
     for key, value in state_dict.items():
         if marker not in f".{key}":
             continue
@@ -203,16 +212,17 @@ def restore(model: nn.Module, state_dict: Mapping[str, torch.Tensor]) -> nn.Modu
         if parts[-1] == "original" or len(parts) != 3:
             continue
         tensor_name, index, buffer = parts
-        if format_keyed(buffer) is None:
+        stored_format = format_keyed(buffer)
+        if stored_format is None:
             keys = ", ".join(f.key for f in formats())
             raise ConfigError(
                 f"state dict key {key!r} is not a Condensa parametrization (buffers: {keys})"
             )
-        found[(head.lstrip("."), tensor_name, int(index))] = (buffer, value)
-    for (module_name, tensor_name, _), (buffer, value) in sorted(found.items()):
+        found[(head.lstrip("."), tensor_name, int(index))] = (stored_format, value)
+    for (module_name, tensor_name, _), (stored_format, value) in sorted(
+        found.items(), key=lambda item: item[0]
+    ):
         module = model.get_submodule(module_name)
-        stored_format = format_keyed(buffer)
-        assert stored_format is not None
         parametrize.register_parametrization(module, tensor_name, stored_format.from_buffer(value))
     model.load_state_dict(state_dict)
     return model

@@ -14,6 +14,7 @@ from condensa.formats.base import (
     formats,
     holding,
     register_format,
+    storing,
     valid_specs,
 )
 from condensa.formats.builtins import CAST_CODES, FakeCast, FakeQuantInt8, Mask
@@ -33,5 +34,6 @@ __all__ = [
     "formats",
     "holding",
     "register_format",
+    "storing",
     "valid_specs",
 ]

@@ -20,7 +20,7 @@ format by name. See docs/extending.md for an int4 format added in one file.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar, TypeVar
 
@@ -119,7 +119,11 @@ class StoredFormat(nn.Module):
         raise NotImplementedError
 
     def storage(self, tensor: torch.Tensor) -> Storage | None:
-        """The storage of ``tensor`` under this parametrization; None leaves it as it is."""
+        """The storage of ``tensor`` under this parametrization; None leaves it as it is.
+
+        A format that overrides this changes how values are stored; of a tensor's
+        parametrizations, the last such one decides (see :func:`storing`).
+        """
         return None
 
     def encode(
@@ -186,6 +190,22 @@ def register_format(cls: T) -> T:
             )
     _FORMATS[cls.kind] = cls
     return cls
+
+
+def storing(classes: Sequence[type | None]) -> int | None:
+    """Position of the format that decides how a tensor's values are stored, or None.
+
+    ``classes`` are a tensor's parametrizations (or their file specs' formats), in
+    order; the last one that overrides :meth:`StoredFormat.storage` decides. ``save``
+    and ``load`` apply this one rule, so a file reads back as it was written.
+    """
+    for i in reversed(range(len(classes))):
+        cls = classes[i]
+        if not (cls is not None and issubclass(cls, StoredFormat)):
+            continue
+        if cls.storage is not StoredFormat.storage:
+            return i
+    return None
 
 
 def formats() -> tuple[type[StoredFormat], ...]:

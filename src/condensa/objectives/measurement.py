@@ -8,9 +8,6 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-RECORD_KEYS = ("objective_value", "objective_unit", "objective_spread", "objective_se")
-"""Keys of a trial's ``extra`` that hold its measurement (see :meth:`Measurement.record`)."""
-
 
 @dataclass(frozen=True)
 class Measurement:
@@ -66,8 +63,9 @@ class Measurement:
             "objective_unit": self.unit,
             "objective_spread": self.spread,
         }
-        if self.standard_error is not None:
-            out["objective_se"] = self.standard_error
+        se = self.standard_error
+        if se is not None:
+            out["objective_se"] = se
         return out
 
     @classmethod
