@@ -31,7 +31,16 @@ from typing import Any, ClassVar
 import numpy as np
 import torch
 
-from condensa.formats import Storage, StoredFormat, register_format
+from condensa.formats import (
+    Storage,
+    StoredFormat,
+    channel_scale,
+    channels,
+    check_axis,
+    check_scales,
+    register_format,
+)
+from condensa.functional import quantize_int8
 from condensa.operators import Compressed, Operator, register_operator
 
 LEVELS = 7  # symmetric range [-7, 7]
@@ -39,11 +48,7 @@ LEVELS = 7  # symmetric range [-7, 7]
 
 def quantize_int4(weight: torch.Tensor, axis: int) -> tuple[torch.Tensor, torch.Tensor]:
     """``(q, scale)``: int8 tensor in [-7, 7] and float32 scale broadcastable to ``weight``."""
-    dims = [d for d in range(weight.dim()) if d != axis]
-    absmax = weight.detach().abs().float().amax(dim=dims, keepdim=True) if dims else weight.abs()
-    scale = torch.where(absmax > 0, absmax / LEVELS, torch.ones_like(absmax))
-    q = torch.round(weight.detach().float() / scale).clamp_(-LEVELS, LEVELS)
-    return q.to(torch.int8), scale
+    return quantize_int8(weight, axis, levels=LEVELS)
 
 
 @dataclass(frozen=True)
@@ -105,18 +110,14 @@ class FakeQuantInt4(StoredFormat):
 
     @classmethod
     def check_spec(cls, spec: Mapping[str, Any], shape: tuple[int, ...]) -> dict[str, Any]:
-        axis = spec.get("axis")
-        if type(axis) is not int or not 0 <= axis < max(1, len(shape)):
-            raise ValueError(f"int4 axis {axis!r} is not a dimension of shape {list(shape)}")
-        return {"axis": axis}
+        return check_axis(spec, shape, "int4")
 
     @classmethod
     def from_spec(cls, spec: Mapping[str, Any], mask: torch.Tensor) -> FakeQuantInt4:
         return cls(spec["axis"])
 
     def storage(self, tensor: torch.Tensor) -> Storage:
-        axis = int(self.int4_axis)
-        return Storage("int4", 0.5, tensor.shape[axis] if tensor.dim() > axis else 1)
+        return Storage("int4", 0.5, channels(tensor.shape, int(self.int4_axis)))
 
     def encode(
         self, tensor: torch.Tensor, keep: torch.Tensor
@@ -139,10 +140,7 @@ class FakeQuantInt4(StoredFormat):
         nibbles, scale = array("nibbles"), array("scale")
         if nibbles.dtype != np.uint8 or nibbles.ndim != 1 or nibbles.size != (kept + 1) // 2:
             raise ValueError(f"holds {nibbles.size} int4 bytes, {(kept + 1) // 2} expected")
-        channels = shape[spec["axis"]] if len(shape) > spec["axis"] else 1
-        if scale.dtype != np.float32 or scale.size != channels:
-            raise ValueError(f"has {scale.size} int4 scales, {channels} expected")
-        return {"nibbles": nibbles, "scale": scale}
+        return {"nibbles": nibbles, "scale": check_scales(scale, shape, spec["axis"], "int4")}
 
     @classmethod
     def decode(
@@ -158,11 +156,7 @@ class FakeQuantInt4(StoredFormat):
         kept = int(keep.sum())
         q = torch.zeros(keep.numel(), dtype=torch.float32)
         q[keep] = torch.from_numpy(nibbles[:kept].astype(np.float32)) - LEVELS
-        scale_shape = [1] * len(shape)
-        if scale_shape:
-            scale_shape[spec["axis"]] = shape[spec["axis"]]
-        scale = torch.from_numpy(parts["scale"].copy()).reshape(scale_shape)
-        return (q.reshape(shape) * scale).to(dtype)
+        return (q.reshape(shape) * channel_scale(parts["scale"], shape, spec["axis"])).to(dtype)
 
 
 register_operator("int4", Int4)

@@ -60,6 +60,45 @@ class Storage:
     scale_count: int = 0
 
 
+def channels(shape: Sequence[int], axis: int) -> int:
+    """Number of per-channel scales along ``axis`` of ``shape`` (1 for a scalar)."""
+    return shape[axis] if len(shape) > axis else 1
+
+
+def check_axis(spec: Mapping[str, Any], shape: tuple[int, ...], kind: str) -> dict[str, Any]:
+    """``{"axis": ...}`` of a per-channel format's spec, checked against ``shape``.
+
+    Raises:
+        ValueError: the axis is not an integer dimension of ``shape`` (0 for a scalar).
+
+    """
+    axis = spec.get("axis")
+    if not isinstance(axis, int) or isinstance(axis, bool) or not 0 <= axis < max(1, len(shape)):
+        raise ValueError(f"{kind} axis {axis!r} is not a dimension of shape {list(shape)}")
+    return {"axis": axis}
+
+
+def check_scales(array: np.ndarray, shape: tuple[int, ...], axis: int, kind: str) -> np.ndarray:
+    """A file's per-channel scales: float32, one per channel of ``axis``.
+
+    Raises:
+        ValueError: another dtype or count.
+
+    """
+    expected = channels(shape, axis)
+    if array.dtype != np.float32 or array.size != expected:
+        raise ValueError(f"has {array.size} {kind} scales, {expected} expected")
+    return array
+
+
+def channel_scale(array: np.ndarray, shape: tuple[int, ...], axis: int) -> torch.Tensor:
+    """A file's per-channel scales, shaped to broadcast against a tensor of ``shape``."""
+    scale_shape = [1] * len(shape)
+    if scale_shape:
+        scale_shape[axis] = shape[axis]
+    return torch.from_numpy(array.copy()).reshape(scale_shape)
+
+
 def encode_plain(values: torch.Tensor, dtype: str) -> np.ndarray:
     """``values`` as a 1-D array of storage dtype ``dtype`` (bfloat16 as its raw bits)."""
     if dtype == "bfloat16":

@@ -18,16 +18,20 @@ import numpy as np
 import torch
 
 from condensa.errors import ConfigError
-from condensa.formats.base import Storage, StoredFormat, register_format
+from condensa.formats.base import (
+    Storage,
+    StoredFormat,
+    channel_scale,
+    channels,
+    check_axis,
+    check_scales,
+    register_format,
+)
 from condensa.functional import DTYPES, fake_cast, fake_quantize_int8, quantize_int8
 from condensa.operators import AffineTensor, CastTensor, Compressed, PrunedTensor
 
 CAST_CODES: dict[int, str] = {16: "float16", 17: "bfloat16"}
 """Code stored in :class:`FakeCast`'s ``code`` buffer -> storage dtype name."""
-
-
-def _is_int(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
 
 
 @register_format
@@ -174,10 +178,7 @@ class FakeQuantInt8(StoredFormat):
     @classmethod
     def check_spec(cls, spec: Mapping[str, Any], shape: tuple[int, ...]) -> dict[str, Any]:
         """``axis`` must be a dimension of the tensor (0 for a scalar)."""
-        axis: Any = spec.get("axis")
-        if not _is_int(axis) or not 0 <= axis < max(1, len(shape)):
-            raise ValueError(f"int8 axis {axis!r} is not a dimension of shape {list(shape)}")
-        return {"axis": axis}
+        return check_axis(spec, shape, "int8")
 
     @classmethod
     def from_spec(cls, spec: Mapping[str, Any], mask: torch.Tensor) -> FakeQuantInt8:
@@ -186,8 +187,7 @@ class FakeQuantInt8(StoredFormat):
 
     def storage(self, tensor: torch.Tensor) -> Storage:
         """One byte per value and one float32 scale per channel of ``axis``."""
-        axis = int(self.axis)
-        return Storage("int8", 1, tensor.shape[axis] if tensor.dim() > axis else 1)
+        return Storage("int8", 1, channels(tensor.shape, int(self.axis)))
 
     def encode(
         self, tensor: torch.Tensor, keep: torch.Tensor
@@ -209,11 +209,7 @@ class FakeQuantInt8(StoredFormat):
         values, scale = array("values"), array("scale")
         if values.dtype != np.int8 or values.ndim != 1 or values.size != kept:
             raise ValueError(f"stores {values.size} {values.dtype} values; {kept} int8 expected")
-        axis = spec["axis"]
-        channels = shape[axis] if len(shape) > axis else 1
-        if scale.dtype != np.float32 or scale.size != channels:
-            raise ValueError(f"has {scale.size} int8 scales, {channels} expected")
-        return {"values": values, "scale": scale}
+        return {"values": values, "scale": check_scales(scale, shape, spec["axis"], "int8")}
 
     @classmethod
     def decode(
@@ -225,10 +221,7 @@ class FakeQuantInt8(StoredFormat):
         dtype: torch.dtype,
     ) -> torch.Tensor:
         """``q * scale`` with zeros off ``keep``."""
-        scale_shape = [1] * len(shape)
-        if scale_shape:
-            scale_shape[spec["axis"]] = shape[spec["axis"]]
-        scale = torch.from_numpy(parts["scale"].copy()).reshape(scale_shape)
+        scale = channel_scale(parts["scale"], shape, spec["axis"])
         full_q = torch.zeros(keep.numel(), dtype=torch.int8)
         full_q[keep] = torch.from_numpy(parts["values"].copy())
         return (full_q.reshape(shape).float() * scale).to(dtype)

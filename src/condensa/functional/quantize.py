@@ -32,12 +32,13 @@ def cast_roundtrip(weight: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
     return weight.to(dtype).to(weight.dtype)
 
 
-def int8_scale(weight: torch.Tensor, axis: int = 0) -> torch.Tensor:
-    """Per-channel symmetric scale ``max|w| / 127`` along ``axis`` (1.0 for all-zero channels).
+def int8_scale(weight: torch.Tensor, axis: int = 0, levels: int = INT8_MAX) -> torch.Tensor:
+    """Per-channel symmetric scale ``max|w| / levels`` along ``axis`` (1.0 for all-zero channels).
 
     Args:
         weight: `(out, ...)` when ``axis == 0``.
         axis: the channel dimension that gets its own scale.
+        levels: the largest integer level (127 for int8; 7 for int4).
 
     Returns:
         float32 scale broadcastable to ``weight`` (size 1 on every dim except ``axis``).
@@ -45,21 +46,23 @@ def int8_scale(weight: torch.Tensor, axis: int = 0) -> torch.Tensor:
     """
     dims = [d for d in range(weight.dim()) if d != axis]
     absmax = weight.detach().abs().float().amax(dim=dims, keepdim=True) if dims else weight.abs()
-    scale = absmax / INT8_MAX
+    scale = absmax / levels
     return torch.where(scale > 0, scale, torch.ones_like(scale))
 
 
-def quantize_int8(weight: torch.Tensor, axis: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
-    """Symmetric per-channel int8 quantization with round-to-nearest.
+def quantize_int8(
+    weight: torch.Tensor, axis: int = 0, levels: int = INT8_MAX
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Symmetric per-channel quantization with round-to-nearest (int8 unless ``levels``).
 
     Returns:
-        ``(q, scale)``: `int8` tensor of ``weight.shape`` in ``[-127, 127]`` and the
+        ``(q, scale)``: `int8` tensor of ``weight.shape`` in ``[-levels, levels]`` and the
         float32 scale from :func:`int8_scale`. ``q * scale`` is within half a step of
         ``weight``.
 
     """
-    scale = int8_scale(weight, axis)
-    q = torch.round(weight.detach().float() / scale).clamp_(-INT8_MAX, INT8_MAX)
+    scale = int8_scale(weight, axis, levels)
+    q = torch.round(weight.detach().float() / scale).clamp_(-levels, levels)
     return q.to(torch.int8), scale
 
 
