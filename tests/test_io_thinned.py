@@ -85,3 +85,22 @@ def test_structure_of_modules_the_model_lacks_is_reported_by_the_name_check(tmp_
     path = condensa.save(thinned, tmp_path / "t.condensa", zoo="resnet20", kwargs={"width": 0.5})
     with pytest.raises(CondensaError, match="does not match"):
         condensa.load(path, model=torch.nn.Sequential(torch.nn.Linear(2, 2)))
+
+
+@pytest.mark.parametrize("name", ["vit", "convnext", "mobilenet_v2"])
+def test_layernorm_streams_and_depthwise_models_reload_masked_and_thinned(tmp_path, name):
+    """Masked LayerNorm streams reload as masked norms; thinned ones (class token, layer
+    scale, depthwise groups included) reload from the plain architecture; outputs equal."""
+    model, x = A.build(name)
+    masked = condensa.compress(model, schemes.StructurePrune(0.3), x).eval()
+    thinned = condensa.thin(masked, x).eval()
+    factory = {"vit": A.ViT, "convnext": A.ConvNeXt, "mobilenet_v2": lambda: A.MobileNet(2)}
+    with torch.no_grad():
+        expected = masked(x)
+        for tag, saved in (("masked", masked), ("thinned", thinned)):
+            path = condensa.save(saved, tmp_path / f"{tag}.condensa")
+            loaded = condensa.load(path, factory=factory[name]).eval()
+            assert torch.allclose(loaded(x), expected, atol=1e-5, rtol=1e-4), tag
+    assert sum(p.numel() for p in thinned.parameters()) < 0.9 * sum(
+        p.numel() for p in model.parameters()
+    )

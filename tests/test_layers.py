@@ -8,7 +8,7 @@ import condensa
 ROOT = Path(condensa.__file__).parent
 LAYERS = [
     "errors", "plain", "threads", "distributed", "atomic", "inputs", "structure", "architecture",
-    "functional", "operators", "formats", "filecheck", "schemes", "masking", "io", "stats",
+    "functional", "operators", "formats", "norms", "filecheck", "schemes", "masking", "io", "stats",
     "thinning",
     "compress", "optim", "objectives", "quantized", "export", "search", "zoo", "data",
     "api", "cli", "__init__", "__main__",

@@ -46,7 +46,7 @@ from condensa.functional.encoding import (
     rice_decode,
     rice_encode,
 )
-from condensa.masking import copy_model, masks, storage, storing_format
+from condensa.masking import copy_model, masks, register, storage, storing_format
 
 FORMAT = "condensa"
 VERSION = 1
@@ -332,9 +332,7 @@ def load(
                 parametrize.remove_parametrizations(module, tensor_name, leave_parametrized=False)
             getattr(module, tensor_name).copy_(value.to(getattr(module, tensor_name).dtype))
             for spec in entry.parametrizations:
-                parametrize.register_parametrization(
-                    module, tensor_name, _parametrization(spec, mask.reshape(value.shape))
-                )
+                register(module, tensor_name, _parametrization(spec, mask.reshape(value.shape)))
     return target
 
 

@@ -33,6 +33,7 @@ from condensa.formats import (
     holding,
     storing,
 )
+from condensa.norms import follow_mask, follows_mask, freeze, is_channel_norm
 from condensa.operators import ChainedTensor, Compressed, PrunedTensor
 from condensa.schemes import Plan
 
@@ -47,6 +48,7 @@ __all__ = [
     "bake",
     "copy_model",
     "masks",
+    "register",
     "restore",
     "storage",
     "storing_format",
@@ -74,6 +76,17 @@ def copy_model(model: nn.Module) -> nn.Module:
             }
             module.__class__ = type(cls.__name__, cls.__bases__, namespace)
     return copied
+
+
+def register(module: nn.Module, tensor_name: str, parametrization: nn.Module) -> None:
+    """Register a Condensa parametrization on ``module.<tensor_name>``.
+
+    A keep-mask on a LayerNorm's scale also makes the norm normalize over its kept
+    channels only (:mod:`condensa.norms`): what removing the masked channels computes.
+    """
+    if tensor_name == "weight" and isinstance(parametrization, Mask) and is_channel_norm(module):
+        follow_mask(module)
+    parametrize.register_parametrization(module, tensor_name, parametrization)
 
 
 def _parametrizations(
@@ -120,7 +133,7 @@ def apply_plan(model: nn.Module, plan: Plan) -> None:
                             tensor.copy_(projected[entry.target.fqn])
                         elif isinstance(param, Mask):
                             tensor.mul_(param.mask)
-                parametrize.register_parametrization(module, tensor_name, param)
+                register(module, tensor_name, param)
                 if tensor_name == entry.target.param_name:
                     # tied weights: every holder of the stored tensor sees it compressed
                     for alias, alias_name in entry.target.aliases:
@@ -187,6 +200,9 @@ def bake(model: nn.Module) -> nn.Module:
     that are not Condensa's are left parametrized. ``model`` is not modified.
     """
     baked = copy_model(model)
+    for module in baked.modules():
+        if follows_mask(module):
+            freeze(module)  # the norm keeps normalizing over the kept channels
     for _, module, tensor_name, plist in list(_lists(baked)):
         if all(isinstance(p, CONDENSA_TYPES) for p in plist):
             parametrize.remove_parametrizations(module, tensor_name, leave_parametrized=True)
@@ -223,6 +239,6 @@ def restore(model: nn.Module, state_dict: Mapping[str, torch.Tensor]) -> nn.Modu
         found.items(), key=lambda item: item[0]
     ):
         module = model.get_submodule(module_name)
-        parametrize.register_parametrization(module, tensor_name, stored_format.from_buffer(value))
+        register(module, tensor_name, stored_format.from_buffer(value))
     model.load_state_dict(state_dict)
     return model

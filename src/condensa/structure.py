@@ -43,6 +43,7 @@ ATTRIBUTES = (
     "out_features",
     "in_channels",
     "out_channels",
+    "groups",
     "num_features",
     "normalized_shape",
     "num_embeddings",
@@ -127,6 +128,7 @@ def apply(
     compared with the file's afterwards, and that comparison names the differences.
     """
     modules = dict(model.named_modules())
+    thinned = False
     for name, attrs in structure.items():
         module = modules.get(name)
         if module is None:
@@ -139,14 +141,26 @@ def apply(
                 changed = True
         if changed:
             _resize(module, name, shapes)
+        thinned = thinned or changed
+    if thinned:  # free parameters (class token, layer scale) lost the same channels
+        for name, module in modules.items():
+            if name not in structure:
+                _resize(module, name, shapes, shrink_only=True)
 
 
-def _resize(module: nn.Module, name: str, shapes: Mapping[str, tuple[int, ...]]) -> None:
+def _resize(
+    module: nn.Module, name: str, shapes: Mapping[str, tuple[int, ...]], shrink_only: bool = False
+) -> None:
     for attr, tensor in list(module._parameters.items()) + list(module._buffers.items()):
         fqn = f"{name}.{attr}" if name else attr
         shape = shapes.get(fqn)
         if tensor is None or shape is None or tuple(tensor.shape) == tuple(shape):
             continue
+        if shrink_only and (
+            len(shape) != tensor.dim()
+            or any(n > m for n, m in zip(shape, tensor.shape, strict=True))
+        ):
+            continue  # not what thinning does: left for the shape check to name
         fresh = torch.empty(shape, dtype=tensor.dtype, device=tensor.device)
         if attr in module._parameters:
             module._parameters[attr] = nn.Parameter(fresh, requires_grad=tensor.requires_grad)

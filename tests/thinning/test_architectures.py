@@ -63,13 +63,27 @@ def test_residual_groups_couple_both_branches():
     assert not stem.blocked
 
 
-def test_layernorm_attention_and_output_groups_are_blocked():
+def test_attention_and_output_groups_are_blocked_but_layernorm_streams_are_not():
+    """A ViT's residual stream (LayerNorms, class token, position embedding) can be pruned."""
     model, x = A.build("vit")
-    blocked = {g.root: g.blocked for g in dependency_groups(model, x)}
+    groups = {g.root: g for g in dependency_groups(model, x)}
+    blocked = {root: g.blocked for root, g in groups.items()}
     assert "model's output" in blocked["head"]
     assert "attention" in blocked["blocks.0.attn.qkv"]
     assert blocked["blocks.0.mlp.0"] == ""  # the MLP's hidden neurons can go
-    assert any("LayerNorm" in reason for reason in blocked.values())
+    stream = next(g for g in groups.values() if any(m.module == "norm" for m in g.members))
+    assert stream.blocked == ""
+    params = {m.module: m.dim for m in stream.members if m.role == "param"}
+    assert params == {"cls_token": 2, "pos_embed": 2}
+
+
+def test_group_norm_still_blocks_its_channels():
+    """Only LayerNorms follow masks: a GroupNorm's statistics mix the channels of a group."""
+    model = torch.nn.Sequential(
+        torch.nn.Conv2d(3, 8, 3), torch.nn.GroupNorm(2, 8), torch.nn.Conv2d(8, 4, 3)
+    )
+    groups = {g.root: g.blocked for g in dependency_groups(model, torch.randn(2, 3, 8, 8))}
+    assert "GroupNorm '1' normalizes over these channels" in groups["0"]
 
 
 @pytest.mark.slow

@@ -47,18 +47,22 @@ class GroupMember:
     """One tensor a group touches.
 
     Attributes:
-        module: FQN of the module.
+        module: FQN of the module (of the parameter, for role ``"param"``).
         role: ``"out"`` (the module's output channels: weight rows, bias entries,
-            BatchNorm scale and shift) or ``"in"`` (a layer reading the channels: weight
-            columns, removed by thinning, never masked).
+            BatchNorm and LayerNorm scale and shift), ``"in"`` (a layer reading the
+            channels: weight columns, removed by thinning, never masked) or ``"param"``
+            (a free parameter added to or multiplying the channels: a class token, a
+            position embedding, a layer scale; masked along ``dim``).
         pairs: ``(index in the module, group channel)`` pairs; a flattened channel maps
             to several input positions, a concatenation to an offset.
+        dim: the dimension of a free parameter holding the channels.
 
     """
 
     module: str
     role: str
     pairs: tuple[tuple[int, int], ...]
+    dim: int = 0
 
 
 @dataclass(frozen=True)
@@ -116,6 +120,8 @@ def group_scores(
     squares = torch.zeros(group.size)
     owned = torch.zeros(group.size)
     for member in group.members:
+        if member.role == "param":
+            continue
         module = model.get_submodule(member.module)
         if not isinstance(module, WEIGHTED):
             continue
@@ -164,24 +170,37 @@ def plan_groups(
             "select other layers, or use HeadPrune / unstructured Prune"
         )
     ranked = [r for g in usable if (r := _rank(g, model, weights)) is not None]
-    keep: dict[str, torch.Tensor] = {}
+    keep: dict[str, tuple[Target, int, torch.Tensor]] = {}
     for entry, chosen in zip(ranked, _choose(ranked, sparsity, allocation), strict=True):
         gone = _finish(entry, chosen, align)
         for member in entry.group.members:
-            if member.role != "out":
+            if member.role == "in":
                 continue
-            module = model.get_submodule(member.module)
-            rows = keep.setdefault(member.module, torch.ones(_out_size(module), dtype=torch.bool))
+            target, dim = _target(model, member)
+            rows = keep.setdefault(target.fqn, (target, dim, torch.ones(
+                target.weight.shape[dim], dtype=torch.bool)))[2]  # fmt: skip
             for index, channel in member.pairs:
                 if channel in gone:
                     rows[index] = False
     plan = Plan()  # every writer of a usable group, pruned or not: one target set per model
-    for name, rows in keep.items():
-        module = model.get_submodule(name)
-        target = Target(fqn=f"{name}.weight" if name else "weight", module_name=name,
-                        param_name="weight", module=module)  # fmt: skip
-        plan.add(target, ChannelMask(keep=tuple(rows.tolist()), dim=channel_dim(module)))
+    for target, dim, rows in keep.values():
+        plan.add(target, ChannelMask(keep=tuple(rows.tolist()), dim=dim))
     return plan
+
+
+def _target(model: nn.Module, member: GroupMember) -> tuple[Target, int]:
+    """The tensor a writing member's channel mask goes on, and its channel dimension."""
+    if member.role == "param":
+        owner_name, _, leaf = member.module.rpartition(".")
+        owner = model.get_submodule(owner_name)
+        return Target(fqn=member.module, module_name=owner_name, param_name=leaf,
+                      module=owner), member.dim  # fmt: skip
+    module = model.get_submodule(member.module)
+    _out_size(module)
+    name = member.module
+    target = Target(fqn=f"{name}.weight" if name else "weight", module_name=name,
+                    param_name="weight", module=module)  # fmt: skip
+    return target, channel_dim(module)
 
 
 @dataclass(frozen=True)
@@ -210,6 +229,8 @@ def _rank(
     units: list[list[int]] | None = None
     blocks: list[int] | None = None
     for member in group.members:
+        if member.role == "param":
+            continue
         module = model.get_submodule(member.module)
         if not isinstance(module, (nn.Conv1d, nn.Conv2d, nn.Conv3d)) or module.groups == 1:
             continue

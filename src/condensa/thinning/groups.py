@@ -21,6 +21,7 @@ from torch import nn
 
 from condensa.errors import ConfigError, UnsupportedModuleError
 from condensa.inputs import Inputs, output_tensors, run_forward, small_batch
+from condensa.norms import is_channel_norm
 from condensa.schemes.groups import (
     WEIGHTED,
     ChannelGroup,
@@ -180,6 +181,7 @@ def translate(graph: Any, model: nn.Module) -> Iterator[tuple[Any, ChannelGroup]
     """``(Torch-Pruning group, record)`` for every group of ``graph``."""
     names = {module: name for name, module in model.named_modules()}
     params = {p: name for name, p in model.named_parameters()}
+    dims = {id(p): int(dim) for p, dim in graph.unwrapped_parameters}
     for group in graph.get_all_groups(root_module_types=ROOTS):
         root = group.items[0].dep.target.module
         root_name = names.get(root, "?")
@@ -192,18 +194,28 @@ def translate(graph: Any, model: nn.Module) -> Iterator[tuple[Any, ChannelGroup]
             outgoing = graph.is_out_channel_pruning_fn(item.dep.handler)
             reason = _blocker(node, module, names, params, outgoing)
             blocked = blocked or reason
-            if module not in names or not isinstance(module, (*WEIGHTED, *CHANNEL_NORMS)):
+            if isinstance(module, nn.Parameter) and module in params:
+                key = (params[module], f"param:{dims.get(id(module), -1)}")
+            elif module in names and isinstance(module, (*WEIGHTED, *CHANNEL_NORMS)):
+                key = (names[module], "out" if outgoing else "in")
+            elif module in names and is_channel_norm(module):
+                key = (names[module], "out")  # its scale and shift, and its statistics
+            else:
                 continue
-            role = "out" if outgoing else "in"
-            pairs = members.setdefault((names[module], role), {})
+            pairs = members.setdefault(key, {})
             pairs.update(dict.fromkeys(zip(item.idxs, item.root_idxs, strict=True)))
         records = tuple(
-            GroupMember(module=name, role=role, pairs=tuple(pairs))
-            for (name, role), pairs in members.items()
+            _member(name, role, tuple(pairs)) for (name, role), pairs in members.items()
         )
         blocked = blocked or _misfit(records, model)
         couplings = _couplings(graph, model, records, names)
         yield group, ChannelGroup(root_name, size, records, blocked, couplings)
+
+
+def _member(name: str, role: str, pairs: tuple[tuple[int, int], ...]) -> GroupMember:
+    if role.startswith("param:"):
+        return GroupMember(module=name, role="param", pairs=pairs, dim=int(role[6:]))
+    return GroupMember(module=name, role=role, pairs=pairs)
 
 
 def _writer(node: Any) -> Any:
@@ -259,9 +271,15 @@ def _width(module: nn.Module, role: str) -> int | None:
 def _misfit(members: tuple[GroupMember, ...], model: nn.Module) -> str:
     """A reason when the traced index mapping does not fit a member's channels."""
     for member in members:
-        width = _width(model.get_submodule(member.module), member.role)
-        if width is not None and any(not 0 <= i < width for i, _ in member.pairs):
-            return f"the traced channel mapping does not fit {member.module!r} ({width} channels)"
+        if member.role == "param":
+            shape = model.get_parameter(member.module).shape
+            width = int(shape[member.dim]) if -len(shape) <= member.dim < len(shape) else -1
+            if any(not 0 <= i < width for i, _ in member.pairs):
+                return f"the traced channel mapping does not fit the parameter {member.module!r}"
+            continue
+        known = _width(model.get_submodule(member.module), member.role)
+        if known is not None and any(not 0 <= i < known for i, _ in member.pairs):
+            return f"the traced channel mapping does not fit {member.module!r} ({known} channels)"
     return ""
 
 
@@ -274,15 +292,17 @@ def _blocker(
     if type(module).__name__ == "_OutputOp":
         return "the channels are the model's output"
     if isinstance(module, nn.Parameter):
-        return f"the channels meet the free parameter {params.get(module, '?')!r}"
-    if isinstance(module, STATISTIC_NORMS):
+        return "" if module in params else "the channels meet a parameter the model does not name"
+    if isinstance(module, STATISTIC_NORMS) and not is_channel_norm(module):
         return (
             f"{type(module).__name__} {names.get(module)!r} normalizes over these channels "
             "(removing one changes its statistics)"
         )
     if isinstance(module, CHANNEL_NORMS) and module.weight is None:
         return f"BatchNorm {names.get(module)!r} has no affine scale to zero"
-    if isinstance(module, nn.Module) and not isinstance(module, (*WEIGHTED, *CHANNEL_NORMS)):
+    if isinstance(module, nn.Module) and not isinstance(
+        module, (*WEIGHTED, *CHANNEL_NORMS, *STATISTIC_NORMS)
+    ):
         if not type(module).__name__.startswith("_") and module not in names:
             return f"unknown layer {type(module).__name__}"
         recurrent = isinstance(module, (nn.LSTM, nn.GRU, nn.RNN))  # inputs can go

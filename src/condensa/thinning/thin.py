@@ -11,7 +11,8 @@ from torch import nn
 
 from condensa.errors import CondensaError, ConfigError
 from condensa.inputs import Inputs, check_inputs, output_tensors, run_forward, small_batch
-from condensa.masking import bake, masks
+from condensa.masking import Mask, bake, masks, register
+from condensa.norms import KEPT, follows_mask, is_channel_norm, release
 from condensa.schemes.attention import ATTENTION
 from condensa.schemes.groups import WEIGHTED, ChannelGroup, channel_dim
 from condensa.thinning.groups import CHANNEL_NORMS, build_graph, groups_of, translate
@@ -158,6 +159,7 @@ def thin_report(
                 kept.append(KeptChannels(item[0], tuple(item[1]), f"{UNFOLLOWED} ({exc})"[:300]))
         work = good
         thinned = _pruned(plain, probe, work, reference, atol)
+    _masked_norms(thinned)
     thinned.train(was_training)
     removed = {root: len(dead) for root, dead in work}
     return Thinned(model=thinned, removed=removed, kept=kept, heads=heads)
@@ -188,8 +190,44 @@ def _pruned(
         module = model.get_submodule(root)
         handler = graph.get_pruner_of_module(module).prune_out_channels
         graph.get_pruning_group(module, handler, dead).prune(record_history=False)
+    _settle_norms(model)
     _check(model, inputs, reference, atol)
     return model
+
+
+def _settle_norms(model: nn.Module) -> None:
+    """Norms whose masked channels were all removed become plain norms again.
+
+    Raises:
+        CondensaError: a norm lost some of its channels but not exactly the masked ones.
+
+    """
+    for name, module in model.named_modules():
+        if not follows_mask(module):
+            continue
+        keep = getattr(module, KEPT)
+        width = int(module.normalized_shape[0])
+        if width == int(keep.sum()):
+            release(module)
+        elif width != keep.numel():
+            raise CondensaError(
+                f"thinning removed {keep.numel() - width} channels of the LayerNorm {name!r} "
+                f"but {int((~keep).sum())} are masked there"
+            )
+
+
+def _masked_norms(model: nn.Module) -> None:
+    """Norms that still leave channels out of their statistics carry the mask again.
+
+    So the thinned model says what it computes: :func:`condensa.save` records the mask
+    and :func:`condensa.load` rebuilds the same norm.
+    """
+    for module in model.modules():
+        if follows_mask(module):
+            keep = getattr(module, KEPT).clone()
+            register(module, "weight", Mask(keep))
+            if isinstance(getattr(module, "bias", None), torch.Tensor):
+                register(module, "bias", Mask(keep))
 
 
 def _dead(group: ChannelGroup, model: nn.Module) -> tuple[list[int], list[int]]:
@@ -202,15 +240,20 @@ def _dead(group: ChannelGroup, model: nn.Module) -> tuple[list[int], list[int]]:
     produced = torch.zeros(group.size, dtype=torch.bool)
     writers = 0
     for member in group.members:
-        module = model.get_submodule(member.module)
-        if member.role != "out" or not isinstance(module, (*WEIGHTED, *CHANNEL_NORMS)):
-            continue
-        weighted = isinstance(module, WEIGHTED)
+        if member.role == "param":  # a class token or layer scale: its entries must be zero
+            rows = _nonzero(model.get_parameter(member.module), member.dim)
+            shifted, weighted = torch.zeros_like(rows), False
+        else:
+            module = model.get_submodule(member.module)
+            norm = isinstance(module, CHANNEL_NORMS) or is_channel_norm(module)
+            if member.role != "out" or not (isinstance(module, WEIGHTED) or norm):
+                continue
+            weighted = isinstance(module, WEIGHTED)
+            rows = _nonzero(module.get_parameter("weight"), channel_dim(module))
+            bias = getattr(module, "bias", None)
+            shifted = bias.detach().ne(0) if isinstance(bias, torch.Tensor) else torch.zeros_like(
+                rows)  # fmt: skip
         writers += weighted
-        weight = module.weight.detach().transpose(0, channel_dim(module))
-        rows = weight.reshape(weight.shape[0], -1).ne(0).any(dim=1)
-        bias = getattr(module, "bias", None)
-        shifted = bias.detach().ne(0) if isinstance(bias, torch.Tensor) else torch.zeros_like(rows)
         for index, channel in member.pairs:
             if index >= rows.numel():  # a mapping that does not fit: the group is blocked
                 continue
@@ -222,6 +265,12 @@ def _dead(group: ChannelGroup, model: nn.Module) -> tuple[list[int], list[int]]:
     dead = (~alive).nonzero().flatten().tolist()
     constant = (~produced & alive).nonzero().flatten().tolist()
     return dead, constant
+
+
+def _nonzero(tensor: torch.Tensor, dim: int) -> torch.Tensor:
+    """Per channel along ``dim``: whether any entry is non-zero."""
+    moved = tensor.detach().transpose(0, dim)
+    return moved.reshape(moved.shape[0], -1).ne(0).any(dim=1)
 
 
 def _shared(group: ChannelGroup, model: nn.Module, residual: str) -> str:
