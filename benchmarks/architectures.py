@@ -271,6 +271,7 @@ def main() -> None:
             "params ×",
             "MACs ×",
             "groups kept",
+            "MACs × (uniform)",
             "TP params ×",
             "TP MACs ×",
         ],  # fmt: skip
