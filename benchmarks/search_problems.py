@@ -15,6 +15,9 @@ from dataclasses import dataclass
 import numpy as np
 
 GRID = np.linspace(0.0, 0.99, 99_001)
+TOLERANCE = 1e-9
+"""Feasible means accuracy >= threshold - TOLERANCE: a boundary point must not be judged
+by rounding (91 - 60 * (0.75 - 0.7) is 87.99999999999999, not 88)."""
 
 
 def logistic(center: float, width: float, top: float = 92.0, drop: float = 60.0) -> Callable:
@@ -63,7 +66,7 @@ class Problem:
         """True answer on a dense grid: best feasible objective and the set attaining it."""
         acc = self.accuracy(GRID)
         obj = self.objective(GRID)
-        feasible = acc >= self.threshold
+        feasible = acc >= self.threshold - TOLERANCE
         best = float(obj[feasible].max())
         optimal = GRID[feasible & (obj >= best - 1e-9)]
         return {

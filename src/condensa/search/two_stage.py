@@ -23,6 +23,8 @@ import torch
 from condensa.errors import ConfigError
 from condensa.search.acquisition import ils_ucb, probability_feasible, ucb
 from condensa.search.batch import believed_trial, shared_noise
+from condensa.search.bracket import boundary_point, bracket
+from condensa.search.choice import choose
 from condensa.search.proposer import Answer, Proposal, SearchProblem, register_strategy
 from condensa.search.result import SurrogateView
 from condensa.search.surrogate import (
@@ -178,9 +180,8 @@ class TwoStage:
         data = self._data(trials)
         blocked = self._blocked(trials)
         if len(data.x) < 2:
-            free = [
-                u for u in np.linspace(0, 1, 11) if not blocked[round(u * (len(self.grid) - 1))]
-            ]
+            m = len(self.grid) - 1
+            free = [u for u in np.linspace(0, 1, 11) if not blocked[round(u * m)]]
             return Proposal(
                 self.to_sparsity(float(free[n % len(free)] if free else 0.5)), "initial"
             )
@@ -196,9 +197,26 @@ class TwoStage:
             choice = Proposal(self.to_sparsity(level_point), "level-set")
         elif objective_point is not None:
             choice = Proposal(self.to_sparsity(objective_point), "objective")
+        if self.problem.deterministic:  # exact feasibility: refine the bracketed boundary
+            choice = self._refined(data, choice)
         if choice is None or budget_left == 1:  # last chance: is the answer itself in doubt?
             return self._replicate(trials, data, acc_gp, obj_gp) or choice
         return choice
+
+    def _refined(self, data: _Data, choice: Proposal | None) -> Proposal | None:
+        """The bracket's refinement where the boundary decides.
+
+        It replaces a level-set point, a point past the last feasible trial, or any point
+        when the objective is monotone.
+        """
+        point = boundary_point(data.trials, self.constraint.margin, self.high - self.low)
+        last = max((float(t.sparsity) for t in data.trials if t.feasible), default=math.inf)  # type: ignore[arg-type]
+        if point is None or not (
+            self.problem.monotone or choice is None or choice.stage == "level-set"
+            or float(choice.point) > last  # type: ignore[arg-type]
+        ):  # fmt: skip
+            return choice
+        return Proposal(point, "level-set")
 
     def _replicate(
         self, trials: list[Trial], data: _Data, acc_gp: Any, obj_gp: Any
@@ -213,11 +231,8 @@ class TwoStage:
         same = [t for t in trials if not t.failed and t.sparsity == chosen.sparsity]
         if len(same) > self.settings.replicates:
             return None
-        variance = (
-            float(data.margin_noise[answer])
-            if data.margin_noise is not None
-            else noise_variance(acc_gp)
-        )
+        noise = data.margin_noise
+        variance = float(noise[answer]) if noise is not None else noise_variance(acc_gp)
         margin = statistics.fmean(self.constraint.margin(float(t.accuracy)) for t in same)  # type: ignore[arg-type]
         if abs(margin) > 2.0 * math.sqrt(variance / len(same)):
             return None
@@ -256,39 +271,9 @@ class TwoStage:
         return dominated
 
     def _choose(self, data: _Data, acc_gp: Any, obj_gp: Any) -> tuple[int | None, str]:
-        """Index (in ``data.trials``) of the answer: credibly feasible, best posterior objective.
-
-        Among observed-feasible trials the accuracy GP also deems more likely feasible
-        than not (else among all observed-feasible trials), the one
-        with the highest posterior objective mean (the largest sparsity when the objective
-        is declared monotone): a single lucky reading of a noisy objective or accuracy
-        does not decide the answer. Also says why the best measured one was passed over.
-        """
-        acc = posterior(acc_gp, data.x)
-        obj = posterior(obj_gp, data.x)
-        p = probability_feasible(acc.mean, acc.std)
-        observed = [i for i, t in enumerate(data.trials) if t.feasible]
-        for level in (self.settings.feasible_probability, 0.5):
-            candidates = [i for i in observed if float(p[i]) >= level]
-            if candidates:
-                break
-        else:
-            candidates = observed
-        if not candidates:
-            return None, ""
-        if self.problem.monotone:  # the objective never falls: the sparsest credible trial
-            chosen = max(candidates, key=lambda i: (float(data.x[i, 0]), -i))
-        else:
-            chosen = max(candidates, key=lambda i: (float(obj.mean[i]), -i))
-        top = max(observed, key=lambda i: (data.trials[i].objective or 0.0, -i))
-        why = (
-            "" if float(data.x[top, 0]) == float(data.x[chosen, 0])
-            else "its posterior objective is lower: one high reading does not decide"
-            if top in candidates
-            else f"the accuracy model gives it P(feasible) = {float(p[top]):.2f} < {level}: "
-            "its margin is within the noise of nearby trials"
-        )  # fmt: skip
-        return chosen, why
+        """Index (in ``data.trials``) of the answer, and why the best measured was passed over."""
+        level = 0.0 if self.problem.deterministic else self.settings.feasible_probability
+        return choose(data.trials, data.x, acc_gp, obj_gp, level, monotone=self.problem.monotone)
 
     def believe(self, trials: Sequence[Trial], point: Point) -> Trial | None:
         """The Kriging believer for batch rounds: the surrogates' means at ``point``."""
@@ -355,10 +340,19 @@ class TwoStage:
         blocked: torch.Tensor,
         level: LevelSet,
     ) -> float | None:
-        s = self.settings
-        candidates = (probability_feasible(mean, std) >= s.feasible_probability) & ~blocked
-        if s.decreasing and level.p_feasible > 0:
-            candidates &= self.grid[:, 0] <= level.high  # nothing feasible past the level set
+        s, u = self.settings, self.grid[:, 0]
+        if self.problem.deterministic:  # exact: below the bracket P >= 0.5, inside it anything
+            ok = [t for t in trials if not t.failed]
+            gap = bracket([(self.to_unit(float(t.sparsity)), self.constraint.margin(float(  # type: ignore[arg-type]
+                t.accuracy))) for t in ok])  # type: ignore[arg-type]  # fmt: skip
+            candidates = probability_feasible(mean, std) >= 0.5
+            if gap is not None:
+                candidates = (candidates & (u <= gap.low)) | ((u > gap.low) & (u < gap.high))
+        else:
+            candidates = probability_feasible(mean, std) >= s.feasible_probability
+            if s.decreasing and level.p_feasible > 0:
+                candidates &= u <= level.high  # nothing feasible past the level set
+        candidates &= ~blocked
         if not bool(candidates.any()):
             return None
         post = posterior(obj_gp, self.grid)

@@ -1,0 +1,66 @@
+"""The two-stage search's answer rule: credibly feasible, then the best posterior objective."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+from condensa.search.acquisition import probability_feasible
+from condensa.search.surrogate import posterior
+from condensa.search.trial import Trial
+
+
+def choose(
+    trials: list[Trial],
+    x: torch.Tensor,
+    acc_gp: Any,
+    obj_gp: Any,
+    credible: float,
+    *,
+    monotone: bool,
+) -> tuple[int | None, str]:
+    """Index (in ``trials``) of the answer, and why the best measured trial was passed over.
+
+    Among observed-feasible trials the accuracy GP deems feasible with probability at
+    least ``credible`` (else at least 0.5, else all observed-feasible trials), the one
+    with the highest posterior objective mean (the sparsest when the objective is
+    ``monotone``): a single lucky reading of a noisy objective or accuracy does not
+    decide the answer. ``credible=0`` (a deterministic evaluator: an observed-feasible
+    trial *is* feasible) keeps every observed-feasible trial.
+
+    Args:
+        trials: the usable trials.
+        x: their unit sparsities, ``(n, 1)``.
+        acc_gp: the fitted margin surrogate.
+        obj_gp: the fitted objective surrogate.
+        credible: the P(feasible) a candidate needs first.
+        monotone: the objective never falls with sparsity.
+
+    """
+    acc = posterior(acc_gp, x)
+    obj = posterior(obj_gp, x)
+    p = probability_feasible(acc.mean, acc.std)
+    observed = [i for i, t in enumerate(trials) if t.feasible]
+    level = credible
+    for level in dict.fromkeys((credible, min(credible, 0.5))):
+        candidates = [i for i in observed if float(p[i]) >= level]
+        if candidates:
+            break
+    else:
+        candidates = observed
+    if not candidates:
+        return None, ""
+    if monotone:  # the objective never falls: the sparsest credible trial
+        chosen = max(candidates, key=lambda i: (float(x[i, 0]), -i))
+    else:
+        chosen = max(candidates, key=lambda i: (float(obj.mean[i]), -i))
+    top = max(observed, key=lambda i: (trials[i].objective or 0.0, -i))
+    why = (
+        "" if float(x[top, 0]) == float(x[chosen, 0])
+        else "its posterior objective is lower: one high reading does not decide"
+        if top in candidates
+        else f"the accuracy model gives it P(feasible) = {float(p[top]):.2f} < {level}: "
+        "its margin is within the noise of nearby trials"
+    )  # fmt: skip
+    return chosen, why
