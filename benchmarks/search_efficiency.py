@@ -77,19 +77,7 @@ def _job(args):
     found = None if result.best is None else float(result.best.sparsity)
     points = [float(t.sparsity) for t in result.trials]
     repeats = sum(1 for i, a in enumerate(points) for b in points[:i] if abs(a - b) < 1e-3)
-    if found is None:
-        feasible, distance, regret = False, math.nan, 1.0
-    else:
-        true_acc = float(problem.accuracy(np.array([found]))[0])
-        feasible = true_acc >= problem.threshold - TOLERANCE
-        distance = problem.distance(found, optimum)
-        f = float(problem.objective(np.array([found]))[0])
-        spread = optimum["objective"] - optimum["f_min"] or 1.0
-        # an infeasible answer is worth nothing: full regret; one at least as good as the
-        # grid's optimum (an exact boundary point between grid points) is optimal
-        regret = max(0.0, (optimum["objective"] - f) / spread) if feasible else 1.0
-        if feasible and f >= optimum["objective"]:
-            distance = 0.0
+    feasible, distance, regret = score(problem, optimum, found)
     return {
         "problem": problem.name,
         "noise": problem.noise,
@@ -105,6 +93,47 @@ def _job(args):
         "wall_s": wall,
         "overhead_s": [t.overhead_s for t in result.trials],
     }
+
+
+def score(problem: Problem, optimum: dict, found: float | None) -> tuple[bool, float, float]:
+    """``(truly feasible, distance to the optimal set, normalized regret)`` of an answer."""
+    if found is None:
+        return False, math.nan, 1.0
+    true_acc = float(problem.accuracy(np.array([found]))[0])
+    feasible = true_acc >= problem.threshold - TOLERANCE
+    distance = problem.distance(found, optimum)
+    f = float(problem.objective(np.array([found]))[0])
+    spread = optimum["objective"] - optimum["f_min"] or 1.0
+    # an infeasible answer is worth nothing: full regret; one at least as good as the
+    # grid's optimum (an exact boundary point between grid points) is optimal
+    regret = max(0.0, (optimum["objective"] - f) / spread) if feasible else 1.0
+    if feasible and f >= optimum["objective"]:
+        distance = 0.0
+    return feasible, distance, regret
+
+
+def reused(methods: list[str], seeds: int) -> list[dict]:
+    """The last run's records of the methods not rerun, rescored with today's definitions.
+
+    A strategy whose code did not change gives the same answers for the same problems and
+    seeds, so its records are reused (``--methods condensa --reuse``) and only rescored.
+    """
+    import json
+
+    from _report import RESULTS
+
+    path = RESULTS / "search_efficiency.json"
+    if not path.exists():
+        return []
+    problems = {p.name: p for p in suite()}
+    out = []
+    for record in json.loads(path.read_text())["runs"]:
+        if record["method"] in methods or record["seed"] >= seeds:
+            continue
+        problem = problems[record["problem"]]
+        feasible, distance, regret = score(problem, problem.optimum(), record["found"])
+        out.append({**record, "feasible": feasible, "distance": distance, "regret": regret})
+    return out
 
 
 def overhead_d8(seed: int = 0) -> dict[str, float]:
@@ -178,6 +207,9 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--methods", nargs="+", default=list(METHODS))
     parser.add_argument("--quick", action="store_true", help="2 seeds, 6 problems")
+    parser.add_argument(
+        "--reuse", action="store_true", help="keep the last run's records of the other methods"
+    )
     args = parser.parse_args()
     problems = suite()
     indices = range(0, len(problems), 8) if args.quick else range(len(problems))
@@ -193,6 +225,8 @@ def main() -> None:
             if k % 200 == 0:
                 print(f"{k}/{len(jobs)} runs, {time.perf_counter() - start:.0f}s", flush=True)
     wall = time.perf_counter() - start
+    if args.reuse:
+        records += reused(args.methods, len(seeds))
     rows, table = summarize(records)
     overhead_1d = [o for r in records if r["method"] == "condensa" for o in r["overhead_s"][3:]]
     d8 = overhead_d8()
@@ -226,11 +260,18 @@ def main() -> None:
         "0.02 of an optimal sparsity; distance over truly feasible answers; regret normalized by "
         "the feasible objective range (1 for no or infeasible answer); `repeats` = pairs of "
         "trials closer than 0.001 per run. "
-        f"Wall time {wall / 60:.0f} min on {args.workers} single-threaded workers. "
-        f"Search overhead per trial (GP fits + acquisition): d = 1 median "
+        f"Wall time {wall / 60:.0f} min on {args.workers} single-threaded workers"
+        + (
+            f" for {', '.join(args.methods)}; the other methods' records are the previous run's "
+            "(their code unchanged, same problems and seeds), rescored with today's definitions. "
+            if args.reuse
+            else ". "
+        )
+        + f"Search overhead per trial (GP fits + acquisition): d = 1 median "
         f"{overhead['d1_median_s']:.2f} s (p90 {overhead['d1_p90_s']:.2f} s, max {overhead['d1_max_s']:.2f} s); "
         f"d = 8 median {d8['median_s']:.2f} s (max {d8['max_s']:.2f} s). "
-        f"Command: `.venv/bin/python benchmarks/search_efficiency.py --seeds {len(seeds)}`. "
+        f"Command: `.venv/bin/python benchmarks/search_efficiency.py --seeds {len(seeds)}"
+        f"{' --methods ' + ' '.join(args.methods) + ' --reuse' if args.reuse else ''}`. "
         f"Results: `{path.name}`.\n\n"
         + markdown_table(
             [

@@ -81,3 +81,50 @@ def test_a_zero_margin_plateau_counts_as_feasible_when_measured_exactly():
         evaluate, accuracy_threshold=0.9, budget=10, seed=3, settings=FAST, deterministic=True
     )
     assert result.best is not None and 0.75 <= result.best.sparsity <= 0.8
+
+
+def _trial(index, s, accuracy, se=0.01, threshold=0.9):
+    from condensa.search import Trial
+
+    return Trial(index, s, accuracy, s, accuracy >= threshold, extra={"accuracy_se": se})
+
+
+def test_measured_feasibility_pools_the_readings_at_one_point():
+    from condensa.search.choice import measured_feasibility
+
+    trials = [
+        _trial(0, 0.3, 0.95),  # 5 standard errors above: certain
+        _trial(1, 0.5, 0.905),  # half a standard error above
+        _trial(2, 0.5, 0.905),  # its replicate: the pooled error shrinks by sqrt(2)
+        _trial(3, 0.7, 0.85),
+    ]
+    p = measured_feasibility(trials, lambda a: a - 0.9).tolist()
+    assert p[0] > 0.999 and p[3] < 1e-6
+    assert p[1] == p[2] == pytest.approx(0.7602, abs=1e-3)  # Phi(0.5 * sqrt(2))
+    no_errors = [_trial(0, 0.3, 0.95)]
+    no_errors[0].extra.clear()
+    assert measured_feasibility(no_errors, lambda a: a - 0.9) is None
+
+
+@pytest.mark.slow
+def test_a_trial_measured_far_above_the_threshold_stays_credible_next_to_a_cliff():
+    """Accuracy steps down 1.5 points past 0.35; the feasible trial just before the step wins.
+
+    A stationary GP blurs the step and doubts that trial; its own readings (ten standard
+    errors above the threshold) say it is feasible. Without them this search answered
+    0.2475, a sparsity well inside the feasible side.
+    """
+    import numpy as np
+
+    rng = np.random.default_rng(2)
+
+    def evaluate(s):
+        step = 1.5 * (s > 0.35) + 1.5 * (s > 0.6)
+        accuracy = 90.0 - step - 40 * max(0.0, s - 0.85) + rng.normal(0, 0.1)
+        return {"accuracy": accuracy, "objective": 1 / (1 - s), "accuracy_se": 0.1}
+
+    result = search_sparsity(
+        evaluate, accuracy_threshold=89.0, budget=10, bounds=(0.0, 0.99), seed=2,
+        settings=FAST, monotone=True,
+    )  # fmt: skip
+    assert result.best is not None and 0.34 <= result.best.sparsity <= 0.35

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -19,6 +21,7 @@ def choose(
     credible: float,
     *,
     monotone: bool,
+    measured: torch.Tensor | None = None,
 ) -> tuple[int | None, str]:
     """Index (in ``trials``) of the answer, and why the best measured trial was passed over.
 
@@ -36,11 +39,16 @@ def choose(
         obj_gp: the fitted objective surrogate.
         credible: the P(feasible) a candidate needs first.
         monotone: the objective never falls with sparsity.
+        measured: per trial, P(feasible) from its own readings
+            (:func:`measured_feasibility`): a trial measured far above the threshold is
+            credible even where a smooth surrogate doubts it (next to an accuracy cliff).
 
     """
     acc = posterior(acc_gp, x)
     obj = posterior(obj_gp, x)
     p = probability_feasible(acc.mean, acc.std)
+    if measured is not None:
+        p = torch.maximum(p, measured.to(p.dtype))
     observed = [i for i, t in enumerate(trials) if t.feasible]
     level = credible
     for level in dict.fromkeys((credible, min(credible, 0.5))):
@@ -64,3 +72,28 @@ def choose(
         "its margin is within the noise of nearby trials"
     )  # fmt: skip
     return chosen, why
+
+
+def measured_feasibility(
+    trials: list[Trial], margin: Callable[[float], float]
+) -> torch.Tensor | None:
+    """Per trial, ``P(margin >= 0)`` from the readings at its point alone.
+
+    The readings at one sparsity (a trial and its replicates) are averaged, their
+    standard error is the reported ``accuracy_se`` over the square root of their number.
+    None when a trial reports no standard error.
+    """
+    errors = [t.extra.get("accuracy_se") for t in trials]
+    if not trials or not all(isinstance(e, (int, float)) and e >= 0 for e in errors):
+        return None
+    readings: dict[float, list[tuple[float, float]]] = {}
+    for t, e in zip(trials, errors, strict=True):
+        readings.setdefault(float(t.sparsity), []).append((margin(float(t.accuracy)), float(e)))  # type: ignore[arg-type]
+    out = []
+    for t in trials:
+        group = readings[float(t.sparsity)]  # type: ignore[arg-type]
+        mean = sum(m for m, _ in group) / len(group)
+        se = (sum(e * e for _, e in group) / len(group)) ** 0.5 / len(group) ** 0.5
+        z = torch.tensor(mean / se if se > 0 else (math.inf if mean >= 0 else -math.inf))
+        out.append(float(torch.distributions.Normal(0.0, 1.0).cdf(z.clamp(-40, 40))))
+    return torch.tensor(out)

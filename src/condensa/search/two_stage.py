@@ -24,7 +24,7 @@ from condensa.errors import ConfigError
 from condensa.search.acquisition import ils_ucb, probability_feasible, ucb
 from condensa.search.batch import believed_trial, shared_noise
 from condensa.search.bracket import boundary_point, bracket
-from condensa.search.choice import choose
+from condensa.search.choice import choose, measured_feasibility
 from condensa.search.proposer import Answer, Proposal, SearchProblem, register_strategy
 from condensa.search.result import SurrogateView
 from condensa.search.surrogate import (
@@ -273,7 +273,9 @@ class TwoStage:
     def _choose(self, data: _Data, acc_gp: Any, obj_gp: Any) -> tuple[int | None, str]:
         """Index (in ``data.trials``) of the answer, and why the best measured was passed over."""
         level = 0.0 if self.problem.deterministic else self.settings.feasible_probability
-        return choose(data.trials, data.x, acc_gp, obj_gp, level, monotone=self.problem.monotone)
+        measured = measured_feasibility(data.trials, self.constraint.margin)
+        return choose(data.trials, data.x, acc_gp, obj_gp, level, monotone=self.problem.monotone,
+                      measured=measured)  # fmt: skip
 
     def believe(self, trials: Sequence[Trial], point: Point) -> Trial | None:
         """The Kriging believer for batch rounds: the surrogates' means at ``point``."""
