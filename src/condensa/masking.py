@@ -31,6 +31,7 @@ from condensa.formats import (
     format_keyed,
     formats,
     holding,
+    kept_by,
     storing,
 )
 from condensa.norms import follow_mask, follows_mask, freeze, is_channel_norm
@@ -166,11 +167,8 @@ def masks(model: nn.Module) -> dict[str, torch.Tensor]:
     """``{tensor fqn: bool mask}`` of every masked tensor (stacked masks combined)."""
     out: dict[str, torch.Tensor] = {}
     for module_name, _, tensor_name, plist in _lists(model):
-        found = [p.mask for p in plist if isinstance(p, Mask)]
-        if found:
-            combined = found[0].clone()
-            for m in found[1:]:
-                combined &= m
+        combined = kept_by(plist)
+        if combined is not None:
             out[_fqn(module_name, tensor_name)] = combined
     return out
 

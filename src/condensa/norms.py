@@ -28,7 +28,7 @@ from torch import nn
 from torch.nn.utils import parametrize
 from torch.overrides import TorchFunctionMode
 
-from condensa.formats import Mask
+from condensa.formats import kept_by
 
 KEPT = "kept_channels"
 """The non-persistent buffer holding a baked norm's keep-mask."""
@@ -48,22 +48,19 @@ def follows_mask(module: nn.Module) -> bool:
     return bool(getattr(type(module), "_condensa_kept_statistics", False))
 
 
-def follow_mask(module: nn.Module, keep: torch.Tensor | None = None) -> None:
+def follow_mask(module: nn.Module) -> None:
     """Make the LayerNorm ``module`` normalize over its kept channels (in place).
 
-    Call it on a compressed copy, before or after its scale is parametrized.
+    Call it on a compressed copy, before or after its scale is parametrized; the
+    scale's mask says which channels are kept (all, until one is registered).
 
     Args:
         module: a module for which :func:`is_channel_norm` holds.
-        keep: the channels kept (bool, one per channel); default: all, until the
-            scale's mask says otherwise.
 
     """
-    width = int(module.normalized_shape[0])  # type: ignore[index]
-    keep = torch.ones(width, dtype=torch.bool) if keep is None else keep.to(torch.bool)
     if follows_mask(module):
-        getattr(module, KEPT).copy_(keep)
         return
+    keep = torch.ones(int(module.normalized_shape[0]), dtype=torch.bool)  # type: ignore[index]
     cls = type(module)
     if parametrize.is_parametrized(module):  # keep parametrize's class on top
         namespace = {k: v for k, v in cls.__dict__.items() if k not in ("__dict__", "__weakref__")}
@@ -113,13 +110,7 @@ def _original(chain: tuple[type, ...]) -> type:
 def _live_mask(module: nn.Module) -> torch.Tensor | None:
     if not parametrize.is_parametrized(module, "weight"):
         return None
-    found = [p.mask for p in module.parametrizations.weight if isinstance(p, Mask)]  # type: ignore[union-attr]
-    if not found:
-        return None
-    combined = found[0].clone()
-    for mask in found[1:]:
-        combined &= mask
-    return combined
+    return kept_by(module.parametrizations.weight)  # type: ignore[union-attr,arg-type]
 
 
 def _kept_class(base: type) -> type:

@@ -21,7 +21,7 @@ from condensa.formats.base import (
     storing,
     valid_specs,
 )
-from condensa.formats.builtins import CAST_CODES, FakeCast, FakeQuantInt8, Mask
+from condensa.formats.builtins import CAST_CODES, FakeCast, FakeQuantInt8, Mask, kept_by
 
 __all__ = [
     "CAST_CODES",
@@ -41,6 +41,7 @@ __all__ = [
     "format_named",
     "formats",
     "holding",
+    "kept_by",
     "register_format",
     "storing",
     "valid_specs",

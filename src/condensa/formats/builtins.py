@@ -11,7 +11,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 import numpy as np
@@ -72,6 +72,17 @@ class Mask(StoredFormat):
     def from_spec(cls, spec: Mapping[str, Any], mask: torch.Tensor) -> Mask:
         """The file's keep-mask is the mask."""
         return cls(mask)
+
+
+def kept_by(parametrizations: Iterable[Any]) -> torch.Tensor | None:
+    """The entries every :class:`Mask` among ``parametrizations`` keeps (None: no mask)."""
+    found = [p.mask for p in parametrizations if isinstance(p, Mask)]
+    if not found:
+        return None
+    combined = found[0].clone()
+    for mask in found[1:]:
+        combined &= mask
+    return combined
 
 
 @register_format

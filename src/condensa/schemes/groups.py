@@ -176,9 +176,10 @@ def plan_groups(
         for member in entry.group.members:
             if member.role == "in":
                 continue
-            target, dim = _target(model, member)
-            rows = keep.setdefault(target.fqn, (target, dim, torch.ones(
-                target.weight.shape[dim], dtype=torch.bool)))[2]  # fmt: skip
+            target, dim, width = _target(model, member)
+            rows = keep.setdefault(target.fqn, (target, dim, torch.ones(width, dtype=torch.bool)))[
+                2
+            ]
             for index, channel in member.pairs:
                 if channel in gone:
                     rows[index] = False
@@ -188,19 +189,18 @@ def plan_groups(
     return plan
 
 
-def _target(model: nn.Module, member: GroupMember) -> tuple[Target, int]:
-    """The tensor a writing member's channel mask goes on, and its channel dimension."""
+def _target(model: nn.Module, member: GroupMember) -> tuple[Target, int, int]:
+    """The tensor a writing member's channel mask goes on, its channel dimension and width."""
     if member.role == "param":
         owner_name, _, leaf = member.module.rpartition(".")
         owner = model.get_submodule(owner_name)
-        return Target(fqn=member.module, module_name=owner_name, param_name=leaf,
-                      module=owner), member.dim  # fmt: skip
+        target = Target(fqn=member.module, module_name=owner_name, param_name=leaf, module=owner)
+        return target, member.dim, int(target.weight.shape[member.dim])
     module = model.get_submodule(member.module)
-    _out_size(module)
     name = member.module
     target = Target(fqn=f"{name}.weight" if name else "weight", module_name=name,
                     param_name="weight", module=module)  # fmt: skip
-    return target, channel_dim(module)
+    return target, channel_dim(module), _out_size(module)
 
 
 @dataclass(frozen=True)

@@ -95,9 +95,14 @@ def refine(
     return min(max(secant, current.low + inset), current.high - inset)
 
 
+def margins(trials: Sequence[Trial], margin: Callable[[float], float]) -> list[tuple[float, float]]:
+    """``(sparsity, margin)`` of usable ``trials``, in order: what :func:`bracket` takes."""
+    return [(float(t.sparsity), margin(float(t.accuracy))) for t in trials]  # type: ignore[arg-type]
+
+
 def boundary_point(
     trials: Sequence[Trial], margin: Callable[[float], float], span: float
 ) -> float | None:
     """:func:`refine` on usable ``trials`` (in order); ``span`` is the width of the bounds."""
-    points = [(float(t.sparsity), margin(float(t.accuracy))) for t in trials]  # type: ignore[arg-type]
+    points = margins(trials, margin)
     return refine(points, points[:-1], resolution=RESOLUTION * span)

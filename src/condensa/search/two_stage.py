@@ -23,7 +23,7 @@ import torch
 from condensa.errors import ConfigError
 from condensa.search.acquisition import ils_ucb, probability_feasible, ucb
 from condensa.search.batch import believed_trial, shared_noise
-from condensa.search.bracket import boundary_point, bracket
+from condensa.search.bracket import boundary_point, bracket, margins
 from condensa.search.choice import choose, measured_feasibility
 from condensa.search.proposer import Answer, Proposal, SearchProblem, register_strategy
 from condensa.search.result import SurrogateView
@@ -343,13 +343,13 @@ class TwoStage:
         level: LevelSet,
     ) -> float | None:
         s, u = self.settings, self.grid[:, 0]
+        ok = [t for t in trials if not t.failed]
         if self.problem.deterministic:  # exact: below the bracket P >= 0.5, inside it anything
-            ok = [t for t in trials if not t.failed]
-            gap = bracket([(self.to_unit(float(t.sparsity)), self.constraint.margin(float(  # type: ignore[arg-type]
-                t.accuracy))) for t in ok])  # type: ignore[arg-type]  # fmt: skip
+            gap = bracket(margins(ok, self.constraint.margin))
             candidates = probability_feasible(mean, std) >= 0.5
             if gap is not None:
-                candidates = (candidates & (u <= gap.low)) | ((u > gap.low) & (u < gap.high))
+                low, high = self.to_unit(gap.low), self.to_unit(gap.high)
+                candidates = (candidates & (u <= low)) | ((u > low) & (u < high))
         else:
             candidates = probability_feasible(mean, std) >= s.feasible_probability
             if s.decreasing and level.p_feasible > 0:
@@ -359,7 +359,6 @@ class TwoStage:
             return None
         post = posterior(obj_gp, self.grid)
         score = torch.where(candidates, ucb(post.mean, post.std, beta=s.beta), -math.inf)
-        ok = [t for t in trials if not t.failed]
         observed = [float(t.objective) for t in ok]  # type: ignore[arg-type]
         spread = (max(observed) - min(observed)) or 1.0
         m = len(self.grid) - 1
