@@ -8,6 +8,7 @@ from torch import nn
 
 import condensa
 from condensa import schemes
+from condensa.functional import n_keep
 from tests.conftest import make_mlp
 
 
@@ -44,7 +45,7 @@ def test_sparsity_and_ratio_of_prune(mlp):
     st = condensa.stats(small)
     weights = sum(layer.weight.numel() for layer in (mlp[0], mlp[2], mlp[4]))
     biases = sum(layer.bias.numel() for layer in (mlp[0], mlp[2], mlp[4]))
-    zeros = weights - round(0.1 * weights)
+    zeros = weights - n_keep(weights, 0.9)
     assert st.nonzeros == weights + biases - zeros
     assert st.sparsity == pytest.approx(zeros / (weights + biases))
     assert st.compression_ratio == pytest.approx((weights + biases) / st.nonzeros)

@@ -1,5 +1,5 @@
-"""Kept counts are the rounded complement of the sparsity; alignment rounds down but never to zero;
-invalid sparsities and non-finite tensors are named.
+"""Kept counts are the floored complement of the sparsity (at least the sparsity is removed);
+alignment rounds down but never to zero; invalid sparsities and non-finite tensors are named.
 """
 
 import math
@@ -13,11 +13,21 @@ from condensa.functional import align_keep, check_align, check_finite, check_spa
 
 
 @pytest.mark.parametrize(
-    "n, s, kept", [(10, 0.0, 10), (10, 0.25, 8), (10, 0.99, 0), (7, 0.5, 4), (0, 0.5, 0)]
+    "n, s, kept",
+    [(10, 0.0, 10), (10, 0.25, 7), (10, 0.99, 0), (7, 0.5, 3), (0, 0.5, 0), (24, 0.3, 16)],
 )
-def test_n_keep_is_rounded_complement(n, s, kept):
-    """n_keep(n, s) == round((1 - s) * n), the one definition."""
-    assert n_keep(n, s) == kept == round((1 - s) * n)
+def test_n_keep_is_floored_complement(n, s, kept):
+    """n_keep(n, s) == floor((1 - s) * n), the one definition: at least s * n removed."""
+    assert n_keep(n, s) == kept == math.floor((1 - s) * n)
+    assert n - kept >= s * n
+
+
+@pytest.mark.parametrize(
+    "n, s, kept", [(10, 0.9, 1), (10, 0.7, 3), (100, 0.3, 70), (1000, 0.1, 900)]
+)
+def test_n_keep_absorbs_float_rounding(n, s, kept):
+    """(1 - 0.9) * 10 is 0.9999999999999998 in floats: the count is still 1, not 0."""
+    assert n_keep(n, s) == kept
 
 
 @pytest.mark.parametrize("bad", [-0.1, 1.0, 1.5, math.nan, "0.5", None, True])

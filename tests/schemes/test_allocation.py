@@ -21,7 +21,7 @@ def _target_weights(model, types=(nn.Linear, nn.Conv2d)):
 @settings(max_examples=20, deadline=None)
 @given(s=st.floats(0.0, 0.99), seed=st.integers(0, 1000))
 def test_global_prune_exact_zero_count(s, seed):
-    """Prune(s) over N target weights leaves exactly N - round((1-s)N) zeros."""
+    """Prune(s) over N target weights leaves exactly N - floor((1-s)N) zeros."""
     torch.manual_seed(seed)
     model = TinyCNN()
     weights = _target_weights(condensa.compress(model, schemes.Prune(s)))
@@ -109,4 +109,5 @@ def test_filter_prune_global_prunes_close_to_sparsity():
     weights = [small[0].weight, small[2].weight]
     zeros = sum(int((w == 0).sum()) for w in weights)
     total = sum(w.numel() for w in weights)
-    assert 0.45 <= zeros / total <= 0.5
+    # at least the sparsity, by less than one filter (the largest is 32 * 3 * 3 weights)
+    assert 0.5 * total <= zeros < 0.5 * total + 32 * 3 * 3

@@ -215,3 +215,25 @@ def test_ghostnet_concat_halves_are_coupled_and_removed_together():
     assert "blocks.1.short.0.0" in report.removed
     ghost2 = report.model.blocks[0].ghost2
     assert ghost2.primary[0].out_channels == ghost2.cheap[0].out_channels < 8
+
+
+@pytest.mark.parametrize("name", ["regnet", "resnet_basic"])
+def test_uniform_ratio_removes_at_least_r_of_every_group_and_balances_blocks(name):
+    """A sparsity is a floor: per group (allocation="uniform") at least r of the channels go
+    (Torch-Pruning's rule), and a grouped convolution keeps equal-width blocks."""
+    model, x = A.build(name)
+    ratio = 0.3
+    masked = condensa.compress(model, schemes.StructurePrune(ratio, allocation="uniform"), x)
+    report = thin_report(masked, x)
+    assert report.kept == []
+    before = dict(model.named_modules())
+    for fqn, module in report.model.named_modules():
+        if not isinstance(module, torch.nn.Conv2d) or fqn == "stem.0":
+            continue
+        dense = before[fqn]
+        # at least r removed, and no more than one unit of the rounding beyond it
+        assert module.out_channels <= (1 - ratio) * dense.out_channels + 1e-9, fqn
+        if dense.groups > 1 and dense.groups != dense.in_channels:
+            per_block = dense.out_channels // dense.groups
+            assert module.groups == dense.groups  # blocks kept, each one narrower
+            assert module.out_channels == dense.groups * int((1 - ratio) * per_block), fqn

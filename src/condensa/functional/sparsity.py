@@ -39,19 +39,25 @@ def check_sparsity(sparsity: object, *, name: str = "sparsity") -> float:
 
 
 def n_keep(n: int, sparsity: float) -> int:
-    """Number of entries kept out of ``n`` at ``sparsity``: ``round((1 - sparsity) * n)``.
+    """Number of entries kept out of ``n`` at ``sparsity``: ``floor((1 - sparsity) * n)``.
 
-    This is the single definition used everywhere in Condensa. The result is clamped
-    to ``[0, n]``.
+    This is the single definition used everywhere in Condensa: a sparsity is a floor on
+    what is removed, so at least ``sparsity * n`` entries (weights, channels, heads)
+    go — Torch-Pruning's convention for its ratios (``int(n * (1 - ratio))`` kept), and
+    what a user reading "30 % of the channels" expects of every layer (rounding to the
+    nearest count under-delivers by up to half a unit per group, which adds up over a
+    network of small groups). Float rounding is absorbed (``n_keep(10, 0.9)`` is 1, not 0). The
+    result is clamped to ``[0, n]``.
 
     Example:
         >>> n_keep(10, 0.25)
-        8
+        7
 
     """
     if n < 0:
         raise ConfigError(f"count must be non-negative, got {n}")
-    return min(n, max(0, round((1.0 - sparsity) * n)))
+    kept = (1.0 - sparsity) * n
+    return min(n, max(0, math.floor(kept + 1e-9 * max(1.0, kept))))
 
 
 def align_keep(kept: int, align: int | None, n: int, *, what: str = "layer") -> int:

@@ -82,13 +82,18 @@ def key_matches(key: str, module_name: str, *names: str) -> bool:
     return key in (module_name, *names) or re.fullmatch(key, module_name) is not None
 
 
-def lowest_within_budget(scores: torch.Tensor, sizes: torch.Tensor, budget: float) -> torch.Tensor:
-    """Indices of the lowest-scoring units whose sizes add up to at most ``budget``.
+def lowest_reaching(scores: torch.Tensor, sizes: torch.Tensor, budget: float) -> torch.Tensor:
+    """Indices of the fewest lowest-scoring units whose sizes add up to at least ``budget``.
 
-    A prefix of the ascending ranking (ties by position), i.e. one global threshold.
+    A prefix of the ascending ranking (ties by position), i.e. one global threshold; the
+    whole ranking when it cannot reach ``budget``. "At least", like `n_keep`: a sparsity
+    is a floor on what is removed.
     """
+    if budget <= 0:
+        return scores.new_zeros(0, dtype=torch.long)
     order = torch.argsort(scores, stable=True)
-    return order[: int((torch.cumsum(sizes[order], dim=0) <= budget).sum())]
+    below = int((torch.cumsum(sizes[order], dim=0) < budget).sum())
+    return order[: below + 1]
 
 
 def _explicit(
@@ -131,7 +136,7 @@ def _global(
     if len(set(sizes)) == 1:
         # equal unit sizes (weights, blocks of one shape): the lowest `count` scores,
         # ties by (layer order, unit order), by linear-time selection
-        count = min(budget // sizes[0], sum(lengths))
+        count = min(-(-budget // sizes[0]), sum(lengths))  # ceil: at least the budget
         pruned = topk_mask(-torch.cat(scores), count) if count else None
     else:
         all_scores = torch.cat(scores)
@@ -139,7 +144,7 @@ def _global(
             [torch.full((n,), z, dtype=torch.long) for n, z in zip(lengths, sizes, strict=True)]
         )
         pruned = torch.zeros(all_scores.numel(), dtype=torch.bool)
-        pruned[lowest_within_budget(all_scores, all_sizes, budget)] = True
+        pruned[lowest_reaching(all_scores, all_sizes, budget)] = True
     counts = (
         [0] * len(targets)
         if pruned is None

@@ -11,7 +11,6 @@ module only ranks and masks them, so schemes stay independent of tracing.
 from __future__ import annotations
 
 import copy
-import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -22,7 +21,7 @@ from torch import nn
 from condensa.errors import ConfigError, SelectionError
 from condensa.functional import align_keep, n_keep
 from condensa.operators import ChannelMask
-from condensa.schemes.allocation import AllocationSpec, key_matches, lowest_within_budget
+from condensa.schemes.allocation import AllocationSpec, key_matches, lowest_reaching
 from condensa.schemes.plan import Plan
 from condensa.schemes.selection import Target
 
@@ -290,7 +289,8 @@ def _finish(entry: _Ranked, chosen: list[int], align: int | None) -> set[int]:
     if entry.blocks is None:
         return set(order[:count])
     n_blocks = max(entry.blocks) + 1
-    quota = count // n_blocks
+    # every block loses the same count, at least its share (rounded up), and keeps one
+    quota = min(-(-count // n_blocks), size // n_blocks - 1)
     picked: list[int] = []
     for block in range(n_blocks):
         picked += [c for c in order if entry.blocks[c] == block][:quota]
@@ -325,9 +325,10 @@ def _choose(
         positions += body
     if not owners:
         return [[] for _ in ranked]
-    budget = math.floor(sparsity * float(sum(float(r.size.sum()) for r in ranked)))
+    total = int(sum(float(r.size.sum()) for r in ranked))
+    budget = total - n_keep(total, sparsity)
     chosen: list[list[int]] = [[] for _ in ranked]
-    for i in lowest_within_budget(torch.cat(scores), torch.cat(sizes), budget).tolist():
+    for i in lowest_reaching(torch.cat(scores), torch.cat(sizes), budget).tolist():
         chosen[owners[i]].append(positions[i])
     return chosen
 
