@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import warnings
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from typing import Any
@@ -89,6 +89,17 @@ def _fit(x: torch.Tensor, y: torch.Tensor, yvar: torch.Tensor | None, trend: boo
         with suppress(Exception):  # keep the prior hyperparameters if fitting fails
             fit_gpytorch_mll(mll)
     return gp.eval()
+
+
+def reported_variances(trials: Sequence[Any], key: str) -> torch.Tensor | None:
+    """Per-trial variances from the standard errors the trials report under ``key``.
+
+    None (infer one noise level) unless every trial reports a non-negative number.
+    """
+    errors = [t.extra.get(key) for t in trials]
+    if not errors or not all(isinstance(e, (int, float)) and e >= 0 for e in errors):
+        return None
+    return torch.tensor(errors, dtype=DTYPE).square()
 
 
 def noise_variance(gp) -> float:  # type: ignore[no-untyped-def]

@@ -21,7 +21,7 @@ import numpy as np
 import torch
 
 from condensa.errors import ConfigError
-from condensa.search.acquisition import ils_ucb, probability_feasible, ucb
+from condensa.search.acquisition import boundary_can_win, ils_ucb, probability_feasible, ucb
 from condensa.search.batch import believed_trial, shared_noise
 from condensa.search.bracket import boundary_point, bracket, margins
 from condensa.search.choice import choose, measured_feasibility
@@ -35,6 +35,7 @@ from condensa.search.surrogate import (
     largest_feasible,
     noise_variance,
     posterior,
+    reported_variances,
     single_thread,
 )
 from condensa.search.trial import Point, Trial
@@ -136,21 +137,13 @@ class TwoStage:
         x = torch.tensor([[self.to_unit(float(t.sparsity))] for t in ok], dtype=DTYPE)  # type: ignore[arg-type]
         raw = torch.tensor([self.constraint.margin(t.accuracy) for t in ok], dtype=DTYPE)  # type: ignore[arg-type]
         margin = clip_margin(raw)
-        margin_noise = self._noise(ok, "accuracy_se")
+        margin_noise = reported_variances(ok, "accuracy_se")
         if margin_noise is not None:
             # a clipped margin is the reading shrunk by c / |m|: its error shrinks alike
             shrink = torch.where(raw != 0, margin / raw, torch.ones_like(raw))
             margin_noise = margin_noise * shrink.square()
         objective = torch.tensor([t.objective for t in ok], dtype=DTYPE)
-        return _Data(ok, x, margin, objective, margin_noise, self._noise(ok, "objective_se"))
-
-    @staticmethod
-    def _noise(trials: list[Trial], key: str) -> torch.Tensor | None:
-        """Per-trial variances from the trials' standard errors; None to infer one level."""
-        errors = [t.extra.get(key) for t in trials]
-        if not errors or not all(isinstance(e, (int, float)) and e >= 0 for e in errors):
-            return None
-        return torch.tensor(errors, dtype=DTYPE).square()
+        return _Data(ok, x, margin, objective, margin_noise, reported_variances(ok, "objective_se"))
 
     def _fit(self, data: _Data, n: int) -> tuple[Any, Any, LevelSet]:
         torch.manual_seed(self.seed + n)
@@ -190,6 +183,8 @@ class TwoStage:
         blocked |= self._dominated(data, acc.mean, acc.std)
         level_point = self._level_set_point(acc.mean, acc.std, level, blocked)
         objective_point = self._objective_point(obj_gp, acc.mean, acc.std, trials, blocked, level)
+        if level_point is not None and objective_point is not None:
+            level_point = level_point if self._boundary_matters(obj_gp, acc, level) else None
         choice = None
         if level_point is not None and (
             objective_point is None or budget_left > self.settings.reserve
@@ -202,6 +197,16 @@ class TwoStage:
         if choice is None or budget_left == 1:  # last chance: is the answer itself in doubt?
             return self._replicate(trials, data, acc_gp, obj_gp) or choice
         return choice
+
+    def _boundary_matters(self, obj_gp: Any, acc: Any, level: LevelSet) -> bool:
+        """Whether the optimum may lie at the boundary (always, for a monotone objective)."""
+        if self.problem.monotone or level.p_feasible < 0.05:
+            return True
+        u, post = self.grid[:, 0], posterior(obj_gp, self.grid)
+        band = (u >= level.low) & (u <= level.high)
+        credible = probability_feasible(acc.mean, acc.std) >= self.settings.feasible_probability
+        inside = credible & (u < level.low)
+        return boundary_can_win(post.mean, post.std, band, inside, beta=self.settings.beta)
 
     def _refined(self, data: _Data, choice: Proposal | None) -> Proposal | None:
         """The bracket's refinement where the boundary decides.
