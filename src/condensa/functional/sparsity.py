@@ -46,8 +46,8 @@ def n_keep(n: int, sparsity: float) -> int:
     go — Torch-Pruning's convention for its ratios (``int(n * (1 - ratio))`` kept), and
     what a user reading "30 % of the channels" expects of every layer (rounding to the
     nearest count under-delivers by up to half a unit per group, which adds up over a
-    network of small groups). Float rounding is absorbed (``n_keep(10, 0.9)`` is 1, not 0). The
-    result is clamped to ``[0, n]``.
+    network of small groups). Float rounding is absorbed (``n_keep(10, 0.9)`` is 1, not
+    0). The result is clamped to ``[0, n]``.
 
     Example:
         >>> n_keep(10, 0.25)
