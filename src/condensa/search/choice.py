@@ -9,7 +9,7 @@ from typing import Any
 import torch
 
 from condensa.search.acquisition import probability_feasible
-from condensa.search.surrogate import posterior
+from condensa.search.surrogate import posterior, reported_variances
 from condensa.search.trial import Trial
 
 
@@ -83,17 +83,17 @@ def measured_feasibility(
     standard error is the reported ``accuracy_se`` over the square root of their number.
     None when a trial reports no standard error.
     """
-    errors = [t.extra.get("accuracy_se") for t in trials]
-    if not trials or not all(isinstance(e, (int, float)) and e >= 0 for e in errors):
+    variances = reported_variances(trials, "accuracy_se")
+    if variances is None:
         return None
     readings: dict[float, list[tuple[float, float]]] = {}
-    for t, e in zip(trials, errors, strict=True):
-        readings.setdefault(float(t.sparsity), []).append((margin(float(t.accuracy)), float(e)))  # type: ignore[arg-type]
+    for t, v in zip(trials, variances.tolist(), strict=True):
+        readings.setdefault(float(t.sparsity), []).append((margin(float(t.accuracy)), v))  # type: ignore[arg-type]
     out = []
     for t in trials:
         group = readings[float(t.sparsity)]  # type: ignore[arg-type]
         mean = sum(m for m, _ in group) / len(group)
-        se = (sum(e * e for _, e in group) / len(group)) ** 0.5 / len(group) ** 0.5
+        se = (sum(v for _, v in group) / len(group)) ** 0.5 / len(group) ** 0.5
         z = torch.tensor(mean / se if se > 0 else (math.inf if mean >= 0 else -math.inf))
         out.append(float(torch.distributions.Normal(0.0, 1.0).cdf(z.clamp(-40, 40))))
     return torch.tensor(out)

@@ -29,6 +29,7 @@ from condensa.search.proposer import Answer, Proposal, SearchProblem, register_s
 from condensa.search.result import SurrogateView
 from condensa.search.surrogate import (
     DTYPE,
+    GridPosterior,
     LevelSet,
     clip_margin,
     fit_gp,
@@ -182,9 +183,10 @@ class TwoStage:
         acc = posterior(acc_gp, self.grid)
         blocked |= self._dominated(data, acc.mean, acc.std)
         level_point = self._level_set_point(acc.mean, acc.std, level, blocked)
-        objective_point = self._objective_point(obj_gp, acc.mean, acc.std, trials, blocked, level)
+        obj = posterior(obj_gp, self.grid)
+        objective_point = self._objective_point(obj, acc.mean, acc.std, trials, blocked, level)
         if level_point is not None and objective_point is not None:
-            level_point = level_point if self._boundary_matters(obj_gp, acc, level) else None
+            level_point = level_point if self._boundary_matters(obj, acc, level) else None
         choice = None
         if level_point is not None and (
             objective_point is None or budget_left > self.settings.reserve
@@ -198,11 +200,11 @@ class TwoStage:
             return self._replicate(trials, data, acc_gp, obj_gp) or choice
         return choice
 
-    def _boundary_matters(self, obj_gp: Any, acc: Any, level: LevelSet) -> bool:
+    def _boundary_matters(self, post: GridPosterior, acc: GridPosterior, level: LevelSet) -> bool:
         """Whether the optimum may lie at the boundary (always, for a monotone objective)."""
         if self.problem.monotone or level.p_feasible < 0.05:
             return True
-        u, post = self.grid[:, 0], posterior(obj_gp, self.grid)
+        u = self.grid[:, 0]
         band = (u >= level.low) & (u <= level.high)
         credible = probability_feasible(acc.mean, acc.std) >= self.settings.feasible_probability
         inside = credible & (u < level.low)
@@ -340,7 +342,7 @@ class TwoStage:
 
     def _objective_point(
         self,
-        obj_gp: Any,
+        post: GridPosterior,
         mean: torch.Tensor,
         std: torch.Tensor,
         trials: list[Trial],
@@ -362,7 +364,6 @@ class TwoStage:
         candidates &= ~blocked
         if not bool(candidates.any()):
             return None
-        post = posterior(obj_gp, self.grid)
         score = torch.where(candidates, ucb(post.mean, post.std, beta=s.beta), -math.inf)
         observed = [float(t.objective) for t in ok]  # type: ignore[arg-type]
         spread = (max(observed) - min(observed)) or 1.0
