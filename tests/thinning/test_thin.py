@@ -201,8 +201,11 @@ def test_hard_coded_slice_keeps_the_group_and_says_why():
 def test_model_failing_on_its_inputs_is_a_clear_error():
     model = nn.Sequential(nn.Linear(4, 4), nn.ReLU(), nn.Linear(4, 2))
     masked = condensa.compress(model, schemes.NeuronPrune(0.5), torch.randn(2, 4))
-    with pytest.raises(UnsupportedModuleError, match="cannot trace the model.*mat1 and mat2"):
+    with pytest.raises(UnsupportedModuleError, match="cannot trace the model.*mat1 and mat2") as e:
         condensa.thin(masked, torch.randn(2, 5))
+    message = str(e.value)
+    assert "in module '0' (Linear)" in message  # the failing module's path and type
+    assert "exclude=" in message and "register_pruner" in message  # the two remedies
 
 
 def test_model_without_tensor_output_is_a_clear_error():
