@@ -21,22 +21,28 @@ import numpy as np
 import torch
 
 from condensa.errors import ConfigError
-from condensa.search.acquisition import boundary_can_win, ils_ucb, probability_feasible, ucb
+from condensa.search.acquisition import (
+    boundary_can_win,
+    ils_ucb,
+    locating_index,
+    probability_feasible,
+    ucb,
+)
 from condensa.search.batch import believed_trial, shared_noise
 from condensa.search.bracket import boundary_point, bracket, margins
 from condensa.search.choice import choose, measured_feasibility
+from condensa.search.gp_data import GPData, gp_data
 from condensa.search.proposer import Answer, Proposal, SearchProblem, register_strategy
 from condensa.search.result import SurrogateView
 from condensa.search.surrogate import (
     DTYPE,
     GridPosterior,
     LevelSet,
-    clip_margin,
     fit_gp,
     largest_feasible,
     noise_variance,
+    noisy_objective,
     posterior,
-    reported_variances,
     single_thread,
 )
 from condensa.search.trial import Point, Trial
@@ -133,20 +139,7 @@ class TwoStage:
         """Map a sparsity to [0, 1]."""
         return (s - self.low) / (self.high - self.low)
 
-    def _data(self, trials: Sequence[Trial]) -> _Data:
-        ok = [t for t in trials if not t.failed]
-        x = torch.tensor([[self.to_unit(float(t.sparsity))] for t in ok], dtype=DTYPE)  # type: ignore[arg-type]
-        raw = torch.tensor([self.constraint.margin(t.accuracy) for t in ok], dtype=DTYPE)  # type: ignore[arg-type]
-        margin = clip_margin(raw)
-        margin_noise = reported_variances(ok, "accuracy_se")
-        if margin_noise is not None:
-            # a clipped margin is the reading shrunk by c / |m|: its error shrinks alike
-            shrink = torch.where(raw != 0, margin / raw, torch.ones_like(raw))
-            margin_noise = margin_noise * shrink.square()
-        objective = torch.tensor([t.objective for t in ok], dtype=DTYPE)
-        return _Data(ok, x, margin, objective, margin_noise, reported_variances(ok, "objective_se"))
-
-    def _fit(self, data: _Data, n: int) -> tuple[Any, Any, LevelSet]:
+    def _fit(self, data: GPData, n: int) -> tuple[Any, Any, LevelSet]:
         torch.manual_seed(self.seed + n)
         acc_gp = fit_gp(data.x, data.margin, data.margin_noise, exact=self.problem.deterministic)
         obj_gp = fit_gp(data.x, data.objective, data.objective_noise, trend=True)
@@ -171,7 +164,7 @@ class TwoStage:
         n = len(trials)
         if n < len(self.initial_points):
             return Proposal(self.to_sparsity(self.initial_points[n]), "initial")
-        data = self._data(trials)
+        data = gp_data(trials, self.to_unit, self.constraint.margin)
         blocked = self._blocked(trials)
         if len(data.x) < 2:
             m = len(self.grid) - 1
@@ -184,9 +177,11 @@ class TwoStage:
         blocked |= self._dominated(data, acc.mean, acc.std)
         level_point = self._level_set_point(acc.mean, acc.std, level, blocked)
         obj = posterior(obj_gp, self.grid)
-        objective_point = self._objective_point(obj, acc.mean, acc.std, trials, blocked, level)
-        if level_point is not None and objective_point is not None:
-            level_point = level_point if self._boundary_matters(obj, acc, level) else None
+        matters = self._boundary_matters(obj, acc, level)
+        objective_point = self._objective_point(obj, acc, trials, blocked, level,
+                                                (obj_gp, data, budget_left, matters))  # fmt: skip
+        if level_point is not None and objective_point is not None and not matters:
+            level_point = None
         choice = None
         if level_point is not None and (
             objective_point is None or budget_left > self.settings.reserve
@@ -210,7 +205,7 @@ class TwoStage:
         inside = credible & (u < level.low)
         return boundary_can_win(post.mean, post.std, band, inside, beta=self.settings.beta)
 
-    def _refined(self, data: _Data, choice: Proposal | None) -> Proposal | None:
+    def _refined(self, data: GPData, choice: Proposal | None) -> Proposal | None:
         """The bracket's refinement where the boundary decides.
 
         It replaces a level-set point, a point past the last feasible trial, or any point
@@ -226,7 +221,7 @@ class TwoStage:
         return Proposal(point, "level-set")
 
     def _replicate(
-        self, trials: list[Trial], data: _Data, acc_gp: Any, obj_gp: Any
+        self, trials: list[Trial], data: GPData, acc_gp: Any, obj_gp: Any
     ) -> Proposal | None:
         """Measure the answer again when its margin is within noise (noisy evaluators only)."""
         if self.problem.deterministic or self.settings.replicates < 1:
@@ -261,7 +256,7 @@ class TwoStage:
             blocked |= near < (max(radius, 0.01) if t.failed else radius)
         return blocked
 
-    def _dominated(self, data: _Data, mean: torch.Tensor, std: torch.Tensor) -> torch.Tensor:
+    def _dominated(self, data: GPData, mean: torch.Tensor, std: torch.Tensor) -> torch.Tensor:
         """With a monotone objective, everything below a credibly feasible trial."""
         dominated = torch.zeros(len(self.grid), dtype=torch.bool)
         if not self.problem.monotone:
@@ -277,7 +272,7 @@ class TwoStage:
             dominated |= self.grid[:, 0] < max(credible)
         return dominated
 
-    def _choose(self, data: _Data, acc_gp: Any, obj_gp: Any) -> tuple[int | None, str]:
+    def _choose(self, data: GPData, acc_gp: Any, obj_gp: Any) -> tuple[int | None, str]:
         """Index (in ``data.trials``) of the answer, and why the best measured was passed over."""
         level = 0.0 if self.problem.deterministic else self.settings.feasible_probability
         measured = measured_feasibility(data.trials, self.constraint.margin)
@@ -287,7 +282,7 @@ class TwoStage:
     def believe(self, trials: Sequence[Trial], point: Point) -> Trial | None:
         """The Kriging believer for batch rounds: the surrogates' means at ``point``."""
         with single_thread():
-            data = self._data(list(trials))
+            data = gp_data(list(trials), self.to_unit, self.constraint.margin)
             if len(data.x) < 2:
                 return None
             acc_gp, obj_gp, _ = self._fit(data, len(trials))
@@ -300,7 +295,7 @@ class TwoStage:
     def answer(self, trials: Sequence[Trial]) -> Answer:
         """The chosen trial, ``s_acc`` and the posteriors on the grid (for plots)."""
         with single_thread():
-            data = self._data(list(trials))
+            data = gp_data(list(trials), self.to_unit, self.constraint.margin)
             if len(data.x) < 2:
                 feasible = [t for t in data.trials if t.feasible]
                 best = max(feasible, key=lambda t: (t.objective, -t.index)) if feasible else None
@@ -343,13 +338,14 @@ class TwoStage:
     def _objective_point(
         self,
         post: GridPosterior,
-        mean: torch.Tensor,
-        std: torch.Tensor,
+        acc: GridPosterior,
         trials: list[Trial],
         blocked: torch.Tensor,
         level: LevelSet,
+        state: tuple[Any, GPData, int, bool],
     ) -> float | None:
         s, u = self.settings, self.grid[:, 0]
+        mean, std = acc.mean, acc.std
         ok = [t for t in trials if not t.failed]
         if self.problem.deterministic:  # exact: below the bracket P >= 0.5, inside it anything
             gap = bracket(margins(ok, self.constraint.margin))
@@ -361,9 +357,17 @@ class TwoStage:
             candidates = probability_feasible(mean, std) >= s.feasible_probability
             if s.decreasing and level.p_feasible > 0:
                 candidates &= u <= level.high  # nothing feasible past the level set
+        region = candidates.clone()  # where the optimum may lie, evaluated points included
         candidates &= ~blocked
         if not bool(candidates.any()):
             return None
+        obj_gp, data, budget_left, boundary = state
+        noisy = noisy_objective(obj_gp, data.objective, data.objective_noise)
+        if noisy and not boundary:  # a peak credibly inside: locate it (else GP-UCB)
+            if budget_left <= 1:  # the answer is an evaluated point: measure the estimated optimum
+                return float(u[int(torch.where(candidates, post.mean, -math.inf).argmax())])
+            generator = torch.Generator().manual_seed(self.seed + len(trials))
+            return float(u[locating_index(obj_gp, self.grid, region, candidates, generator)])
         score = torch.where(candidates, ucb(post.mean, post.std, beta=s.beta), -math.inf)
         observed = [float(t.objective) for t in ok]  # type: ignore[arg-type]
         spread = (max(observed) - min(observed)) or 1.0
@@ -378,22 +382,10 @@ class TwoStage:
             return None
         return float(self.grid[int(score.argmax()), 0])
 
-    def _view(self, data: _Data, acc_gp: Any, obj_gp: Any, level: LevelSet) -> SurrogateView:
+    def _view(self, data: GPData, acc_gp: Any, obj_gp: Any, level: LevelSet) -> SurrogateView:
         acc, obj = posterior(acc_gp, self.grid), posterior(obj_gp, self.grid)
         p = probability_feasible(acc.mean, acc.std)
         if self.settings.decreasing and level.p_feasible > 0:
             p = torch.where(self.grid[:, 0] <= level.high, p, torch.zeros_like(p))
         grid = [self.to_sparsity(float(u)) for u in self.grid[:, 0]]
         return SurrogateView.of(grid, acc, obj, p, self.constraint)
-
-
-@dataclass(frozen=True)
-class _Data:
-    """The usable trials as GP training data (unit sparsities, clipped margins, noise)."""
-
-    trials: list[Trial]
-    x: torch.Tensor
-    margin: torch.Tensor
-    objective: torch.Tensor
-    margin_noise: torch.Tensor | None
-    objective_noise: torch.Tensor | None
