@@ -178,8 +178,12 @@ class TwoStage:
         level_point = self._level_set_point(acc.mean, acc.std, level, blocked)
         obj = posterior(obj_gp, self.grid)
         matters = self._boundary_matters(obj, acc, level)
-        objective_point = self._objective_point(obj, acc, trials, blocked, level,
-                                                (obj_gp, data, budget_left, matters))  # fmt: skip
+        # a noisy objective whose peak lies credibly inside is located (else GP-UCB)
+        locate = not matters and noisy_objective(obj_gp, data.objective, data.objective_noise)
+        objective_point = self._objective_point(
+            obj, acc, data, blocked, level, obj_gp=obj_gp, n=n, budget_left=budget_left,
+            locate=locate,
+        )  # fmt: skip
         if level_point is not None and objective_point is not None and not matters:
             level_point = None
         choice = None
@@ -339,14 +343,18 @@ class TwoStage:
         self,
         post: GridPosterior,
         acc: GridPosterior,
-        trials: list[Trial],
+        data: GPData,
         blocked: torch.Tensor,
         level: LevelSet,
-        state: tuple[Any, GPData, int, bool],
+        *,
+        obj_gp: Any,
+        n: int,
+        budget_left: int,
+        locate: bool,
     ) -> float | None:
         s, u = self.settings, self.grid[:, 0]
         mean, std = acc.mean, acc.std
-        ok = [t for t in trials if not t.failed]
+        ok = data.trials
         if self.problem.deterministic:  # exact: below the bracket P >= 0.5, inside it anything
             gap = bracket(margins(ok, self.constraint.margin))
             candidates = probability_feasible(mean, std) >= 0.5
@@ -361,12 +369,10 @@ class TwoStage:
         candidates &= ~blocked
         if not bool(candidates.any()):
             return None
-        obj_gp, data, budget_left, boundary = state
-        noisy = noisy_objective(obj_gp, data.objective, data.objective_noise)
-        if noisy and not boundary:  # a peak credibly inside: locate it (else GP-UCB)
+        if locate:
             if budget_left <= 1:  # the answer is an evaluated point: measure the estimated optimum
                 return float(u[int(torch.where(candidates, post.mean, -math.inf).argmax())])
-            generator = torch.Generator().manual_seed(self.seed + len(trials))
+            generator = torch.Generator().manual_seed(self.seed + n)
             return float(u[locating_index(obj_gp, self.grid, region, candidates, generator)])
         score = torch.where(candidates, ucb(post.mean, post.std, beta=s.beta), -math.inf)
         observed = [float(t.objective) for t in ok]  # type: ignore[arg-type]
