@@ -132,6 +132,18 @@ def noise_variance(gp) -> float:  # type: ignore[no-untyped-def]
     return float(noise.detach().mean()) * scale
 
 
+def observation_noise(gp, n: int) -> torch.Tensor:  # type: ignore[no-untyped-def]
+    """`(n,)` each training point's observation variance as fitted, in the units of ``y``.
+
+    Reported errors plus the inferred extra noise (:func:`fit_gp`), or the one inferred level.
+    """
+    noise = getattr(gp.likelihood, "noise", None)
+    if noise is None:
+        return torch.zeros(n, dtype=DTYPE)
+    scale = float(gp.outcome_transform.stdvs.detach().squeeze()) ** 2
+    return (noise.detach().reshape(-1).to(DTYPE) * scale).expand(n).clone()
+
+
 @dataclass(frozen=True)
 class GridPosterior:
     """A GP's posterior on a grid: `(m,)` mean and standard deviation."""

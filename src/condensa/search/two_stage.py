@@ -12,7 +12,6 @@ trial updates both GPs. The search stops early when the level set is located to
 from __future__ import annotations
 
 import math
-import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -32,6 +31,7 @@ from condensa.search.batch import believed_trial, shared_noise
 from condensa.search.bracket import boundary_point, bracket, margins
 from condensa.search.choice import choose, measured_feasibility
 from condensa.search.gp_data import GPData, gp_data
+from condensa.search.lookahead import last_measurement
 from condensa.search.proposer import Answer, Proposal, SearchProblem, register_strategy
 from condensa.search.result import SurrogateView
 from condensa.search.surrogate import (
@@ -40,7 +40,6 @@ from condensa.search.surrogate import (
     LevelSet,
     fit_gp,
     largest_feasible,
-    noise_variance,
     noisy_objective,
     posterior,
     single_thread,
@@ -70,8 +69,9 @@ class TwoStageSettings:
             feasible sparsity anywhere (slower to pin down, correct for any shape).
         min_distance: no point closer than this (sparsity units) to an evaluated one is
             proposed, except an explicit replicate.
-        replicates: most extra measurements of the answer when its margin to the
-            constraint is within noise (never for deterministic evaluators).
+        replicates: most extra measurements of one point (the answer, or a contender it
+            hinges on), chosen by the last-reading lookahead (never for deterministic
+            evaluators).
         stop_early: stop before the budget when the level set is located and no
             candidate promises an improvement (saves compression runs).
 
@@ -194,9 +194,12 @@ class TwoStage:
         elif objective_point is not None:
             choice = Proposal(self.to_sparsity(objective_point), "objective")
         if self.problem.deterministic:  # exact feasibility: refine the bracketed boundary
-            choice = self._refined(data, choice)
-        if choice is None or budget_left == 1:  # last chance: is the answer itself in doubt?
-            return self._replicate(trials, data, acc_gp, obj_gp) or choice
+            return self._refined(data, choice)
+        if choice is None or budget_left == 1:  # the last reading: what helps the answer most?
+            candidates = (probability_feasible(acc.mean, acc.std) >= 0.2) & ~blocked
+            if self.settings.decreasing and level.p_feasible > 0:
+                candidates &= self.grid[:, 0] <= level.high
+            return self._last(data, acc_gp, obj_gp, candidates, choice)
         return choice
 
     def _boundary_matters(self, post: GridPosterior, acc: GridPosterior, level: LevelSet) -> bool:
@@ -224,25 +227,24 @@ class TwoStage:
             return choice
         return Proposal(point, "level-set")
 
-    def _replicate(
-        self, trials: list[Trial], data: GPData, acc_gp: Any, obj_gp: Any
-    ) -> Proposal | None:
-        """Measure the answer again when its margin is within noise (noisy evaluators only)."""
-        if self.problem.deterministic or self.settings.replicates < 1:
-            return None
-        answer, _ = self._choose(data, acc_gp, obj_gp)
-        if answer is None:
-            return None
-        chosen = data.trials[answer]
-        same = [t for t in trials if not t.failed and t.sparsity == chosen.sparsity]
-        if len(same) > self.settings.replicates:
-            return None
-        noise = data.margin_noise
-        variance = float(noise[answer]) if noise is not None else noise_variance(acc_gp)
-        margin = statistics.fmean(self.constraint.margin(float(t.accuracy)) for t in same)  # type: ignore[arg-type]
-        if abs(margin) > 2.0 * math.sqrt(variance / len(same)):
-            return None
-        return Proposal(chosen.sparsity, "replicate", replicate=True)
+    def _last(
+        self, data: GPData, acc_gp: Any, obj_gp: Any, candidates: torch.Tensor,
+        choice: Proposal | None,
+    ) -> Proposal | None:  # fmt: skip
+        """The most valuable last reading (:mod:`~condensa.search.lookahead`)."""
+        points = self.grid[candidates]
+        if choice is not None:  # the stages' proposal, or a replicate
+            points = torch.tensor([[self.to_unit(float(choice.point))]], dtype=DTYPE)  # type: ignore[arg-type]
+        index, trial = last_measurement(acc_gp, obj_gp, data, points,
+                                        credible=self.settings.feasible_probability,
+                                        monotone=self.problem.monotone,
+                                        replicates=self.settings.replicates,
+                                        answer=self._choose(data, acc_gp, obj_gp)[0])  # fmt: skip
+        if trial is not None:
+            return Proposal(trial.sparsity, "replicate", replicate=True)
+        if index is None or (choice is not None and index == 0):
+            return choice
+        return Proposal(self.to_sparsity(float(points[index, 0])), "objective")
 
     def _known_feasible(self, x: torch.Tensor, mean: torch.Tensor) -> int:
         """Grid index of the largest trial whose denoised margin (posterior mean) is >= 0."""
