@@ -12,9 +12,6 @@ from condensa.search.acquisition import probability_feasible
 from condensa.search.surrogate import posterior, reported_variances
 from condensa.search.trial import Trial
 
-CLEAR = 2.0
-"""Standard errors above the threshold for a point's own readings to vouch for it."""
-
 
 def choose(
     trials: list[Trial],
@@ -80,12 +77,11 @@ def choose(
 def measured_feasibility(
     trials: list[Trial], margin: Callable[[float], float]
 ) -> torch.Tensor | None:
-    """Per trial, ``P(margin >= 0)`` from the readings at its point alone, where clear.
+    """Per trial, ``P(margin >= 0)`` from the readings at its point alone.
 
-    Only a point whose mean reading is at least :data:`CLEAR` standard errors above the
-    threshold counts (else 0): one reading a standard error above it says little
-    against a surrogate that pools the neighbours (taking the larger of the two
-    estimates then answered infeasible points on the benchmark's monotone problems).
+    The answer is a trial's own model, so its own readings (their error is the
+    evaluation's) say whether *it* meets the constraint; the GP, which pools models
+    compressed at nearby sparsities, also carries their training-to-training spread.
 
     The readings at one sparsity (a trial and its replicates) are averaged, their
     standard error is the reported ``accuracy_se`` over the square root of their number.
@@ -103,6 +99,5 @@ def measured_feasibility(
         mean = sum(m for m, _ in group) / len(group)
         se = (sum(v for _, v in group) / len(group)) ** 0.5 / len(group) ** 0.5
         z = torch.tensor(mean / se if se > 0 else (math.inf if mean >= 0 else -math.inf))
-        p = float(torch.distributions.Normal(0.0, 1.0).cdf(z.clamp(-40, 40)))
-        out.append(p if float(z) >= CLEAR else 0.0)
+        out.append(float(torch.distributions.Normal(0.0, 1.0).cdf(z.clamp(-40, 40))))
     return torch.tensor(out)

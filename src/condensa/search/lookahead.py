@@ -1,9 +1,11 @@
 """The last measurement of a noisy search: the one after which the expected answer is best.
 
-With one evaluation left, a search can measure a new point, replicate the answer (its
-margin may be within noise) or replicate a *contender*: a trial measured feasible with a
-better objective that the answer rule passed over because the accuracy model doubts it.
-Which is worth most depends on the posterior, so each option is scored by a one-step
+With one evaluation left, an answer whose margin is within two standard errors is
+measured again (:func:`in_doubt`): it is not handed over on a reading the noise could
+have made. Otherwise the search can measure the stages' proposal or replicate a
+*contender*: a trial measured feasible with a better objective that the answer rule
+passed over because the accuracy model doubts it. Which is worth more depends on the
+posterior, so each option is scored by a one-step
 lookahead (the knowledge-gradient idea, Frazier et al. 2008, with the search's own answer
 rule as the decision): the accuracy GP is conditioned on a fantasized reading at the
 option (exact rank-one update, Gauss-Hermite quadrature over the reading), the answer
@@ -22,7 +24,6 @@ from typing import Any
 import numpy as np
 import torch
 
-from condensa.search.choice import CLEAR
 from condensa.search.gp_data import GPData
 from condensa.search.surrogate import DTYPE, observation_noise, posterior
 from condensa.search.trial import Trial
@@ -87,7 +88,7 @@ def _measured(
 ) -> torch.Tensor:
     """`(L, n + 1)` P(feasible) from each point's own readings, the new one (``n``) included.
 
-    As :func:`~condensa.search.choice.measured_feasibility`: 0 unless clear.
+    As :func:`~condensa.search.choice.measured_feasibility`.
     """
     members = {**groups}
     members[round(point, 9)] = [*groups.get(round(point, 9), []), n]
@@ -98,7 +99,7 @@ def _measured(
             margins[:, idx].mean(dim=1)
             / (variances[idx].mean() / len(group)).clamp_min(1e-24).sqrt()
         )
-        out[:, idx] = torch.where(z >= CLEAR, _cdf(z), torch.zeros_like(z))[:, None]
+        out[:, idx] = _cdf(z)[:, None]
     return out
 
 
