@@ -55,6 +55,14 @@ class Readings:
     monotone: bool
 
 
+def by_point(x: torch.Tensor) -> dict[float, list[int]]:
+    """Indices of ``x`` (`(n, 1)` unit sparsities) by point: a trial and its replicates."""
+    groups: dict[float, list[int]] = {}
+    for i, u in enumerate(x[:, 0].tolist()):
+        groups.setdefault(round(u, 9), []).append(i)
+    return groups
+
+
 def _cdf(z: torch.Tensor) -> torch.Tensor:
     return 0.5 * torch.erfc(-z / math.sqrt(2.0))
 
@@ -154,9 +162,7 @@ def lookahead_values(
     nodes = torch.tensor(nodes_np, dtype=DTYPE)
     weights = torch.tensor(weights_np / math.sqrt(2 * math.pi), dtype=DTYPE)
     floor = float(torch.cat([readings.objective, option_objective]).min())
-    groups: dict[float, list[int]] = {}  # trials by point (a trial and its replicates)
-    for i, u in enumerate(readings.x[:, 0].tolist()):
-        groups.setdefault(round(u, 9), []).append(i)
+    groups = by_point(readings.x)
     values = []
     for j in range(len(options)):
         post_mean, post_std, reading = fantasize(mean, cov, n, j, float(option_variance[j]), nodes)
@@ -185,8 +191,7 @@ def in_doubt(data: GPData, answer: int, acc_gp: Any, most: int) -> bool:
     Its readings (the trial and its replicates, at most ``most`` + 1 of them to be
     measured again) are pooled; their error is the reported one, else the fitted noise.
     """
-    point = round(float(data.x[answer, 0]), 9)
-    group = [i for i, u in enumerate(data.x[:, 0].tolist()) if round(u, 9) == point]
+    group = by_point(data.x)[round(float(data.x[answer, 0]), 9)]
     if len(group) > most:
         return False
     variance = data.margin_noise
@@ -198,10 +203,7 @@ def in_doubt(data: GPData, answer: int, acc_gp: Any, most: int) -> bool:
 
 def replicable(x: torch.Tensor, most: int) -> list[int]:
     """One index per evaluated point measured at most ``most`` times (first reading's index)."""
-    seen: dict[float, list[int]] = {}
-    for i, u in enumerate(x[:, 0].tolist()):
-        seen.setdefault(round(u, 9), []).append(i)
-    return [group[0] for group in seen.values() if len(group) <= most]
+    return [group[0] for group in by_point(x).values() if len(group) <= most]
 
 
 def last_measurement(

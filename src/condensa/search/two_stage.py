@@ -195,12 +195,16 @@ class TwoStage:
             choice = Proposal(self.to_sparsity(objective_point), "objective")
         if self.problem.deterministic:  # exact feasibility: refine the bracketed boundary
             return self._refined(data, choice)
-        if choice is None or budget_left == 1:  # the last reading: what helps the answer most?
-            candidates = (probability_feasible(acc.mean, acc.std) >= 0.2) & ~blocked
+        if choice is not None and budget_left > 1:
+            return choice
+        if choice is not None:  # the last reading: the proposal, or a replicate
+            points = torch.tensor([[self.to_unit(float(choice.point))]], dtype=DTYPE)  # type: ignore[arg-type]
+        else:  # nothing proposed: any open point with P >= 0.2, or a replicate
+            open_ = (probability_feasible(acc.mean, acc.std) >= 0.2) & ~blocked
             if self.settings.decreasing and level.p_feasible > 0:
-                candidates &= self.grid[:, 0] <= level.high
-            return self._last(data, acc_gp, obj_gp, candidates, choice)
-        return choice
+                open_ &= self.grid[:, 0] <= level.high
+            points = self.grid[open_]
+        return self._last(data, acc_gp, obj_gp, points, choice)
 
     def _boundary_matters(self, post: GridPosterior, acc: GridPosterior, level: LevelSet) -> bool:
         """Whether the optimum may lie at the boundary (always, for a monotone objective)."""
@@ -228,13 +232,10 @@ class TwoStage:
         return Proposal(point, "level-set")
 
     def _last(
-        self, data: GPData, acc_gp: Any, obj_gp: Any, candidates: torch.Tensor,
+        self, data: GPData, acc_gp: Any, obj_gp: Any, points: torch.Tensor,
         choice: Proposal | None,
     ) -> Proposal | None:  # fmt: skip
-        """The most valuable last reading (:mod:`~condensa.search.lookahead`)."""
-        points = self.grid[candidates]
-        if choice is not None:  # the stages' proposal, or a replicate
-            points = torch.tensor([[self.to_unit(float(choice.point))]], dtype=DTYPE)  # type: ignore[arg-type]
+        """The best last reading: ``points`` or a replicate (:mod:`~condensa.search.lookahead`)."""
         index, trial = last_measurement(acc_gp, obj_gp, data, points,
                                         credible=self.settings.feasible_probability,
                                         monotone=self.problem.monotone,
