@@ -5,7 +5,8 @@ then any measured-feasible trial); an answer within two standard errors is measu
 again (at most twice); the fantasized posterior is BoTorch's conditioned
 model's; replicating a contender the answer hinges on is worth more than replicating a
 point far from the threshold; a noisy search spends its whole budget (it stopped with 4 of 10
-evaluations left once everything below a not-yet-credible trial was dominated).
+evaluations left once everything below a not-yet-credible trial was dominated); the last
+reading may go to a new point other than the stages' proposal.
 """
 
 import math
@@ -119,3 +120,33 @@ def test_a_noisy_search_spends_its_whole_budget():
     optimum = 0.8 - 0.04 * math.log(59.0)
     assert result.best is not None
     assert optimum - 0.02 <= result.best.sparsity <= optimum, result.best.sparsity
+
+
+@pytest.mark.slow
+def test_the_last_reading_may_go_inside_the_boundary_instead_of_the_proposal():
+    """The benchmark's plateaus/peaked problem at 0.3-point noise, seed 2.
+
+    Accuracy is 90 up to s = 0.35, then 88.5 (threshold 89); the objective peaks at 0.45,
+    so the optimum is the edge, 0.35. Before, the last reading went to the stages'
+    proposal and the answer stayed 0.322 (0.028 short). Now every open grid point is an
+    option of the lookahead, and a reading just inside the edge makes it the answer.
+    """
+    rng = np.random.default_rng(35_002)
+
+    def evaluate(s):
+        accuracy = 90.0 - 1.5 * ((s > 0.35) + (s > 0.6) + (s > 0.8)) - 40.0 * max(0.0, s - 0.85)
+        rng_accuracy = accuracy + rng.normal(0.0, 0.3)
+        rng.normal()  # the benchmark's draw for objective noise (0 % here)
+        return {
+            "accuracy": rng_accuracy,
+            "objective": 2.0 - 8.0 * (s - 0.45) ** 2,
+            "accuracy_se": 0.3,
+            "objective_se": 0.0,
+        }
+
+    result = search_sparsity(
+        evaluate, accuracy_threshold=89.0, budget=10, bounds=(0.0, 0.99), seed=2
+    )
+    assert len(result.trials) == 10
+    assert result.best is not None
+    assert 0.33 <= result.best.sparsity <= 0.35, result.best.sparsity

@@ -197,13 +197,12 @@ class TwoStage:
             return self._refined(data, choice)
         if choice is not None and budget_left > 1:
             return choice
-        if choice is not None:  # the last reading: the proposal, or a replicate
-            points = torch.tensor([[self.to_unit(float(choice.point))]], dtype=DTYPE)  # type: ignore[arg-type]
-        else:  # nothing proposed: any open point with P >= 0.2, or a replicate
-            open_ = (probability_feasible(acc.mean, acc.std) >= 0.2) & ~blocked
-            if self.settings.decreasing and level.p_feasible > 0:
-                open_ &= self.grid[:, 0] <= level.high
-            points = self.grid[open_]
+        # the last reading: the proposal (first), any open point with P >= 0.2, or a replicate
+        open_ = (probability_feasible(acc.mean, acc.std) >= 0.2) & ~blocked
+        if self.settings.decreasing and level.p_feasible > 0:
+            open_ &= self.grid[:, 0] <= level.high
+        first = [] if choice is None else [self.to_unit(float(choice.point))]  # type: ignore[arg-type]
+        points = torch.cat([torch.tensor(first, dtype=DTYPE).reshape(-1, 1), self.grid[open_]])
         return self._last(data, acc_gp, obj_gp, points, choice)
 
     def _boundary_matters(self, post: GridPosterior, acc: GridPosterior, level: LevelSet) -> bool:
