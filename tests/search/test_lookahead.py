@@ -135,10 +135,10 @@ def test_the_last_reading_may_go_inside_the_boundary_instead_of_the_proposal():
 
     def evaluate(s):
         accuracy = 90.0 - 1.5 * ((s > 0.35) + (s > 0.6) + (s > 0.8)) - 40.0 * max(0.0, s - 0.85)
-        rng_accuracy = accuracy + rng.normal(0.0, 0.3)
+        reading = accuracy + rng.normal(0.0, 0.3)
         rng.normal()  # the benchmark's draw for objective noise (0 % here)
         return {
-            "accuracy": rng_accuracy,
+            "accuracy": reading,
             "objective": 2.0 - 8.0 * (s - 0.45) ** 2,
             "accuracy_se": 0.3,
             "objective_se": 0.0,

@@ -2,10 +2,11 @@
 
 With one evaluation left, an answer whose margin is within two standard errors is
 measured again (:func:`in_doubt`): it is not handed over on a reading the noise could
-have made. Otherwise the search can measure the stages' proposal or replicate a
-*contender*: a trial measured feasible with a better objective that the answer rule
-passed over because the accuracy model doubts it. Which is worth more depends on the
-posterior, so each option is scored by a one-step
+have made. Otherwise the search can measure the stages' proposal, another open point
+(a little inside the boundary, say, where a reading is likelier to be credible) or
+replicate a *contender*: a trial measured feasible with a better objective that the
+answer rule passed over because the accuracy model doubts it. Which is worth most
+depends on the posterior, so each option is scored by a one-step
 lookahead (the knowledge-gradient idea, Frazier et al. 2008, with the search's own answer
 rule as the decision): the accuracy GP is conditioned on a fantasized reading at the
 option (exact rank-one update, Gauss-Hermite quadrature over the reading), the answer
