@@ -163,3 +163,35 @@ def test_throughput_is_measured_as_a_speedup_over_the_baseline(setup):
     assert outcome.baseline_objective.value == 1.0 and outcome.baseline_objective.unit == "x"
     for t in outcome.search.trials:
         assert t.extra["objective_unit"] == "x" and t.extra["objective_se"] >= 0
+
+
+def test_the_uncompressed_model_is_a_known_point_where_the_scheme_leaves_it(setup):
+    """Pruning at the lower bound changes nothing: the baseline is given to the search."""
+    from condensa.objectives import Throughput
+
+    model, trainer, example = setup
+    timer = Throughput(batch_size=8, repeats=2, warmup=0)
+    outcome = _neuron_search(model, trainer, example, objective=timer, max_drop=0.5, budget=2)
+    (known,) = outcome.search.extra["known"]
+    assert known["sparsity"] == 0.0 and known["index"] == -1
+    assert known["accuracy"] == outcome.baseline_accuracy
+    assert known["objective"] == 1.0 and known["extra"]["objective_se"] == 0.0
+    assert "accuracy_se" in known["extra"]  # as the trials report it
+    assert all(t.index >= 0 for t in outcome.search.trials)
+
+
+@pytest.mark.parametrize(
+    ("scheme", "bounds"),
+    [
+        (lambda s: schemes.Compose([schemes.Prune(s), schemes.Quantize("float16")]), (0.0, 0.9)),
+        (lambda s: schemes.Prune(s), (0.2, 0.9)),
+    ],
+)
+def test_no_known_point_where_the_scheme_changes_the_model(setup, scheme, bounds):
+    """fp16 at sparsity 0, or a lower bound that already prunes: the baseline is not there."""
+    model, trainer, example = setup
+    outcome = condensa.search_compression(
+        model, scheme, trainer=trainer, objective=Macs(), example_inputs=example,
+        method="dc", max_drop=0.5, budget=1, seed=0, bounds=bounds,
+    )  # fmt: skip
+    assert "known" not in outcome.search.extra

@@ -116,3 +116,17 @@ def test_compressing_a_copy_never_changes_the_original_class(cnn, images):
     baked = masking.bake(once)
     assert torch.equal(once(images), out)
     assert torch.equal(baked.eval()(images), out)
+
+
+def test_leaves_unchanged_tells_an_identity_scheme_and_modifies_nothing(cnn):
+    """Pruning at 0 keeps every weight; any pruning or fp16 rounding does not."""
+    from condensa.compress import leaves_unchanged
+
+    before = snapshot(cnn)
+    assert leaves_unchanged(cnn, schemes.Prune(0.0))
+    assert leaves_unchanged(cnn, schemes.FilterPrune(0.0))
+    assert not leaves_unchanged(cnn, schemes.Prune(0.1))
+    assert not leaves_unchanged(
+        cnn, schemes.Compose([schemes.Prune(0.0), schemes.Quantize("float16")])
+    )
+    assert same_state(cnn, before)

@@ -16,6 +16,7 @@ from typing import Any, cast
 
 from torch import nn
 
+from condensa.compress import leaves_unchanged
 from condensa.distributed import measured_on_main
 from condensa.errors import ConfigError
 from condensa.inputs import Inputs
@@ -281,7 +282,11 @@ def search_compression(
     cancels machine drift; their spread and the validation metric's standard error
     (``"<metric>_se"`` from the trainer) are given to the search as noise. Direct
     compression is declared deterministic, and objectives with ``monotone = True``
-    (``FileSize``, ``Macs``) let the search skip dominated sparsities.
+    (``FileSize``, ``Macs``) let the search skip dominated sparsities. When the scheme
+    leaves the model as it is at ``bounds[0]`` (pruning at sparsity 0), the uncompressed
+    model's accuracy and objective are given to the search as a known point there: it
+    costs no trial and anchors the surrogates (a noisy speedup cannot be extrapolated
+    upward toward the dense model).
 
     Args:
         model: the trained, uncompressed model (not modified).
@@ -332,7 +337,8 @@ def search_compression(
     check_scheme(model, make_scheme, bounds)
     compressor = _method(method, trainer, dict(method_options or {}), metric)
     lower = not Selector(metric).higher_is_better
-    baseline = float(trainer.evaluate(model)[metric])
+    baseline_metrics = trainer.evaluate(model)
+    baseline = float(baseline_metrics[metric])
     constraint = Constraint.make(
         accuracy_threshold=accuracy_threshold,
         max_drop=max_drop,
@@ -348,6 +354,11 @@ def search_compression(
         constraint, folder, dict(save_options or {}),
     )  # fmt: skip
     baseline_objective = trials.baseline_objective()  # measured before any trial runs
+    known = []  # the uncompressed model, where the scheme leaves it as it is
+    if leaves_unchanged(model, make_scheme(bounds[0])):
+        extra = _trial_extra(model, baseline_objective, baseline_metrics, metric)
+        known.append({"sparsity": bounds[0], "accuracy": baseline,
+                      "objective": baseline_objective.score, **extra})  # fmt: skip
     result = search_sparsity(
         trials,
         accuracy_threshold=constraint.threshold,
@@ -361,5 +372,6 @@ def search_compression(
         deterministic=bool(getattr(compressor, "deterministic", False)),
         monotone=bool(getattr(objective, "monotone", False)),
         pool=pool,
+        known=known,
     )
     return CompressionSearch(result, trials.chosen(result), baseline, baseline_objective, metric)

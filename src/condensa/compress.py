@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import torch
 from torch import nn
 
 from condensa.errors import ConfigError
@@ -72,3 +73,19 @@ def uses_groups(scheme: object) -> bool:
     if isinstance(inner, list):
         return any(uses_groups(s) for s in inner)
     return hasattr(scheme, "groups")
+
+
+def leaves_unchanged(model: nn.Module, scheme: Scheme) -> bool:
+    """Whether ``scheme`` keeps every parameter of ``model`` as it is (pruning at sparsity 0).
+
+    The compressed copy's effective tensors (masks and fake quantization applied) are
+    compared with the originals bit for bit; ``model`` is not modified.
+    """
+    compressed = compress(model, scheme)
+    modules = dict(compressed.named_modules())
+    for name, tensor in model.named_parameters():
+        module_name, _, tensor_name = name.rpartition(".")
+        now = getattr(modules[module_name], tensor_name)
+        if now.shape != tensor.shape or not torch.equal(now.detach(), tensor.detach()):
+            return False
+    return True

@@ -86,8 +86,8 @@ def test_the_answer_says_why_the_best_measured_trial_was_passed_over():
 def test_a_replicate_of_the_answer_reading_higher_needs_no_note():
     """Trials at the answer's own point are the answer: no note about passing them over."""
     replicated = [Trial(0, 0.5, 0.95, 1.0, True), Trial(1, 0.5, 0.95, 1.2, True, "replicate")]
-    walker = CautiousWalker(SearchProblem(((0.0, 1.0),), Constraint(0.9), seed=0))
-    result = _result(replicated, Constraint(0.9), walker, False, "budget used", 0, [(0.0, 1.0)])
+    problem = SearchProblem(((0.0, 1.0),), Constraint(0.9), seed=0)
+    result = _result(replicated, problem, CautiousWalker(problem), False, "budget used", [(0, 1)])
     assert result.best is not None and result.best.sparsity == 0.5
     assert "answer_note" not in result.extra
 

@@ -49,7 +49,7 @@ def choose(
     p = probability_feasible(acc.mean, acc.std)
     if measured is not None:
         p = torch.maximum(p, measured.to(p.dtype))
-    observed = [i for i, t in enumerate(trials) if t.feasible]
+    observed = [i for i, t in enumerate(trials) if t.feasible and not t.known]
     level = credible
     for level in dict.fromkeys((credible, min(credible, 0.5))):
         candidates = [i for i in observed if float(p[i]) >= level]

@@ -45,6 +45,7 @@ class Readings:
         objective: `(n,)` the objective posterior mean at each trial (ranks answers).
         credible: the P(feasible) the answer rule asks for.
         monotone: the objective never falls with sparsity (the answer is the sparsest).
+        answerable: `(n,)` False for known points, which are never the answer (None: all).
 
     """
 
@@ -54,6 +55,7 @@ class Readings:
     objective: torch.Tensor
     credible: float
     monotone: bool
+    answerable: torch.Tensor | None = None
 
 
 def by_point(x: torch.Tensor) -> dict[float, list[int]]:
@@ -151,7 +153,8 @@ def lookahead_values(
 
     Returns:
         `(k,)` expected ``P(feasible) x (objective - floor)`` of the answer, with
-        ``floor`` the lowest objective among trials and options (every answer counts).
+        ``floor`` the lowest objective among answerable trials and options (every
+        answer counts).
 
     """
     n = len(readings.x)
@@ -162,7 +165,10 @@ def lookahead_values(
     nodes_np, weights_np = np.polynomial.hermite_e.hermegauss(NODES)
     nodes = torch.tensor(nodes_np, dtype=DTYPE)
     weights = torch.tensor(weights_np / math.sqrt(2 * math.pi), dtype=DTYPE)
-    floor = float(torch.cat([readings.objective, option_objective]).min())
+    answerable = readings.answerable
+    if answerable is None:
+        answerable = torch.ones(n, dtype=torch.bool)
+    floor = float(torch.cat([readings.objective[answerable], option_objective]).min())
     groups = by_point(readings.x)
     values = []
     for j in range(len(options)):
@@ -176,7 +182,7 @@ def lookahead_values(
             )
             variances = torch.cat([readings.variance, reported.reshape(1)])
             p = torch.maximum(p, _measured(margins, variances, groups, key, n))
-        observed = margins >= 0
+        observed = (margins >= 0) & torch.cat([answerable, torch.ones(1, dtype=torch.bool)])
         objective = torch.cat([readings.objective, option_objective[j : j + 1]])
         x = torch.cat([readings.x[:, 0], options[j]])
         rank = (x if readings.monotone else objective).expand(NODES, n + 1)
@@ -223,20 +229,22 @@ def last_measurement(
 
     Options: the ``candidates`` (`(m, 1)` new unit sparsities, thinned to ``most``, in
     order of preference on ties) and a replicate of every trial whose point was measured
-    at most ``replicates`` times. A reading's noise is the surrogate's (reported plus
-    inferred): a replicate's that of its point, a new point's the mean. ``(None, None)``
-    when there is no option. The ``answer`` (index in ``data.trials``) is measured
-    again first whenever its margin is within two standard errors (:func:`in_doubt`).
+    at most ``replicates`` times (never a known point). A reading's noise is the
+    surrogate's (reported plus inferred): a replicate's that of its point, a new point's
+    the mean. ``(None, None)`` when there is no option. The ``answer`` (index in
+    ``data.trials``) is measured again first whenever its margin is within two
+    standard errors (:func:`in_doubt`).
     """
     if answer is not None and in_doubt(data, answer, acc_gp, replicates):
         return None, data.trials[answer]
+    answerable = torch.tensor([not t.known for t in data.trials], dtype=torch.bool)
     readings = Readings(data.x, data.margin, data.margin_noise, posterior(obj_gp, data.x).mean,
-                        credible, monotone)  # fmt: skip
+                        credible, monotone, answerable)  # fmt: skip
     noise = observation_noise(acc_gp, len(data.x))  # what a new reading's noise will be
     keep = torch.arange(len(candidates))
     if len(keep) > most:
         keep = torch.linspace(0, len(keep) - 1, most).round().long()
-    again = replicable(data.x, replicates)
+    again = [i for i in replicable(data.x, replicates) if not data.trials[i].known]
     options = torch.cat([candidates[keep].to(DTYPE), data.x[again]])
     if not len(options):
         return None, None

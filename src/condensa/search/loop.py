@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 import random
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -27,8 +27,8 @@ from condensa.search.proposer import (
     unit_distance,
 )
 from condensa.search.result import SearchResult
+from condensa.search.settings import TwoStageSettings
 from condensa.search.trial import Point, Trial, parse_outcome
-from condensa.search.two_stage import TwoStageSettings
 
 Evaluate = Callable[[Any], Any]
 STOPPING: tuple[type[BaseException], ...] = (
@@ -92,6 +92,7 @@ def search_sparsity(
     deterministic: bool = False,
     monotone: bool = False,
     pool: TrialPool | None = None,
+    known: Sequence[Mapping[str, Any]] = (),
 ) -> SearchResult:
     """Find the sparsity that maximizes an objective under an accuracy constraint.
 
@@ -136,6 +137,13 @@ def search_sparsity(
             > 1 each round proposes q points (Kriging believer, see
             :mod:`condensa.search.batch`), they run side by side and are journaled in
             the order they complete, each with its ``extra["round"]``.
+        known: observations made before the search, each a mapping of ``sparsity``
+            (inside the bounds) and what ``evaluate`` would return there, e.g. the
+            uncompressed model's ``{"sparsity": 0.0, "accuracy": 0.93, "objective":
+            1.0}`` (:func:`condensa.search_compression` gives it when the scheme
+            leaves the model as it is at the lower bound). They cost no evaluation and
+            are never answers: the two-stage search fits its surrogates to them (a
+            noisy objective is then anchored where the model is not compressed).
 
     Returns:
         A :class:`SearchResult`; ``result.best`` is an *evaluated* feasible trial.
@@ -171,7 +179,10 @@ def search_sparsity(
     if seed is None:
         recorded = [t.seed for t in trials if t.seed is not None]
         seed = recorded[0] if recorded else random.SystemRandom().randrange(2**31)
-    problem = SearchProblem(tuple(pairs), constraint, seed, deterministic, monotone, settings)
+    problem = SearchProblem(
+        tuple(pairs), constraint, seed, deterministic, monotone, settings,
+        _known(known, pairs, constraint, seed),
+    )  # fmt: skip
     default = "two-stage" if len(pairs) == 1 else "bo"
     with private_rng():
         proposer = make_strategy(default if strategy is None else strategy, problem)
@@ -214,7 +225,47 @@ def search_sparsity(
                 log.append(trial)
             if callback is not None:
                 callback(trial)
-    return _result(trials, constraint, proposer, stopped_early, reason, seed, pairs)
+    return _result(trials, problem, proposer, stopped_early, reason, pairs)
+
+
+def _known(
+    known: Sequence[Mapping[str, Any]],
+    pairs: list[tuple[float, float]],
+    constraint: Constraint,
+    seed: int,
+) -> tuple[Trial, ...]:
+    """The ``known`` observations as trials with indices -1, -2, ...
+
+    Raises:
+        ConfigError: not a list of mappings, a sparsity outside the bounds, or an
+            unusable accuracy/objective.
+
+    """
+    if isinstance(known, (Mapping, str, bytes)) or not isinstance(known, Sequence):
+        raise ConfigError(
+            f"known must be a list of mappings (sparsity, accuracy, objective), got {known!r}"
+        )
+    out = []
+    for i, item in enumerate(known):
+        if not isinstance(item, Mapping) or "sparsity" not in item:
+            raise ConfigError(f"known[{i}] must be a mapping with a sparsity, got {item!r}")
+        point = item["sparsity"]
+        values = tuple(point) if isinstance(point, Sequence) else (point,)
+        if len(values) != len(pairs) or not all(
+            isinstance(v, (int, float)) and not isinstance(v, bool) and low <= v <= high
+            for v, (low, high) in zip(values, pairs, strict=False)
+        ):
+            raise ConfigError(f"known[{i}] sparsity {point!r} must lie inside the bounds {pairs}")
+        try:
+            accuracy, objective, extra = parse_outcome(
+                {k: v for k, v in item.items() if k != "sparsity"}
+            )
+        except ValueError as exc:
+            raise ConfigError(f"known[{i}]: {exc}") from None
+        at: Point = float(values[0]) if len(values) == 1 else tuple(float(v) for v in values)
+        out.append(Trial(-1 - i, at, accuracy, objective, constraint.feasible(accuracy),
+                         "known", extra=extra, seed=seed))  # fmt: skip
+    return tuple(out)
 
 
 def _show(point: Point) -> str:
@@ -274,13 +325,13 @@ def _trial(
 
 def _result(
     trials: list[Trial],
-    constraint: Constraint,
+    problem: SearchProblem,
     proposer: Proposer,
     stopped_early: bool,
     reason: str,
-    seed: int,
     pairs: list[tuple[float, float]],
 ) -> SearchResult:
+    constraint, seed = problem.constraint, problem.seed
     ok = [t for t in trials if not t.failed]
     feasible = [t for t in ok if t.feasible]
     answer = None
@@ -289,10 +340,12 @@ def _result(
         with private_rng():
             answer = from_main(choose(trials))
     best = max(feasible, key=lambda t: (t.objective, -t.index)) if feasible else None
-    if answer is not None and answer.best is not None:
+    if answer is not None and answer.best is not None and 0 <= answer.best < len(trials):
         chosen = trials[answer.best]
         best = chosen if chosen.feasible and not chosen.failed else best
     extra = _answer_note(feasible, best, answer)
+    if problem.known:
+        extra["known"] = [t.to_dict() for t in problem.known]
     closest = None
     if best is None and ok:
         closest = max(ok, key=lambda t: constraint.margin(t.accuracy))  # type: ignore[arg-type]

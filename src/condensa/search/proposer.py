@@ -66,6 +66,9 @@ class SearchProblem:
         monotone: the objective never decreases with sparsity (memory, MACs): points
             below a credibly feasible trial are dominated and never proposed.
         settings: strategy-specific settings (e.g. :class:`TwoStageSettings`).
+        known: observations made before the search (trials with negative indices, see
+            :attr:`Trial.known`), e.g. the uncompressed model at sparsity 0: a strategy
+            may fit its surrogates to them; they are never proposed again nor answered.
 
     """
 
@@ -75,6 +78,7 @@ class SearchProblem:
     deterministic: bool = False
     monotone: bool = False
     settings: Any = None
+    known: tuple[Trial, ...] = ()
 
     @property
     def dimensions(self) -> int:

@@ -18,7 +18,9 @@ class Trial:
     """One call of ``evaluate``.
 
     Attributes:
-        index: 0-based position in the search.
+        index: 0-based position in the search; negative for a *known* point, an
+            observation given before the search (e.g. the uncompressed model) that the
+            search learns from but never evaluates nor returns.
         sparsity: the point evaluated (a float, or a tuple for multi-dimensional search).
         accuracy, objective: what ``evaluate`` returned (None when the trial failed).
         feasible: whether ``accuracy`` meets the constraint.
@@ -47,6 +49,11 @@ class Trial:
     def measurement(self) -> Measurement | None:
         """The objective as measured (value, unit, spread, direction); None if failed."""
         return Measurement.from_record(self.extra, self.objective)
+
+    @property
+    def known(self) -> bool:
+        """True for an observation given to the search, not evaluated by it."""
+        return self.index < 0
 
     @property
     def failed(self) -> bool:

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -34,6 +33,7 @@ from condensa.search.gp_data import GPData, gp_data
 from condensa.search.lookahead import last_measurement
 from condensa.search.proposer import Answer, Proposal, SearchProblem, register_strategy
 from condensa.search.result import SurrogateView
+from condensa.search.settings import TwoStageSettings
 from condensa.search.surrogate import (
     DTYPE,
     GridPosterior,
@@ -46,60 +46,7 @@ from condensa.search.surrogate import (
 )
 from condensa.search.trial import Point, Trial
 
-
-@dataclass(frozen=True)
-class TwoStageSettings:
-    """Settings of the 1-D search (defaults measured in ``benchmarks/search_efficiency.py``).
-
-    Attributes:
-        initial: initial trials, one uniformly drawn in each of ``initial`` equal
-            slices of the bounds.
-        gamma: ILS-UCB exploitation weight in ``[0, 1]``.
-        beta: confidence multiplier of both acquisitions.
-        level_set_tolerance: stage 1 is done when the posterior std of the largest
-            feasible sparsity is below this (sparsity units).
-        objective_tolerance: stage 2 is done when no candidate's UCB beats the best
-            feasible trial by this fraction of the objective's observed range.
-        feasible_probability: stage-2 candidates must be feasible with this probability.
-        reserve: evaluations kept for stage 2 at the end of the budget when it still
-            promises improvement.
-        grid: candidate grid size; ``samples``: GP sample paths for the level set.
-        decreasing: exploit that accuracy usually falls with sparsity: the level set
-            sought is the end of the first feasible run. With False, the largest
-            feasible sparsity anywhere (slower to pin down, correct for any shape).
-        min_distance: no point closer than this (sparsity units) to an evaluated one is
-            proposed, except an explicit replicate.
-        replicates: most extra measurements of one point (the answer, or a contender it
-            hinges on), chosen by the last-reading lookahead (never for deterministic
-            evaluators).
-        stop_early: stop before the budget when the level set is located and no
-            candidate promises an improvement (saves compression runs).
-
-    """
-
-    initial: int = 3
-    gamma: float = 0.9
-    beta: float = 2.0
-    level_set_tolerance: float = 0.004
-    objective_tolerance: float = 0.01
-    feasible_probability: float = 0.8
-    reserve: int = 2
-    grid: int = 201
-    samples: int = 128
-    decreasing: bool = True
-    min_distance: float = 0.004
-    replicates: int = 2
-    stop_early: bool = False
-
-    def __post_init__(self) -> None:
-        if not 0.0 <= self.gamma <= 1.0:
-            raise ConfigError(f"gamma must lie in [0, 1], got {self.gamma!r}")
-        if self.initial < 1 or self.grid < 3 or self.samples < 8:
-            raise ConfigError("initial >= 1, grid >= 3 and samples >= 8 are required")
-        if not 0.0 < self.feasible_probability < 1.0:
-            raise ConfigError(
-                f"feasible_probability must lie in (0, 1), got {self.feasible_probability!r}"
-            )
+__all__ = ["TwoStage", "TwoStageSettings"]
 
 
 @register_strategy("two-stage")
@@ -164,8 +111,8 @@ class TwoStage:
         n = len(trials)
         if n < len(self.initial_points):
             return Proposal(self.to_sparsity(self.initial_points[n]), "initial")
-        data = gp_data(trials, self.to_unit, self.constraint.margin)
-        blocked = self._blocked(trials)
+        data = gp_data(self._seen(trials), self.to_unit, self.constraint.margin)
+        blocked = self._blocked(self._seen(trials))
         if len(data.x) < 2:
             m = len(self.grid) - 1
             free = [u for u in np.linspace(0, 1, 11) if not blocked[round(u * m)]]
@@ -246,6 +193,10 @@ class TwoStage:
             return choice
         return Proposal(self.to_sparsity(float(points[index, 0])), "objective")
 
+    def _seen(self, trials: Sequence[Trial]) -> list[Trial]:
+        """The known points (:attr:`SearchProblem.known`) followed by the trials."""
+        return [*self.problem.known, *trials]
+
     def _known_feasible(self, x: torch.Tensor, mean: torch.Tensor) -> int:
         """Grid index of the largest trial whose denoised margin (posterior mean) is >= 0."""
         m = len(self.grid) - 1
@@ -288,7 +239,7 @@ class TwoStage:
     def believe(self, trials: Sequence[Trial], point: Point) -> Trial | None:
         """The Kriging believer for batch rounds: the surrogates' means at ``point``."""
         with single_thread():
-            data = gp_data(list(trials), self.to_unit, self.constraint.margin)
+            data = gp_data(self._seen(trials), self.to_unit, self.constraint.margin)
             if len(data.x) < 2:
                 return None
             acc_gp, obj_gp, _ = self._fit(data, len(trials))
@@ -301,9 +252,9 @@ class TwoStage:
     def answer(self, trials: Sequence[Trial]) -> Answer:
         """The chosen trial, ``s_acc`` and the posteriors on the grid (for plots)."""
         with single_thread():
-            data = gp_data(list(trials), self.to_unit, self.constraint.margin)
+            data = gp_data(self._seen(trials), self.to_unit, self.constraint.margin)
             if len(data.x) < 2:
-                feasible = [t for t in data.trials if t.feasible]
+                feasible = [t for t in data.trials if t.feasible and not t.known]
                 best = max(feasible, key=lambda t: (t.objective, -t.index)) if feasible else None
                 return Answer(None if best is None else best.index)
             acc_gp, obj_gp, level = self._fit(data, len(trials))
