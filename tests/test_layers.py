@@ -11,7 +11,7 @@ LAYERS = [
     "functional", "operators", "formats", "norms", "filecheck", "schemes", "masking", "io", "stats",
     "thinning",
     "compress", "optim", "objectives", "quantized", "export", "search", "zoo", "data",
-    "api", "cli", "__init__", "__main__",
+    "contenders", "api", "cli", "__init__", "__main__",
 ]  # fmt: skip
 
 

@@ -17,6 +17,7 @@ from typing import Any, cast
 from torch import nn
 
 from condensa.compress import leaves_unchanged
+from condensa.contenders import final_comparison
 from condensa.distributed import measured_on_main
 from condensa.errors import ConfigError
 from condensa.inputs import Inputs
@@ -234,16 +235,23 @@ class _Trials:
                 del self.kept[dropped]
         return {"accuracy": accuracy, "objective": measured.score, **extra}
 
+    def model_at(self, sparsity: float) -> nn.Module | None:
+        """The trial model at ``sparsity`` if kept in memory or saved, else None."""
+        if sparsity in self.kept:
+            return self.kept[sparsity][1]
+        if self.folder is not None and trial_path(self.folder, sparsity).is_file():
+            return load(trial_path(self.folder, sparsity), self.model)
+        return None
+
     def chosen(self, result: SearchResult) -> nn.Module | None:
         """The model of the search's answer: kept, saved, or compressed again."""
         if result.best is None:
             return None
         sparsity = result.best.sparsity
         assert isinstance(sparsity, float)  # search_compression searches one sparsity
-        if sparsity in self.kept:
-            return self.kept[sparsity][1]
-        if self.folder is not None and trial_path(self.folder, sparsity).is_file():
-            return load(trial_path(self.folder, sparsity), self.model)
+        model = self.model_at(sparsity)
+        if model is not None:
+            return model
         # resumed from a journal, or a model no longer kept: recompute
         return cast(
             nn.Module, self.compressor.compress(self.model, self.make_scheme(sparsity)).model
@@ -286,7 +294,8 @@ def search_compression(
     leaves the model as it is at ``bounds[0]`` (pruning at sparsity 0), the uncompressed
     model's accuracy and objective are given to the search as a known point there: it
     costs no trial and anchors the surrogates (a noisy speedup cannot be extrapolated
-    upward toward the dense model).
+    upward toward the dense model). A speed objective's answer is settled by timing
+    the credible contenders side by side (:func:`condensa.contenders.final_comparison`).
 
     Args:
         model: the trained, uncompressed model (not modified).
@@ -374,4 +383,6 @@ def search_compression(
         pool=pool,
         known=known,
     )
+    if trials.relative:  # noisy speed readings: time the contenders side by side
+        result = final_comparison(result, objective, model, trials.model_at, example_inputs)
     return CompressionSearch(result, trials.chosen(result), baseline, baseline_objective, metric)

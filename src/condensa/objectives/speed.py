@@ -5,7 +5,9 @@ from __future__ import annotations
 import statistics
 import time
 import warnings
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import TypeVar
 
 import torch
 from torch import nn
@@ -16,6 +18,8 @@ from condensa.objectives.measurement import Measurement
 from condensa.objectives.registry import register_objective
 from condensa.thinning.deploy import deployable
 from condensa.threads import threads
+
+K = TypeVar("K")
 
 
 def _sync(device: torch.device) -> None:
@@ -43,7 +47,10 @@ class _Timer:
         ``example_inputs`` is a tensor, a tuple or a dict of keyword arguments; every
         batched tensor in it is tiled to ``batch_size`` rows.
         """
-        runnable = deployable(model, example_inputs)
+        return self._passes(deployable(model, example_inputs), example_inputs)
+
+    def _passes(self, runnable: nn.Module, example_inputs: Inputs) -> list[float]:
+        """:meth:`times` of a model already made deployable."""
         device = next(runnable.parameters()).device
         batch = to_device(repeat_batch(example_inputs, self.batch_size), device)
         out = []
@@ -73,12 +80,31 @@ class _Timer:
         one ratio, so machine drift (other processes, clock changes) cancels; the
         spread of the ratios is the measurement's noise.
         """
-        runnable = [deployable(m, example_inputs) for m in (reference, candidate)]
-        ratios = []
+        return self.compare(reference, {0: candidate}, example_inputs, rounds=rounds)[0]
+
+    def compare(
+        self,
+        reference: nn.Module,
+        candidates: Mapping[K, nn.Module],
+        example_inputs: Inputs,
+        *,
+        rounds: int = 5,
+    ) -> dict[K, Measurement]:
+        """Speedup of each candidate over ``reference``, all measured side by side.
+
+        Each of the ``rounds`` rounds times the reference, then every candidate in
+        turn (one ratio each), so a machine state lasting seconds (a busy neighbour, a
+        clock change) falls on all of them alike and their ranking holds.
+        """
+        check_int("rounds", rounds)
+        runnable = {key: deployable(m, example_inputs) for key, m in candidates.items()}
+        base = deployable(reference, example_inputs)
+        ratios: dict[K, list[float]] = {key: [] for key in runnable}
         for _ in range(rounds):
-            ref, cand = (statistics.median(self.times(m, example_inputs)) for m in runnable)
-            ratios.append(ref / cand)
-        return Measurement.of(ratios, "x")
+            ref = statistics.median(self._passes(base, example_inputs))
+            for key, model in runnable.items():
+                ratios[key].append(ref / statistics.median(self._passes(model, example_inputs)))
+        return {key: Measurement.of(values, "x") for key, values in ratios.items()}
 
 
 @register_objective("throughput")

@@ -22,8 +22,10 @@ def choose(
     *,
     monotone: bool,
     measured: torch.Tensor | None = None,
-) -> tuple[int | None, str]:
-    """Index (in ``trials``) of the answer, and why the best measured trial was passed over.
+) -> tuple[int | None, str, list[int]]:
+    """The answer's index (in ``trials``), why the best measured trial lost, the candidates.
+
+    The candidates are the indices in ``trials`` the answer was chosen from.
 
     Among observed-feasible trials the accuracy GP deems feasible with probability at
     least ``credible`` (else at least 0.5, else all observed-feasible trials), the one
@@ -58,7 +60,7 @@ def choose(
     else:
         candidates = observed
     if not candidates:
-        return None, ""
+        return None, "", []
     if monotone:  # the objective never falls: the sparsest credible trial
         chosen = max(candidates, key=lambda i: (float(x[i, 0]), -i))
     else:
@@ -71,7 +73,7 @@ def choose(
         else f"the accuracy model gives it P(feasible) = {float(p[top]):.2f} < {level}: "
         "its margin is within the noise of nearby trials"
     )  # fmt: skip
-    return chosen, why
+    return chosen, why, candidates
 
 
 def measured_feasibility(

@@ -346,6 +346,8 @@ def _result(
     extra = _answer_note(feasible, best, answer)
     if problem.known:
         extra["known"] = [t.to_dict() for t in problem.known]
+    if answer is not None and isinstance(answer.extra.get("candidates"), list):
+        extra["candidates"] = list(answer.extra["candidates"])
     closest = None
     if best is None and ok:
         closest = max(ok, key=lambda t: constraint.margin(t.accuracy))  # type: ignore[arg-type]

@@ -94,6 +94,9 @@ class Answer:
         best: index of the chosen trial, or None when none is credibly feasible.
         s_acc, s_acc_std: the estimated largest feasible sparsity (1-D), or None.
         surrogate: posteriors for plots (:class:`~condensa.search.SurrogateView`), or None.
+        extra: ``"candidates"``, the indices of the trials the answer was chosen from
+            (credibly feasible ones); ``"passed_over"``, why the best measured trial is
+            not the answer.
 
     """
 

@@ -65,6 +65,9 @@ class SearchResult:
             answer was certain; ``reason`` says why it stopped.
         surrogate: posteriors for plotting (1-D searches), else None.
         seed: the seed used (drawn at random when none was given).
+        extra: ``"answer_note"`` (why the best measured feasible trial is not the
+            answer), ``"candidates"`` (indices of the trials the answer was chosen
+            from, from strategies that say), ``"known"`` (the known points given).
 
     """
 

@@ -229,8 +229,8 @@ class TwoStage:
             dominated |= self.grid[:, 0] < max(credible)
         return dominated
 
-    def _choose(self, data: GPData, acc_gp: Any, obj_gp: Any) -> tuple[int | None, str]:
-        """Index (in ``data.trials``) of the answer, and why the best measured was passed over."""
+    def _choose(self, data: GPData, acc_gp: Any, obj_gp: Any) -> tuple[int | None, str, list[int]]:
+        """The answer's index in ``data.trials``, why the best measured lost, the candidates."""
         level = 0.0 if self.problem.deterministic else self.settings.feasible_probability
         measured = measured_feasibility(data.trials, self.constraint.margin)
         return choose(data.trials, data.x, acc_gp, obj_gp, level, monotone=self.problem.monotone,
@@ -258,7 +258,7 @@ class TwoStage:
                 best = max(feasible, key=lambda t: (t.objective, -t.index)) if feasible else None
                 return Answer(None if best is None else best.index)
             acc_gp, obj_gp, level = self._fit(data, len(trials))
-            chosen, why = self._choose(data, acc_gp, obj_gp)
+            chosen, why, credible = self._choose(data, acc_gp, obj_gp)
             s_acc = s_acc_std = None
             if level.p_feasible > 0:
                 s_acc = self.to_sparsity(level.mean)
@@ -268,8 +268,9 @@ class TwoStage:
                 s_acc,
                 s_acc_std,
                 self._view(data, acc_gp, obj_gp, level),
-                {"passed_over": why} if why else {},
-            )
+                {"candidates": [data.trials[i].index for i in credible],
+                 **({"passed_over": why} if why else {})},
+            )  # fmt: skip
 
     def _level_set_point(
         self, mean: torch.Tensor, std: torch.Tensor, level: LevelSet, blocked: torch.Tensor
