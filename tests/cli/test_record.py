@@ -60,3 +60,25 @@ def test_the_report_says_why_the_best_measured_trial_was_not_chosen(finished_run
     md, _ = write_report(run)
     assert "Why not another: trial 2 (sparsity 0.5000)" in md.read_text()
     assert RunReport.from_dict(data).answer_note == data["answer_note"]
+
+
+def test_the_report_gives_the_contenders_side_by_side_speedups(finished_run, tmp_path):
+    """A final comparison in the record reaches the headline, fastest first; it round-trips."""
+    import shutil
+
+    from condensa.cli.report import write_report
+
+    run = tmp_path / "run"
+    shutil.copytree(finished_run, run)
+    data = json.loads((run / "summary.json").read_text())
+    data["final_comparison"] = [
+        {"trial": 4, "sparsity": 0.535, "objective_value": 4.4, "objective_spread": 0.3},
+        {"trial": 5, "sparsity": 0.678, "objective_value": 4.9, "objective_spread": 0.2},
+    ]
+    (run / "summary.json").write_text(json.dumps(data))
+    md, _ = write_report(run)
+    assert (
+        "Contenders timed side by side: sparsity 0.6780 4.90x (IQR 0.20), "
+        "sparsity 0.5350 4.40x (IQR 0.30)." in md.read_text()
+    )
+    assert RunReport.from_dict(data).to_dict()["final_comparison"] == data["final_comparison"]

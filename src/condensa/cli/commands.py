@@ -18,6 +18,7 @@ from condensa.cli.config import parse_assignment, read_config, resolve
 from condensa.cli.output import print_table
 from condensa.cli.ranks import joined
 from condensa.cli.record import RunReport
+from condensa.cli.report import final_line
 from condensa.errors import ConfigError
 
 FLAG_KEYS = {
@@ -73,6 +74,8 @@ def _finish_run(report: RunReport, output: Path, console: Console) -> None:
         )
         if report.answer_note:
             console.print(f"why not another: {report.answer_note}", markup=False)
+        if report.final_comparison:
+            console.print(final_line(report), markup=False)
     else:
         closest = report.closest
         console.print(

@@ -92,6 +92,7 @@ class RunReport:
     s_acc_std: float | None = None
     reason: str | None = None
     answer_note: str | None = None
+    final_comparison: list[dict[str, Any]] | None = None
     stopped_early: bool | None = None
     trials: tuple[Trial, ...] = ()
     best_trial: int | None = None
@@ -113,7 +114,8 @@ class RunReport:
         for f in fields(self):
             value = getattr(self, f.name)
             if (
-                f.name in ("recovery", "trials_wall_s", "threshold", "answer_note")
+                f.name
+                in ("recovery", "trials_wall_s", "threshold", "answer_note", "final_comparison")
                 and value is None
             ):
                 continue  # absent in the runs that do not produce it

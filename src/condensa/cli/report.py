@@ -173,6 +173,17 @@ def layer_chart(report: RunReport, path: Path) -> Path | None:
     return path
 
 
+def final_line(report: RunReport) -> str:
+    """The contenders' side-by-side speedups, fastest first (empty without a comparison)."""
+    rows = sorted(report.final_comparison or (), key=lambda r: -r["objective_value"])
+    readings = ", ".join(
+        f"sparsity {r['sparsity']:.4f} {r['objective_value']:.2f}x "
+        f"(IQR {r.get('objective_spread', 0.0):.2f})"
+        for r in rows
+    )
+    return f"Contenders timed side by side: {readings}" if rows else ""
+
+
 def _headline(report: RunReport) -> str:
     chosen, metric, runs = report.chosen, report.metric, len(report.trials)
     if report.kind == "compress":
@@ -186,6 +197,7 @@ def _headline(report: RunReport) -> str:
             f"{_format_metric(report.threshold, metric)}), {chosen.file_ratio:.2f}x smaller file, "
             f"{chosen.speedup:.2f}x measured throughput."
             + (f" Why not another: {report.answer_note}." if report.answer_note else "")
+            + (f" {final_line(report)}." if report.final_comparison else "")
         )
     closest = report.closest
     return (

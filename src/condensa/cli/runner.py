@@ -223,6 +223,7 @@ def _search(
         s_acc_std=result.s_acc_std,
         reason=result.reason,
         answer_note=result.extra.get("answer_note"),
+        final_comparison=result.extra.get("final_comparison"),
         stopped_early=result.stopped_early,
         trials=tuple(result.trials),
         best_trial=result.best.index if result.best is not None else None,
