@@ -4,7 +4,9 @@ For each of 48 problems (benchmarks/search_problems.py: accuracy shapes x object
 shapes x threshold depths x accuracy noise 0 / 0.1 / 0.3 / 1 point), each objective
 noise level (0 / 10 / 30 % multiplicative: a busy machine's speed measurements) and
 each seed, every strategy gets a budget of 10 evaluations through the same seam
-(`search_sparsity(strategy=...)`) and returns one evaluated point. Each evaluation
+(`search_sparsity(strategy=...)`) and returns one evaluated point. `condensa-dense` is
+the two-stage search given the uncompressed model as a known point (one noisy accuracy
+reading at sparsity 0 and the objective there), as `search_compression` gives it. Each evaluation
 reports its standard errors (the accuracy noise in points; the objective noise times
 |objective|), as Condensa's trainer and speed objectives do; only the two-stage search
 uses them. We record whether the returned point is truly feasible (noiseless accuracy
@@ -32,8 +34,8 @@ from search_problems import TOLERANCE, Problem, suite
 
 BUDGET = 10
 BOUNDS = (0.0, 0.99)
-METHODS = ("condensa", "bisection", "random", "grid", "bo", "tpe")
-STRATEGY = {"condensa": "two-stage", "bo": "bo"}
+METHODS = ("condensa", "condensa-dense", "bisection", "random", "grid", "bo", "tpe")
+STRATEGY = {"condensa": "two-stage", "condensa-dense": "two-stage", "bo": "bo"}
 OBJECTIVE_NOISE = (0.0, 0.1, 0.3)
 
 
@@ -53,6 +55,21 @@ def _noisy(problem: Problem, objective_noise: float, seed: int):
     return evaluate
 
 
+def _dense(problem: Problem, seed: int) -> list[dict]:
+    """The uncompressed model as ``search_compression`` gives it: one accuracy reading, 1.0x."""
+    rng = np.random.default_rng(7_000_000 + seed)
+    zero = np.array([0.0])
+    return [
+        {
+            "sparsity": 0.0,
+            "accuracy": float(problem.accuracy(zero)[0]) + rng.normal(0.0, problem.noise),
+            "objective": float(problem.objective(zero)[0]),  # a speedup's is exactly 1.0x
+            "accuracy_se": problem.noise,
+            "objective_se": 0.0,
+        }
+    ]
+
+
 def _job(args):
     problem_index, objective_noise, method, seed = args
     from condensa.search import search_sparsity
@@ -62,6 +79,8 @@ def _job(args):
     problem = suite()[problem_index]
     optimum = problem.optimum()
     evaluate = _noisy(problem, objective_noise, 1_000 * problem_index + seed)
+    ours = method.startswith("condensa")
+    known = _dense(problem, 1_000 * problem_index + seed) if method == "condensa-dense" else []
     start = time.perf_counter()
     result = search_sparsity(
         evaluate,
@@ -70,8 +89,9 @@ def _job(args):
         bounds=BOUNDS,
         seed=seed,
         strategy=STRATEGY.get(method, method),
-        deterministic=problem.noise == 0.0 and method == "condensa",
-        monotone=problem.name.split("/")[1] == "monotone" and method == "condensa",
+        deterministic=problem.noise == 0.0 and ours,
+        monotone=problem.name.split("/")[1] == "monotone" and ours,
+        known=known,
     )
     wall = time.perf_counter() - start
     found = None if result.best is None else float(result.best.sparsity)
