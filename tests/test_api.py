@@ -171,7 +171,7 @@ def test_the_uncompressed_model_is_a_known_point_where_the_scheme_leaves_it(setu
 
     model, trainer, example = setup
     timer = Throughput(batch_size=8, repeats=2, warmup=0)
-    outcome = _neuron_search(model, trainer, example, objective=timer, max_drop=0.5, budget=2)
+    outcome = _neuron_search(model, trainer, example, objective=timer, max_drop=0.5, budget=3)
     (known,) = outcome.search.extra["known"]
     assert known["sparsity"] == 0.0 and known["index"] == -1
     assert known["accuracy"] == outcome.baseline_accuracy
@@ -195,3 +195,18 @@ def test_no_known_point_where_the_scheme_changes_the_model(setup, scheme, bounds
         method="dc", max_drop=0.5, budget=1, seed=0, bounds=bounds,
     )  # fmt: skip
     assert "known" not in outcome.search.extra
+
+
+def test_a_speed_answer_is_the_fastest_contender_timed_side_by_side(setup):
+    """Throughput: the credible contenders are timed together; the answer is the fastest."""
+    from condensa.objectives import Throughput
+
+    model, trainer, example = setup
+    timer = Throughput(batch_size=8, repeats=2, warmup=0)
+    outcome = _neuron_search(model, trainer, example, objective=timer, max_drop=0.5, budget=4)
+    final = outcome.search.extra["final_comparison"]
+    assert len(final) >= 2 and len({r["sparsity"] for r in final}) == len(final)
+    fastest = max(final, key=lambda r: (r["objective_value"], r["sparsity"]))
+    assert outcome.search.best is not None
+    assert outcome.search.best.sparsity == fastest["sparsity"]
+    assert {r["trial"] for r in final} <= set(outcome.search.extra["candidates"])

@@ -66,11 +66,14 @@ def test_the_answer_stays_when_it_is_the_fastest():
     assert "answer_note" not in result.extra and len(result.extra["final_comparison"]) == 3
 
 
-@pytest.mark.parametrize("objective", [object(), _Fixed({})])
-def test_nothing_changes_without_comparison_or_models(objective):
-    """An objective that cannot compare, or only the answer's model at hand."""
+@pytest.mark.parametrize(
+    ("objective", "at_hand"),
+    [(object(), (0.2, 0.5, 0.7)), (_Fixed({}), (0.5,)), (_Fixed({}), (0.2, 0.7))],
+)
+def test_nothing_changes_without_comparison_or_models(objective, at_hand):
+    """An objective that cannot compare, only the answer's model, or not the answer's."""
     before = _result()
-    models = {0.5: nn.Linear(2, 2)}
+    models = {s: nn.Linear(2, 2) for s in at_hand}
     after = final_comparison(before, objective, nn.Linear(2, 2), models.get, None)
     assert after is before
 

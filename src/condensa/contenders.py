@@ -78,8 +78,8 @@ def final_comparison(
     :class:`~condensa.objectives.Throughput`) against ``reference`` in ``rounds``
     interleaved rounds; the one with the best median speedup becomes the answer and
     ``extra["final_comparison"]`` records every contender's reading. ``result`` is
-    returned as it is when the objective cannot compare or fewer than two contenders
-    have a model.
+    returned as it is when the objective cannot compare, the answer's model is not at
+    hand, or fewer than two contenders have a model.
     """
     if not callable(getattr(objective, "compare", None)):
         return result
@@ -89,8 +89,8 @@ def final_comparison(
         model = model_of(float(t.sparsity))  # type: ignore[arg-type]
         if model is not None:
             models[float(t.sparsity)], trial_at[float(t.sparsity)] = model, t  # type: ignore[arg-type]
-    if len(models) < 2:
-        return result
+    if len(models) < 2 or result.best not in trial_at.values():
+        return result  # nothing to compare, or the answer itself cannot be timed
     readings: dict[float, Measurement] = measured_on_main(
         lambda: objective.compare(reference, models, example_inputs, rounds=rounds)
     )()
