@@ -38,14 +38,19 @@ def test_every_trial_is_on_disk_before_the_next_evaluation(tmp_path):
 
 
 @pytest.mark.slow
-def test_resume_after_crash_reuses_trials_and_matches_uninterrupted_run(tmp_path):
-    """Killed during the 4th evaluation: the rerun reuses trials 1-3, ends identically."""
+@pytest.mark.parametrize("known", [[], [{"sparsity": 0.0, "accuracy": 0.92, "objective": 0.0}]])
+def test_resume_after_crash_reuses_trials_and_matches_uninterrupted_run(tmp_path, known):
+    """Killed during the 4th evaluation: the rerun reuses trials 1-3, ends identically.
+
+    Known points (the dense model) are given again on resume, never journaled.
+    """
     full = search_sparsity(
         lambda s: (logistic_accuracy(s), s),
         accuracy_threshold=0.91,
         seed=7,
         journal=tmp_path / "full.jsonl",
         settings=FAST,
+        known=known,
     )
     path = tmp_path / "crashed.jsonl"
     calls = []
@@ -57,7 +62,9 @@ def test_resume_after_crash_reuses_trials_and_matches_uninterrupted_run(tmp_path
         return logistic_accuracy(s), s
 
     with pytest.raises(Killed):
-        search_sparsity(dying, accuracy_threshold=0.91, seed=7, journal=path, settings=FAST)
+        search_sparsity(
+            dying, accuracy_threshold=0.91, seed=7, journal=path, settings=FAST, known=known
+        )
     rerun_calls = []
 
     def evaluate(s):
@@ -65,8 +72,9 @@ def test_resume_after_crash_reuses_trials_and_matches_uninterrupted_run(tmp_path
         return logistic_accuracy(s), s
 
     resumed = search_sparsity(
-        evaluate, accuracy_threshold=0.91, seed=7, journal=path, settings=FAST
+        evaluate, accuracy_threshold=0.91, seed=7, journal=path, settings=FAST, known=known
     )
+    assert all(record["trial"]["index"] >= 0 for record in _records(path)[1:])
     assert rerun_calls[0] == calls[3]  # trials 1-3 were not re-run
     assert len(rerun_calls) == len(full.trials) - 3
     assert [t.sparsity for t in resumed.trials] == [t.sparsity for t in full.trials]
@@ -200,3 +208,7 @@ def test_append_refuses_an_index_out_of_order(tmp_path):
     journal = Journal(path, problem)
     with pytest.raises(ConfigError, match="trial index 0 appended after 2"):
         journal.append(journal.trials[0])
+
+
+def _records(path):
+    return [json.loads(line) for line in path.read_text().splitlines()]

@@ -37,13 +37,15 @@ def _evaluate(s: float) -> tuple[float, float]:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("q", [2, 4])
-def test_q_points_per_round_reach_the_answer_in_fewer_rounds(q):
+@pytest.mark.parametrize(("q", "known"), [(2, []), (4, []), (2, [{"sparsity": 0.0,
+                         "accuracy": 0.92, "objective": 0.0}])])  # fmt: skip
+def test_q_points_per_round_reach_the_answer_in_fewer_rounds(q, known):
     """q distinct points per round, unique indices, a feasible answer near s*."""
     pool = ReversedPool(q)
     result = search_sparsity(
-        _evaluate, accuracy_threshold=0.91, seed=0, settings=FAST, budget=12, pool=pool
-    )
+        _evaluate, accuracy_threshold=0.91, seed=0, settings=FAST, budget=12, pool=pool,
+        known=known,
+    )  # fmt: skip
     assert [t.index for t in result.trials] == list(range(len(result.trials)))
     assert all(1 <= len(r) <= q for r in pool.rounds)
     assert all(len(set(r)) == len(r) for r in pool.rounds)
