@@ -34,7 +34,7 @@ class _Fixed:
     def __init__(self, speed):
         self.speed, self.calls = speed, []
 
-    def compare(self, reference, candidates, example_inputs, *, rounds):
+    def compare(self, reference, candidates, example_inputs, *, rounds, seconds):
         self.calls.append((sorted(candidates), rounds))
         return {s: Measurement.of([self.speed[s]] * rounds, "x") for s in candidates}
 
@@ -88,3 +88,5 @@ def test_throughput_compare_times_every_candidate_in_every_round():
     assert set(readings) == {"same", "small"}
     assert all(len(m.samples) == 4 and m.unit == "x" for m in readings.values())
     assert len(timer.relative(big, small, x, rounds=3).samples) == 3
+    hurried = timer.compare(big, {"small": small}, x, rounds=50, seconds=0.0)
+    assert len(hurried["small"].samples) == 2  # out of time: the two rounds always run

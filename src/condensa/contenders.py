@@ -25,6 +25,8 @@ from condensa.search.trial import Trial
 
 FINAL_ROUNDS = 20
 """Interleaved rounds of the final comparison (each times the dense model and every contender)."""
+FINAL_SECONDS = 30.0
+"""No round of the final comparison starts after this long (at least two run)."""
 MOST_CONTENDERS = 3
 """The answer and at most this many minus one others, by posterior objective."""
 
@@ -70,16 +72,18 @@ def final_comparison(
     example_inputs: Inputs,
     *,
     rounds: int = FINAL_ROUNDS,
+    seconds: float = FINAL_SECONDS,
 ) -> SearchResult:
     """``result`` with the fastest contender as its answer, timed side by side.
 
     The contenders (:func:`contenders`) whose models ``model_of(sparsity)`` can give are
     timed with ``objective.compare`` (a speed objective, e.g.
     :class:`~condensa.objectives.Throughput`) against ``reference`` in ``rounds``
-    interleaved rounds; the one with the best median speedup becomes the answer and
-    ``extra["final_comparison"]`` records every contender's reading. ``result`` is
-    returned as it is when the objective cannot compare, the answer's model is not at
-    hand, or fewer than two contenders have a model.
+    interleaved rounds (fewer when they would take over ``seconds``); the one with
+    the best median speedup becomes the answer and ``extra["final_comparison"]``
+    records every contender's reading. ``result`` is returned as it is when the
+    objective cannot compare, the answer's model is not at hand, or fewer than two
+    contenders have a model.
     """
     if not callable(getattr(objective, "compare", None)):
         return result
@@ -92,7 +96,7 @@ def final_comparison(
     if len(models) < 2 or result.best not in trial_at.values():
         return result  # nothing to compare, or the answer itself cannot be timed
     readings: dict[float, Measurement] = measured_on_main(
-        lambda: objective.compare(reference, models, example_inputs, rounds=rounds)
+        lambda: objective.compare(reference, models, example_inputs, rounds=rounds, seconds=seconds)
     )()
     fastest = max(readings, key=lambda s: (readings[s].value, s))
     record = [{"trial": trial_at[s].index, "sparsity": s, **readings[s].record()} for s in readings]
@@ -101,8 +105,8 @@ def final_comparison(
     if best is not result.best:
         before = float(result.best.sparsity)  # type: ignore[arg-type, union-attr]
         extra["answer_note"] = (
-            f"timed side by side in {rounds} rounds, sparsity {fastest:.4f} ran at "
-            f"{readings[fastest].value:.3g}x and the surrogate's choice {before:.4f} at "
-            f"{readings[before].value:.3g}x"
+            f"timed side by side in {len(readings[fastest].samples)} rounds, sparsity "
+            f"{fastest:.4f} ran at {readings[fastest].value:.3g}x and the surrogate's "
+            f"choice {before:.4f} at {readings[before].value:.3g}x"
         )
     return dataclasses.replace(result, best=best, extra=extra)

@@ -89,18 +89,24 @@ class _Timer:
         example_inputs: Inputs,
         *,
         rounds: int = 5,
+        seconds: float | None = None,
     ) -> dict[K, Measurement]:
         """Speedup of each candidate over ``reference``, all measured side by side.
 
         Each of the ``rounds`` rounds times the reference, then every candidate in
         turn (one ratio each), so a machine state lasting seconds (a busy neighbour, a
-        clock change) falls on all of them alike and their ranking holds.
+        clock change) falls on all of them alike and their ranking holds. With
+        ``seconds``, no round starts once that much time has passed (at least two run):
+        large models get fewer rounds, not minutes of timing.
         """
         check_int("rounds", rounds)
         runnable = {key: deployable(m, example_inputs) for key, m in candidates.items()}
         base = deployable(reference, example_inputs)
         ratios: dict[K, list[float]] = {key: [] for key in runnable}
-        for _ in range(rounds):
+        start = time.perf_counter()
+        for done in range(rounds):
+            if seconds is not None and done >= 2 and time.perf_counter() - start >= seconds:
+                break
             ref = statistics.median(self._passes(base, example_inputs))
             for key, model in runnable.items():
                 ratios[key].append(ref / statistics.median(self._passes(model, example_inputs)))
