@@ -122,3 +122,24 @@ def test_baseline_strategies_run_beside_known_points():
     result = search_sparsity(lambda s: (logistic_accuracy(s), s), accuracy_threshold=0.9,
                              budget=4, seed=0, strategy="grid", known=[DENSE])  # fmt: skip
     assert len(result.trials) == 4 and result.best is not None and not result.best.known
+
+
+def test_the_multi_dimensional_search_learns_from_known_points():
+    """With one trial and one known point, 'bo' fits its GPs instead of drawing at random."""
+    from condensa.search.multi import ConstrainedBO
+
+    bounds = ((0.0, 0.9), (0.0, 0.9))
+    constraint = Constraint(0.9)
+    dense = Trial(-1, (0.0, 0.0), 0.92, 1.0, True, "known")
+    trial = Trial(0, (0.5, 0.5), 0.91, 2.0, True)
+    alone = ConstrainedBO(SearchProblem(bounds, constraint, seed=0, settings=1))
+    informed = ConstrainedBO(SearchProblem(bounds, constraint, seed=0, settings=1, known=(dense,)))
+    (random_draw,) = alone.propose([trial], budget_left=5)
+    (fitted,) = informed.propose([trial], budget_left=5)
+    assert random_draw.point != fitted.point
+    result = search_sparsity(
+        lambda v: (0.92 - 0.05 * sum(v), sum(v)), accuracy_threshold=0.9, bounds=bounds,
+        budget=5, seed=0, strategy="bo", known=[{"sparsity": [0.0, 0.0], "accuracy": 0.92,
+                                                  "objective": 0.0}],
+    )  # fmt: skip
+    assert len(result.trials) == 5 and all(not t.known for t in result.trials)

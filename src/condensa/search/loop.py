@@ -142,8 +142,9 @@ def search_sparsity(
             uncompressed model's ``{"sparsity": 0.0, "accuracy": 0.93, "objective":
             1.0}`` (:func:`condensa.search_compression` gives it when the scheme
             leaves the model as it is at the lower bound). They cost no evaluation and
-            are never answers: the two-stage search fits its surrogates to them (a
-            noisy objective is then anchored where the model is not compressed).
+            are never answers: the two-stage and ``"bo"`` strategies fit their
+            surrogates to them (a noisy objective is then anchored where the model is
+            not compressed); the baselines ignore them.
 
     Returns:
         A :class:`SearchResult`; ``result.best`` is an *evaluated* feasible trial.

@@ -2,7 +2,8 @@
 
 A GP per outcome (objective, clipped accuracy margin) and BoTorch's
 ``qLogNoisyExpectedImprovement`` with the accuracy constraint as an outcome
-constraint, maximized with ``optimize_acqf`` over the unit cube.
+constraint, maximized with ``optimize_acqf`` over the unit cube. Known points
+(:attr:`SearchProblem.known`) join the trials in the GPs' data.
 """
 
 from __future__ import annotations
@@ -71,7 +72,7 @@ class ConstrainedBO:
         from botorch.models import ModelListGP
         from botorch.optim import optimize_acqf
 
-        ok = [t for t in trials if not t.failed]
+        ok = [t for t in [*self.problem.known, *trials] if not t.failed]  # known ones first
         if len(ok) < 2:
             generator = torch.Generator().manual_seed(self.seed + len(trials))
             return self.to_point(torch.rand(len(self.bounds), generator=generator, dtype=DTYPE))
