@@ -12,12 +12,20 @@ from condensa import ConfigError
 from condensa.search import Constraint, SearchProblem, search_sparsity
 from condensa.search.gp_data import gp_data
 from condensa.search.lookahead import last_measurement
+from condensa.search.proposer import private_rng
 from condensa.search.surrogate import fit_gp
 from condensa.search.trial import Trial
 from condensa.search.two_stage import TwoStage
 from tests.search.conftest import logistic_accuracy
 
 DENSE = {"sparsity": 0.0, "accuracy": 0.92, "objective": 1.0}
+
+
+@pytest.fixture(autouse=True)
+def _own_rng():
+    """Strategies called directly seed torch: give later tests the state they would get."""
+    with private_rng():
+        yield
 
 # The nine trials of a `condensa demo` throughput search (sparsity, accuracy, speedup,
 # accuracy SE, speedup SE): speed readings on a busy CPU, threshold 0.98443.
