@@ -27,6 +27,7 @@ def _own_rng():
     with private_rng():
         yield
 
+
 # The nine trials of a `condensa demo` throughput search (sparsity, accuracy, speedup,
 # accuracy SE, speedup SE): speed readings on a busy CPU, threshold 0.98443.
 DEMO = [
