@@ -197,13 +197,19 @@ def test_no_known_point_where_the_scheme_changes_the_model(setup, scheme, bounds
     assert "known" not in outcome.search.extra
 
 
-def test_a_speed_answer_is_the_fastest_contender_timed_side_by_side(setup):
-    """Throughput: the credible contenders are timed together; the answer is the fastest."""
+def test_a_speed_answer_is_the_fastest_contender_timed_side_by_side(setup, tmp_path):
+    """Throughput: the credible contenders are timed together; the answer is the fastest.
+
+    Trial models are saved (as the CLI does), so every contender's model is at hand;
+    in memory only the three best single readings are kept.
+    """
     from condensa.objectives import Throughput
 
     model, trainer, example = setup
     timer = Throughput(batch_size=8, repeats=2, warmup=0)
-    outcome = _neuron_search(model, trainer, example, objective=timer, max_drop=0.5, budget=4)
+    outcome = _neuron_search(
+        model, trainer, example, objective=timer, max_drop=0.5, budget=4, models=tmp_path
+    )
     final = outcome.search.extra["final_comparison"]
     assert len(final) >= 2 and len({r["sparsity"] for r in final}) == len(final)
     fastest = max(final, key=lambda r: (r["objective_value"], r["sparsity"]))

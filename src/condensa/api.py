@@ -295,7 +295,9 @@ def search_compression(
     model's accuracy and objective are given to the search as a known point there: it
     costs no trial and anchors the surrogates (a noisy speedup cannot be extrapolated
     upward toward the dense model). A speed objective's answer is settled by timing
-    the credible contenders side by side (:func:`condensa.contenders.final_comparison`).
+    the credible contenders side by side (:func:`condensa.contenders.final_comparison`;
+    every contender's model is at hand with ``models=``, without it only the models of
+    the three best single readings are kept).
 
     Args:
         model: the trained, uncompressed model (not modified).
