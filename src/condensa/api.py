@@ -296,8 +296,8 @@ def search_compression(
     costs no trial and anchors the surrogates (a noisy speedup cannot be extrapolated
     upward toward the dense model). A speed objective's answer is settled by timing
     the credible contenders side by side (:func:`condensa.contenders.final_comparison`;
-    every contender's model is at hand with ``models=``, without it only the models of
-    the three best single readings are kept).
+    every contender's model is at hand with ``models=``, without it the answer's and
+    those of the three best single readings, which stay in memory).
 
     Args:
         model: the trained, uncompressed model (not modified).
@@ -385,6 +385,12 @@ def search_compression(
         pool=pool,
         known=known,
     )
-    if trials.relative:  # noisy speed readings: time the contenders side by side
-        result = final_comparison(result, objective, model, trials.model_at, example_inputs)
-    return CompressionSearch(result, trials.chosen(result), baseline, baseline_objective, metric)
+    chosen = trials.chosen(result)  # kept, saved, or compressed again
+    if trials.relative and chosen is not None:  # noisy speeds: time the contenders together
+        answer = result.best.sparsity  # type: ignore[union-attr]
+        result = final_comparison(
+            result, objective, model,
+            lambda s: chosen if s == answer else trials.model_at(s), example_inputs,
+        )  # fmt: skip
+        chosen = trials.chosen(result) if result.best.sparsity != answer else chosen  # type: ignore[union-attr]
+    return CompressionSearch(result, chosen, baseline, baseline_objective, metric)
