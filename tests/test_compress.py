@@ -118,15 +118,14 @@ def test_compressing_a_copy_never_changes_the_original_class(cnn, images):
     assert torch.equal(baked.eval()(images), out)
 
 
-def test_leaves_unchanged_tells_an_identity_scheme_and_modifies_nothing(cnn):
+def test_unchanged_tells_an_identity_scheme_and_modifies_nothing(cnn):
     """Pruning at 0 keeps every weight; any pruning or fp16 rounding does not."""
-    from condensa.compress import leaves_unchanged
+    from condensa.compress import unchanged
 
     before = snapshot(cnn)
-    assert leaves_unchanged(cnn, schemes.Prune(0.0))
-    assert leaves_unchanged(cnn, schemes.FilterPrune(0.0))
-    assert not leaves_unchanged(cnn, schemes.Prune(0.1))
-    assert not leaves_unchanged(
-        cnn, schemes.Compose([schemes.Prune(0.0), schemes.Quantize("float16")])
-    )
+    assert unchanged(cnn, condensa.compress(cnn, schemes.Prune(0.0)))
+    assert unchanged(cnn, condensa.compress(cnn, schemes.FilterPrune(0.0)))
+    assert not unchanged(cnn, condensa.compress(cnn, schemes.Prune(0.1)))
+    fp16 = schemes.Compose([schemes.Prune(0.0), schemes.Quantize("float16")])
+    assert not unchanged(cnn, condensa.compress(cnn, fp16))
     assert same_state(cnn, before)

@@ -16,7 +16,7 @@ from typing import Any, cast
 
 from torch import nn
 
-from condensa.compress import leaves_unchanged
+from condensa.compress import unchanged
 from condensa.contenders import final_comparison
 from condensa.distributed import measured_on_main
 from condensa.errors import ConfigError
@@ -79,12 +79,15 @@ def grouped(model: nn.Module, make_scheme: SchemeFactory, example_inputs: Any) -
 
 def check_scheme(
     model: nn.Module, scheme: SchemeFactory | Mapping[str, Any], sparsities: Sequence[float]
-) -> None:
+) -> list[nn.Module]:
     """Refuse a scheme that cannot compress ``model`` before any training or search starts.
 
     Direct compression is applied to a copy at each sparsity (cheap: no training), so a
     selection pattern that matches nothing, an ``align`` larger than a layer or an
     unsupported module is reported at once instead of failing every trial.
+
+    Returns:
+        The compressed copies, one per distinct sparsity in the order given.
 
     Raises:
         ConfigError: from the scheme, naming what did not match.
@@ -93,8 +96,7 @@ def check_scheme(
     from condensa.compress import compress
 
     make_scheme = scheme_factory(scheme)
-    for sparsity in dict.fromkeys(float(s) for s in sparsities):
-        compress(model, make_scheme(sparsity))
+    return [compress(model, make_scheme(s)) for s in dict.fromkeys(float(s) for s in sparsities)]
 
 
 def _one_example(example_inputs: Inputs | None, example_input: Inputs | None) -> Inputs:
@@ -345,7 +347,8 @@ def search_compression(
     """
     example_inputs = _one_example(example_inputs, example_input)
     make_scheme = grouped(model, scheme_factory(scheme), example_inputs)
-    check_scheme(model, make_scheme, bounds)
+    # the copy compressed at bounds[0]: the uncompressed model is a known point there
+    dense_at_low = unchanged(model, check_scheme(model, make_scheme, bounds)[0])
     compressor = _method(method, trainer, dict(method_options or {}), metric)
     lower = not Selector(metric).higher_is_better
     baseline_metrics = trainer.evaluate(model)
@@ -366,7 +369,7 @@ def search_compression(
     )  # fmt: skip
     baseline_objective = trials.baseline_objective()  # measured before any trial runs
     known = []  # the uncompressed model, where the scheme leaves it as it is
-    if leaves_unchanged(model, make_scheme(bounds[0])):
+    if dense_at_low:
         extra = _trial_extra(model, baseline_objective, baseline_metrics, metric)
         known.append({"sparsity": bounds[0], "accuracy": baseline,
                       "objective": baseline_objective.score, **extra})  # fmt: skip

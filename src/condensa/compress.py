@@ -75,13 +75,12 @@ def uses_groups(scheme: object) -> bool:
     return hasattr(scheme, "groups")
 
 
-def leaves_unchanged(model: nn.Module, scheme: Scheme) -> bool:
-    """Whether ``scheme`` keeps every parameter of ``model`` as it is (pruning at sparsity 0).
+def unchanged(model: nn.Module, compressed: nn.Module) -> bool:
+    """Whether ``compressed``, a compressed copy of ``model``, kept every parameter as it is.
 
-    The compressed copy's effective tensors (masks and fake quantization applied) are
-    compared with the originals bit for bit; ``model`` is not modified.
+    Its effective tensors (masks and fake quantization applied) are compared with
+    ``model``'s bit for bit: pruning at sparsity 0 keeps them, fp16 rounding does not.
     """
-    compressed = compress(model, scheme)
     modules = dict(compressed.named_modules())
     for name, tensor in model.named_parameters():
         module_name, _, tensor_name = name.rpartition(".")

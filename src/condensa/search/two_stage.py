@@ -111,8 +111,9 @@ class TwoStage:
         n = len(trials)
         if n < len(self.initial_points):
             return Proposal(self.to_sparsity(self.initial_points[n]), "initial")
-        data = gp_data(self._seen(trials), self.to_unit, self.constraint.margin)
-        blocked = self._blocked(self._seen(trials))
+        seen = self._seen(trials)
+        data = gp_data(seen, self.to_unit, self.constraint.margin)
+        blocked = self._blocked(seen)
         if len(data.x) < 2:
             m = len(self.grid) - 1
             free = [u for u in np.linspace(0, 1, 11) if not blocked[round(u * m)]]
@@ -258,7 +259,7 @@ class TwoStage:
                 best = max(feasible, key=lambda t: (t.objective, -t.index)) if feasible else None
                 return Answer(None if best is None else best.index)
             acc_gp, obj_gp, level = self._fit(data, len(trials))
-            chosen, why, credible = self._choose(data, acc_gp, obj_gp)
+            chosen, why, candidates = self._choose(data, acc_gp, obj_gp)
             s_acc = s_acc_std = None
             if level.p_feasible > 0:
                 s_acc = self.to_sparsity(level.mean)
@@ -268,7 +269,7 @@ class TwoStage:
                 s_acc,
                 s_acc_std,
                 self._view(data, acc_gp, obj_gp, level),
-                {"candidates": [data.trials[i].index for i in credible],
+                {"candidates": [data.trials[i].index for i in candidates],
                  **({"passed_over": why} if why else {})},
             )  # fmt: skip
 
