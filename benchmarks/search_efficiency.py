@@ -6,9 +6,10 @@ noise level (0 / 10 / 30 % multiplicative: a busy machine's speed measurements) 
 each seed, every strategy gets a budget of 10 evaluations through the same seam
 (`search_sparsity(strategy=...)`) and returns one evaluated point. `condensa-dense` is
 the two-stage search given the uncompressed model as a known point (one noisy accuracy
-reading at sparsity 0 and the objective there), as `search_compression` gives it. Each evaluation
-reports its standard errors (the accuracy noise in points; the objective noise times
-|objective|), as Condensa's trainer and speed objectives do; only the two-stage search
+reading at sparsity 0 and the objective there), as `search_compression` gives it. Each
+evaluation reports its standard errors (the accuracy noise in points; the objective
+noise times |the reading|, not the true objective, which would leak it), as Condensa's
+trainer and speed objectives do; only the two-stage search
 uses them. We record whether the returned point is truly feasible (noiseless accuracy
 >= threshold), its distance to the nearest optimal sparsity, the objective regret
 (normalized by the feasible objective range; 1 when nothing or an infeasible point is
@@ -45,11 +46,14 @@ def _noisy(problem: Problem, objective_noise: float, seed: int):
     def evaluate(s: float) -> dict:
         accuracy = float(problem.accuracy(np.array([s]))[0]) + rng.normal(0.0, problem.noise)
         f = float(problem.objective(np.array([s]))[0])
+        reading = f + objective_noise * abs(f) * rng.normal()
         return {
             "accuracy": accuracy,
-            "objective": f + objective_noise * abs(f) * rng.normal(),
+            "objective": reading,
             "accuracy_se": problem.noise,
-            "objective_se": objective_noise * abs(f),
+            # estimated from the reading, as a speed measurement's is (relative to the
+            # measured value): the true |f| here would hand the search the objective
+            "objective_se": objective_noise * abs(reading),
         }
 
     return evaluate
