@@ -62,6 +62,24 @@ def test_the_report_says_why_the_best_measured_trial_was_not_chosen(finished_run
     assert RunReport.from_dict(data).answer_note == data["answer_note"]
 
 
+def test_the_report_cautions_when_the_answer_is_not_credibly_feasible(finished_run, tmp_path):
+    """A caution in the record reaches the report's headline and round-trips; absent, nothing."""
+    import shutil
+
+    from condensa.cli.report import write_report
+
+    run = tmp_path / "run"
+    shutil.copytree(finished_run, run)
+    data = json.loads((run / "summary.json").read_text())
+    assert "caution" not in data  # absent unless the search's evidence was weak
+    assert "Caution:" not in write_report(run)[0].read_text()
+    data["caution"] = "no trial is credibly feasible: the highest P(feasible) ... is 0.62 < 0.8"
+    (run / "summary.json").write_text(json.dumps(data))
+    md, _ = write_report(run)
+    assert "Caution: no trial is credibly feasible" in md.read_text()
+    assert RunReport.from_dict(data).caution == data["caution"]
+
+
 def test_the_report_gives_the_contenders_side_by_side_speedups(finished_run, tmp_path):
     """A final comparison in the record reaches the headline, fastest first; it round-trips."""
     import shutil
@@ -82,3 +100,20 @@ def test_the_report_gives_the_contenders_side_by_side_speedups(finished_run, tmp
         "sparsity 0.5350 4.40x (IQR 0.30)." in md.read_text()
     )
     assert RunReport.from_dict(data).to_dict()["final_comparison"] == data["final_comparison"]
+
+
+def test_the_cli_prints_the_caution_after_the_answer(finished_run):
+    """The end-of-run lines name the caution when the record has one, and only then."""
+    import dataclasses
+
+    from rich.console import Console
+
+    from condensa.cli.commands import _finish_run
+
+    report = RunReport.from_dict(json.loads((finished_run / "summary.json").read_text()))
+    for caution in (None, "no trial is credibly feasible: ... 0.62 < 0.8"):
+        console = Console(record=True, width=200)
+        _finish_run(dataclasses.replace(report, caution=caution), finished_run, console)
+        text = console.export_text()
+        assert text.startswith("chosen sparsity")
+        assert ("caution: no trial is credibly feasible" in text) == (caution is not None)

@@ -74,6 +74,8 @@ def _finish_run(report: RunReport, output: Path, console: Console) -> None:
         )
         if report.answer_note:
             console.print(f"why not another: {report.answer_note}", markup=False)
+        if report.caution:
+            console.print(f"caution: {report.caution}", markup=False)
         if report.final_comparison:
             console.print(final_line(report), markup=False)
     else:

@@ -92,6 +92,7 @@ class RunReport:
     s_acc_std: float | None = None
     reason: str | None = None
     answer_note: str | None = None
+    caution: str | None = None
     final_comparison: list[dict[str, Any]] | None = None
     stopped_early: bool | None = None
     trials: tuple[Trial, ...] = ()
@@ -115,7 +116,14 @@ class RunReport:
             value = getattr(self, f.name)
             if (
                 f.name
-                in ("recovery", "trials_wall_s", "threshold", "answer_note", "final_comparison")
+                in (
+                    "recovery",
+                    "trials_wall_s",
+                    "threshold",
+                    "answer_note",
+                    "caution",
+                    "final_comparison",
+                )  # fmt: skip
                 and value is None
             ):
                 continue  # absent in the runs that do not produce it

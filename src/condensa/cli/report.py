@@ -197,6 +197,7 @@ def _headline(report: RunReport) -> str:
             f"{_format_metric(report.threshold, metric)}), {chosen.file_ratio:.2f}x smaller file, "
             f"{chosen.speedup:.2f}x measured throughput."
             + (f" Why not another: {report.answer_note}." if report.answer_note else "")
+            + (f" Caution: {report.caution}." if report.caution else "")
             + (f" {final_line(report)}." if report.final_comparison else "")
         )
     closest = report.closest

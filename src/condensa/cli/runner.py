@@ -223,6 +223,7 @@ def _search(
         s_acc_std=result.s_acc_std,
         reason=result.reason,
         answer_note=result.extra.get("answer_note"),
+        caution=result.extra.get("caution"),
         final_comparison=result.extra.get("final_comparison"),
         stopped_early=result.stopped_early,
         trials=tuple(result.trials),

@@ -22,10 +22,14 @@ def choose(
     *,
     monotone: bool,
     measured: torch.Tensor | None = None,
-) -> tuple[int | None, str, list[int]]:
-    """The answer's index (in ``trials``), why the best measured trial lost, the candidates.
+) -> tuple[int | None, str, list[int], str]:
+    """The answer's index, why the best measured trial lost, the candidates, a caution.
 
-    The candidates are the indices in ``trials`` the answer was chosen from.
+    The index and the candidates (those the answer was chosen from) index ``trials``.
+
+    The caution is empty unless no observed-feasible trial reaches ``credible``: then it
+    says so, with the highest P(feasible) among them, for the user to see beside the
+    answer (it meets the constraint in its readings, but the evidence is weak).
 
     Among observed-feasible trials the accuracy GP deems feasible with probability at
     least ``credible`` (else at least 0.5, else all observed-feasible trials), the one
@@ -60,7 +64,15 @@ def choose(
     else:
         candidates = observed
     if not candidates:
-        return None, "", []
+        return None, "", [], ""
+    strongest = max(float(p[i]) for i in observed)
+    caution = (
+        ""
+        if credible <= 0 or strongest >= credible
+        else f"no trial is credibly feasible: the highest P(feasible) among those measured "
+        f"feasible is {strongest:.2f} < {credible:g}, so the answer rests on its own "
+        "readings; evaluate it again before relying on it"
+    )
     if monotone:  # the objective never falls: the sparsest credible trial
         chosen = max(candidates, key=lambda i: (float(x[i, 0]), -i))
     else:
@@ -73,7 +85,7 @@ def choose(
         else f"the accuracy model gives it P(feasible) = {float(p[top]):.2f} < {level}: "
         "its margin is within the noise of nearby trials"
     )  # fmt: skip
-    return chosen, why, candidates
+    return chosen, why, candidates, caution
 
 
 def measured_feasibility(

@@ -349,6 +349,8 @@ def _result(
         extra["known"] = [t.to_dict() for t in problem.known]
     if answer is not None and isinstance(answer.extra.get("candidates"), list):
         extra["candidates"] = list(answer.extra["candidates"])
+    if answer is not None and best is not None and isinstance(answer.extra.get("caution"), str):
+        extra["caution"] = answer.extra["caution"]
     closest = None
     if best is None and ok:
         closest = max(ok, key=lambda t: constraint.margin(t.accuracy))  # type: ignore[arg-type]

@@ -96,7 +96,8 @@ class Answer:
         surrogate: posteriors for plots (:class:`~condensa.search.SurrogateView`), or None.
         extra: ``"candidates"``, the indices of the trials the answer was chosen from
             (credibly feasible ones); ``"passed_over"``, why the best measured trial is
-            not the answer.
+            not the answer; ``"caution"``, why the answer's feasibility is in doubt
+            (no trial is credibly feasible), for the user.
 
     """
 

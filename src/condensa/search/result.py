@@ -67,7 +67,9 @@ class SearchResult:
         seed: the seed used (drawn at random when none was given).
         extra: ``"answer_note"`` (why the best measured feasible trial is not the
             answer), ``"candidates"`` (indices of the trials the answer was chosen
-            from, from strategies that say), ``"known"`` (the known points given).
+            from, from strategies that say), ``"known"`` (the known points given),
+            ``"caution"`` (the answer's feasibility is in doubt: no trial is credibly
+            feasible; also in :meth:`summary`).
 
     """
 
@@ -109,9 +111,11 @@ class SearchResult:
             return (
                 f"no feasible sparsity found under {self.constraint.description}{closest}; {head}"
             )
+        caution = self.extra.get("caution")
         return (
             f"best sparsity {_fmt(self.best.sparsity)}: accuracy {self.best.accuracy:.4g}, "
             f"objective {self.best.objective:.4g} under {self.constraint.description}; {head}"
+            + (f"; caution: {caution}" if caution else "")
         )
 
     def to_dict(self) -> dict[str, Any]:

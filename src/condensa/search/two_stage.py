@@ -230,8 +230,13 @@ class TwoStage:
             dominated |= self.grid[:, 0] < max(credible)
         return dominated
 
-    def _choose(self, data: GPData, acc_gp: Any, obj_gp: Any) -> tuple[int | None, str, list[int]]:
-        """The answer's index in ``data.trials``, why the best measured lost, the candidates."""
+    def _choose(
+        self, data: GPData, acc_gp: Any, obj_gp: Any
+    ) -> tuple[int | None, str, list[int], str]:
+        """The answer's index in ``data.trials``, why the best measured lost, and more.
+
+        The candidates and the caution, as :func:`~condensa.search.choice.choose` returns them.
+        """
         level = 0.0 if self.problem.deterministic else self.settings.feasible_probability
         measured = measured_feasibility(data.trials, self.constraint.margin)
         return choose(data.trials, data.x, acc_gp, obj_gp, level, monotone=self.problem.monotone,
@@ -259,7 +264,7 @@ class TwoStage:
                 best = max(feasible, key=lambda t: (t.objective, -t.index)) if feasible else None
                 return Answer(None if best is None else best.index)
             acc_gp, obj_gp, level = self._fit(data, len(trials))
-            chosen, why, candidates = self._choose(data, acc_gp, obj_gp)
+            chosen, why, candidates, caution = self._choose(data, acc_gp, obj_gp)
             s_acc = s_acc_std = None
             if level.p_feasible > 0:
                 s_acc = self.to_sparsity(level.mean)
@@ -270,7 +275,8 @@ class TwoStage:
                 s_acc_std,
                 self._view(data, acc_gp, obj_gp, level),
                 {"candidates": [data.trials[i].index for i in candidates],
-                 **({"passed_over": why} if why else {})},
+                 **({"passed_over": why} if why else {}),
+                 **({"caution": caution} if caution else {})},
             )  # fmt: skip
 
     def _level_set_point(
