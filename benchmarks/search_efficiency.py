@@ -74,19 +74,16 @@ def _dense(problem: Problem, seed: int) -> list[dict]:
     ]
 
 
-def _job(args):
-    problem_index, objective_noise, method, seed = args
+def run(problem: Problem, problem_index: int, objective_noise: float, method: str, seed: int):
+    """One search of ``problem`` by ``method`` (the noise draws of suite entry ``problem_index``)."""
     from condensa.search import search_sparsity
 
     torch.set_num_threads(1)
     warnings.simplefilter("ignore")
-    problem = suite()[problem_index]
-    optimum = problem.optimum()
     evaluate = _noisy(problem, objective_noise, 1_000 * problem_index + seed)
     ours = method.startswith("condensa")
     known = _dense(problem, 1_000 * problem_index + seed) if method == "condensa-dense" else []
-    start = time.perf_counter()
-    result = search_sparsity(
+    return search_sparsity(
         evaluate,
         accuracy_threshold=problem.threshold,
         budget=BUDGET,
@@ -97,6 +94,14 @@ def _job(args):
         monotone=problem.name.split("/")[1] == "monotone" and ours,
         known=known,
     )
+
+
+def _job(args):
+    problem_index, objective_noise, method, seed = args
+    problem = suite()[problem_index]
+    optimum = problem.optimum()
+    start = time.perf_counter()
+    result = run(problem, problem_index, objective_noise, method, seed)
     wall = time.perf_counter() - start
     found = None if result.best is None else float(result.best.sparsity)
     points = [float(t.sparsity) for t in result.trials]

@@ -22,11 +22,9 @@ import dataclasses
 import math
 import multiprocessing as mp
 import time
-import warnings
 
-import torch
 from _report import markdown_table, update_docs, write_results
-from search_efficiency import BOUNDS, BUDGET, OBJECTIVE_NOISE, _dense, _noisy, score
+from search_efficiency import BUDGET, OBJECTIVE_NOISE, run, score
 from search_problems import suite
 
 DELTA = 0.01
@@ -36,22 +34,10 @@ PLATEAU = (0.6, 0.8)
 
 def _job(args: tuple[int, float, int, float]) -> dict:
     index, objective_noise, seed, shift = args
-    from condensa.search import search_sparsity
-
-    torch.set_num_threads(1)
-    warnings.simplefilter("ignore")
     original = suite()[index]
     problem = dataclasses.replace(original, threshold=original.threshold + shift)
-    draws = 1_000 * index + seed  # the main benchmark's noise draws for this problem
-    result = search_sparsity(
-        _noisy(original, objective_noise, draws),
-        accuracy_threshold=problem.threshold,
-        budget=BUDGET,
-        bounds=BOUNDS,
-        seed=seed,
-        strategy="two-stage",
-        known=_dense(original, draws),
-    )
+    # the threshold takes no part in the noise draws: the main benchmark's readings
+    result = run(problem, index, objective_noise, "condensa-dense", seed)
     found = None if result.best is None else float(result.best.sparsity)
     feasible, distance, _ = score(problem, problem.optimum(), found)
     return {
