@@ -7,6 +7,7 @@ import textwrap
 
 import numpy as np
 import pytest
+import torch
 from safetensors.numpy import save_file
 
 import condensa
@@ -204,6 +205,8 @@ def test_hostile_files_fail_with_bounded_memory(tmp_path):
             )
         )
     )
+    paths.append(str(forge_structure(source, tmp_path / "grow.condensa")))
+    paths.append(str(_deep_lstm_file(tmp_path, 200_000)))
     script = textwrap.dedent(
         f"""
         import resource, sys
@@ -246,3 +249,86 @@ def test_rice_streams_reaching_past_the_tensor_are_refused(tmp_path):
     save_file(stored, str(tmp_path / "bad.condensa"), metadata=metadata)
     with pytest.raises(CondensaError, match="malformed"):
         condensa.load(tmp_path / "bad.condensa")
+
+
+def forge_structure(source, target, *, module="fc1", out_features=100_000, in_features=20_000):
+    """A Linear claims a huge shape (kept 0, Rice positions: a few bytes) and that structure."""
+    metadata, stored = read(source)
+    table, layout = json.loads(metadata["tensors"]), json.loads(metadata["structure"])
+    numel = out_features * in_features
+    fqn = f"{module}.weight"
+    table[fqn] = {
+        "shape": [out_features, in_features],
+        "dtype": "float32",
+        "positions": "rice",
+        "numel": numel,
+        "kept": 0,
+        "k": 0,
+        "storage": "float32",
+    }
+    stored = {k: v for k, v in stored.items() if not k.startswith(f"{fqn}::")}
+    stored[f"{fqn}::unary"] = np.zeros(0, np.uint8)
+    stored[f"{fqn}::rest"] = np.zeros(0, np.uint8)
+    stored[f"{fqn}::values"] = np.zeros(0, np.float32)
+    layout[module] = {"in_features": in_features, "out_features": out_features}
+    metadata = dict(metadata, tensors=json.dumps(table), structure=json.dumps(layout))
+    save_file(stored, str(target), metadata=metadata)
+    return target
+
+
+def test_a_structure_record_cannot_grow_the_callers_model(tmp_path):
+    """load(path, model=...) checks the file's sizes before resizing anything (8 GB claimed)."""
+    lenet = zoo.get("lenet300100", width=0.25)
+    before = {k: v.clone() for k, v in lenet.state_dict().items()}
+    path = forge_structure(_model_file(tmp_path), tmp_path / "grow.condensa")
+    assert path.stat().st_size < 100_000
+    with pytest.raises(CondensaError, match="describes a model of 8,000"):
+        condensa.load(path, model=lenet)
+    with pytest.raises(CondensaError, match="describes a model of 8,000"):
+        condensa.load(path)
+    assert lenet.fc1.out_features == 75, "the caller's model is untouched"
+    assert all(torch.equal(v, before[k]) for k, v in lenet.state_dict().items())
+
+
+def test_model_given_raises_the_default_limit_to_its_own_size(tmp_path, monkeypatch):
+    """With model= and no max_bytes, a file may describe a model as large as the given one."""
+    path = _model_file(tmp_path)  # 90 % sparse: the file is far smaller than the model
+    monkeypatch.setattr(condensa.io, "MIN_BUILD_LIMIT", 1)
+    monkeypatch.setattr(condensa.io, "BUILD_EXPANSION", 1)
+    with pytest.raises(CondensaError, match="describes a model of"):
+        condensa.load(path)
+    assert condensa.load(path, model=zoo.get("lenet300100", width=0.25)) is not None
+    with pytest.raises(CondensaError, match="describes a model of"):
+        condensa.load(path, model=zoo.get("lenet300100", width=0.25), max_bytes=1000)
+
+
+def _deep_lstm_file(tmp_path, layers):
+    kwargs = {"vocab_size": 50, "embedding_dim": 8, "hidden_dim": 8, "num_layers": 1}
+    model = zoo.get("lstm_lm", **kwargs)
+    path = condensa.save(model, tmp_path / "lstm.condensa", zoo="lstm_lm", kwargs=kwargs)
+    return forge(
+        path,
+        tmp_path / "deep.condensa",
+        architecture={"zoo": "lstm_lm", "kwargs": {**kwargs, "num_layers": layers}},
+    )
+
+
+def test_a_zoo_record_with_huge_depth_is_stopped_before_building(tmp_path):
+    """200,000 LSTM layers from a 3 KB file: the meta build stops after a few hundred tensors."""
+    path = _deep_lstm_file(tmp_path, 200_000)
+    assert path.stat().st_size < 10_000
+    with pytest.raises(CondensaError, match="stopped before building it") as caught:
+        condensa.load(path)
+    assert "stored tensors" in str(caught.value)
+
+
+def test_the_build_limit_never_refuses_a_real_zoo_file(tmp_path):
+    """Every zoo model saved and loaded back passes the tensor-count bound."""
+    for name in zoo.MODELS:
+        kwargs = {"vocab_size": 50} if name == "lstm_lm" else {}
+        model = zoo.get(name, width=0.25, **kwargs)
+        path = condensa.save(
+            model, tmp_path / f"{name}.condensa", zoo=name, kwargs={"width": 0.25, **kwargs}
+        )
+        loaded = condensa.load(path)
+        assert loaded.state_dict().keys() == model.state_dict().keys()

@@ -18,6 +18,7 @@ from typing import Any
 
 import torch
 from torch import nn
+from torch.overrides import TorchFunctionMode
 
 from condensa.errors import CondensaError, ConfigError
 
@@ -164,15 +165,79 @@ def _called(factory: Callable[..., nn.Module], kwargs: Mapping[str, Any]) -> nn.
     return model
 
 
-def meta_shapes(build: Callable[[], nn.Module]) -> dict[str, tuple[int, ...]]:
-    """``{tensor fqn: shape}`` of the state a builder makes, without allocating it."""
-    with torch.device("meta"):
-        model = build()
-    return {k: tuple(v.shape) for k, v in model.state_dict().items()}
+class BuildLimitError(CondensaError):
+    """A builder asked for more tensors or bytes than the file that names it justifies."""
 
 
-def meta_bytes(build: Callable[[], nn.Module]) -> int:
-    """Bytes of the state a builder makes, measured without allocating it."""
-    with torch.device("meta"):
+FACTORIES = frozenset(
+    {
+        "empty",
+        "zeros",
+        "ones",
+        "full",
+        "rand",
+        "randn",
+        "randint",
+        "arange",
+        "eye",
+        "tensor",
+        "empty_like",
+        "zeros_like",
+        "ones_like",
+        "full_like",
+        "rand_like",
+        "randn_like",
+        "new_empty",
+        "new_zeros",
+        "new_ones",
+        "new_full",
+        "new_tensor",
+        "empty_strided",
+    }
+)
+"""Torch functions that create a tensor (counted against a build's limits)."""
+
+
+class _Bounded(TorchFunctionMode):
+    """Stop a model build (on ``meta``) once it creates too many tensors or bytes.
+
+    A file's architecture record is untrusted: a zoo model with 200,000 layers would take
+    hours to build even on the meta device. Counting tensor creations bounds the time
+    and memory of the build by the file's own size, whatever the builder does.
+    """
+
+    def __init__(self, max_tensors: int, max_bytes: int) -> None:
+        super().__init__()
+        self.max_tensors, self.max_bytes = max_tensors, max_bytes
+        self.tensors = self.bytes = 0
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):  # type: ignore[no-untyped-def]
+        out = func(*args, **(kwargs or {}))
+        if getattr(func, "__name__", "") in FACTORIES and isinstance(out, torch.Tensor):
+            self.tensors += 1
+            self.bytes += out.numel() * out.element_size()
+            if self.tensors > self.max_tensors or self.bytes > self.max_bytes:
+                raise BuildLimitError(
+                    f"more than {self.max_tensors:,} tensors or {self.max_bytes:,} bytes"
+                )
+        return out
+
+
+def meta_state(
+    build: Callable[[], nn.Module], *, max_tensors: int, max_bytes: int
+) -> dict[str, tuple[tuple[int, ...], int]]:
+    """``{state fqn: (shape, bytes)}`` of the model a builder makes, without allocating it.
+
+    The build runs on the ``meta`` device and is stopped as soon as it has created more
+    than ``max_tensors`` tensors or ``max_bytes`` bytes, so its time and memory are
+    bounded by those limits, not by what a file claims.
+
+    Raises:
+        BuildLimitError: the builder went past a limit (the message names it).
+
+    """
+    with torch.device("meta"), _Bounded(max_tensors, max_bytes):
         model = build()
-    return sum(v.numel() * v.element_size() for v in model.state_dict().values())
+    return {
+        k: (tuple(v.shape), v.numel() * v.element_size()) for k, v in model.state_dict().items()
+    }

@@ -26,8 +26,8 @@ from torch import nn
 from torch.nn.utils import parametrize
 
 from condensa import structure
+from condensa.architecture import BuildLimitError, from_file, meta_state, record
 from condensa.architecture import build_model as build_model  # public: io.build_model
-from condensa.architecture import from_file, meta_bytes, meta_shapes, record
 from condensa.atomic import write_bytes
 from condensa.errors import CondensaError, ConfigError
 from condensa.filecheck import (
@@ -242,6 +242,19 @@ BUILD_EXPANSION = 1024
 """... or this many times the file's size, whichever is larger (see ``max_bytes``)."""
 
 
+def build_limit(file_bytes: int) -> int:
+    """Bytes a model loaded from a file of ``file_bytes`` bytes may take by default."""
+    return max(MIN_BUILD_LIMIT, BUILD_EXPANSION * file_bytes)
+
+
+def _too_large(name: str, claimed: int, on_disk: int, limit: int) -> CondensaError:
+    return CondensaError(
+        f"{name!r} describes a model of {claimed:,} bytes from {on_disk:,} bytes on disk "
+        f"(limit {limit:,}); pass max_bytes= (or, with model=, a model of that size) to load "
+        "it anyway"
+    )
+
+
 def _tensor_names(state_keys: Any) -> dict[str, str]:
     """``{state_dict key: tensor fqn}`` with parametrization internals mapped or dropped."""
     buffers = tuple(f".{f.key}" for f in formats())
@@ -274,8 +287,15 @@ def load(
         factory: or a ``"package.module:function"`` path (or callable) building it,
             called with the kwargs recorded in the file. Needed when the file was
             saved with ``factory=``: a factory named by a file is never imported.
-        max_bytes: most bytes a model built here (from ``factory`` or the zoo) may
-            take; default: the larger of 1 GiB and 1024x the file's size.
+        max_bytes: most bytes the loaded model may take; default: the larger of 1 GiB
+            and 1024x the file's size (and, with ``model=``, that model's own size).
+
+    Time and memory: for a file of N bytes, nothing larger than ``max_bytes`` is
+    allocated, and before anything is built every tensor's claimed size is checked
+    against the file's bytes and ``max_bytes``; an architecture built from a zoo name
+    or factory is first built on the ``meta`` device and stopped after at most
+    ``4 * tensors in the file + 256`` tensor creations, so a file cannot buy a long
+    build. Decoding is linear in the file's bytes and the model's elements.
 
     Returns:
         The compressed model, with the same outputs as the saved one (bit-exact for
@@ -294,30 +314,44 @@ def load(
     entries = parse_entries(name, table, arrays)
     layout = structure.parse(name, metadata.get("structure"))
     file_shapes = {fqn: tuple(e.shape) for fqn, e in entries.items()}
+    on_disk = Path(path).stat().st_size
+    limit = max_bytes if max_bytes is not None else build_limit(on_disk)
+    if model is not None and max_bytes is None:  # the caller's model exists at its size
+        limit = max(limit, sum(t.numel() * t.element_size() for t in model.state_dict().values()))
+    # every size the file claims is checked before anything is built or allocated
+    claimed = sum(e.dense_bytes for e in entries.values())
+    if claimed > limit:
+        raise _too_large(name, claimed, on_disk, limit)
     if model is not None:
         target = copy_model(model)
         structure.apply(name, target, layout, file_shapes)
     else:
         raw = from_file(name, saved, factory)
-        build = _shaped(raw, name, layout, file_shapes)
-        shapes = meta_shapes(build)
+        # a builder may create a few tensors the file does not store (non-persistent
+        # buffers, temporaries); far more means the file's sizes are not its bytes'
+        tensors = 4 * len(entries) + 256
+        try:
+            full = meta_state(raw, max_tensors=tensors, max_bytes=limit)
+            state = meta_state(
+                _shaped(raw, name, layout, file_shapes), max_tensors=tensors, max_bytes=limit
+            )
+        except BuildLimitError as exc:
+            raise CondensaError(
+                f"{name!r} describes an architecture whose build creates {exc} from "
+                f"{on_disk:,} bytes on disk ({len(entries)} stored tensors); stopped before "
+                "building it: pass max_bytes= or model= to load it anyway"
+            ) from None
         check_shapes(
-            name, entries, {_tensor_names([k])[k]: v for k, v in shapes.items()}, "its architecture"
-        )
-        limit = (
-            max_bytes
-            if max_bytes is not None
-            else max(MIN_BUILD_LIMIT, BUILD_EXPANSION * Path(path).stat().st_size)
+            name,
+            entries,
+            {_tensor_names([k])[k]: shape for k, (shape, _) in state.items()},
+            "its architecture",
         )
         # the architecture is built at full size before the recorded structure shrinks it
-        claimed = max(sum(e.dense_bytes for e in entries.values()), meta_bytes(raw))
+        claimed = max(claimed, sum(size for _, size in full.values()))
         if claimed > limit:
-            raise CondensaError(
-                f"{name!r} describes a model of {claimed:,} bytes from "
-                f"{Path(path).stat().st_size:,} bytes on disk (limit {limit:,}); pass "
-                "max_bytes= or model= to load it anyway"
-            )
-        target = build()
+            raise _too_large(name, claimed, on_disk, limit)
+        target = _shaped(raw, name, layout, file_shapes)()
     state_names = _tensor_names(target.state_dict().keys())
     shapes = {
         state_names[k]: tuple(v.shape) for k, v in target.state_dict().items() if k in state_names

@@ -19,6 +19,7 @@ from condensa import zoo
 from condensa.cli import main
 from condensa.io import read
 
+from ..test_io_hostile import forge_structure
 from .conftest import write_config
 
 
@@ -42,6 +43,8 @@ def env(tmp_path_factory):
     save_file(arrays, str(root / "newer.condensa"), metadata=dict(metadata, version="99"))
     save_file(arrays, str(root / "foreign.condensa"), metadata={"format": "other"})
     save_file(arrays, str(root / "noversion.condensa"), metadata=dict(metadata, version="x1"))
+    digits = condensa.save(zoo.get("digits_cnn", width=0.5), root / "digits.condensa")
+    forge_structure(digits, root / "claims-8gb.condensa", module="classifier.3")
     torch.save({"a": 1}, root / "pickle.condensa")
     (root / "garbage.condensa").write_bytes(os.urandom(300))
     (root / "empty.condensa").write_bytes(b"")
@@ -287,6 +290,11 @@ CASES = {
         lambda f: sets(f"model.checkpoint='{f['root'] / 'garbage.condensa'}'")(f),
         1,
         "not a readable Condensa file",
+    ),
+    "checkpoint claims 8 GB": (
+        lambda f: sets(f"model.checkpoint='{f['root'] / 'claims-8gb.condensa'}'")(f),
+        1,
+        "describes a model of 8,000",
     ),
     "device garbage": (search("--device", "garbage"), 2, "not a device"),
     "device tpu": (search("--device", "xla"), 2, "not supported"),

@@ -356,7 +356,9 @@ def identity(config: Mapping[str, Any]) -> dict[str, Any]:
     """The part of a config that defines a run (settings like threads or output excluded)."""
     out = copy.deepcopy(dict(config))
     for section, key in NOT_IDENTITY:
-        (out if section == "" else out[section]).pop(key, None)
+        table = out if section == "" else out.get(section)
+        if isinstance(table, dict):  # a hand-edited or foreign config may lack the section
+            table.pop(key, None)
     return out
 
 

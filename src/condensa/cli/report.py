@@ -273,15 +273,21 @@ def write_report(run_dir: str | Path | RunDir) -> tuple[Path, Path]:
     """
     run = run_dir if isinstance(run_dir, RunDir) else RunDir(run_dir)
     report = RunReport.from_dict(run.read_summary())
-    # only the run's own figure files are embedded, whatever summary.json names
-    search_png = run.figures / "search.png"
-    figures = {"search": search_png} if "search" in report.figures else {}
-    chart = layer_chart(report, run.figures / "layers.png")
+    # only the run's own figure files are embedded, whatever summary.json names, and only
+    # when they resolve inside the run directory (a symlink out of it is never followed)
+    search_png = run.owned("figures/search.png")
+    figures = {"search": search_png} if search_png and "search" in report.figures else {}
+    layers_png = run.owned("figures/layers.png", follow=False)
+    chart = layer_chart(report, layers_png) if layers_png is not None else None
     if chart is not None:
         run.track(chart)
         figures["layers"] = chart
-    scheme_file = run.best / "scheme.toml"
-    scheme = scheme_file.read_text(encoding="utf-8") if scheme_file.is_file() else None
+    scheme_file = run.owned("best/scheme.toml")
+    scheme = (
+        scheme_file.read_text(encoding="utf-8")
+        if scheme_file is not None and scheme_file.is_file()
+        else None
+    )
     title = f"Condensa report: {report.config.get('name') or run.path.name}"
     headline, settings = _headline(report), _settings(report)
     sections = _sections(report, figures, scheme)

@@ -13,6 +13,10 @@ Layout::
     RUN/.condensa-lock       held (filelock) while a process runs in the directory
     RUN/.condensa-owner      the pid holding it
     RUN/.condensa-manifest   every file the run wrote: ``--force`` removes these and no other
+
+Every path the CLI deletes, or reads into a report, goes through :meth:`RunDir.owned`:
+it must resolve inside the run directory, so neither a manifest entry (absolute, ``..``)
+nor a symbolic link reaches a file outside it.
 """
 
 from __future__ import annotations
@@ -174,6 +178,29 @@ class RunDir:
             return False
         return True
 
+    def owned(self, name: str | Path, *, follow: bool = True) -> Path | None:
+        """``RUN/name`` when it stays inside the run directory, else None.
+
+        Args:
+            name: a path relative to the run directory (an absolute one is refused).
+            follow: resolve a symbolic link at the last component too (for files that
+                are read); False for files that are removed, where the link itself
+                goes and its target stays.
+
+        """
+        relative = Path(name)
+        if relative.is_absolute() or ".." in relative.parts or not relative.parts:
+            return None
+        root = self.path.resolve()
+        candidate = self.path / relative
+        try:
+            resolved = candidate.resolve() if follow else candidate.parent.resolve()
+        except (OSError, RuntimeError):  # a symlink loop
+            return None
+        if not resolved.is_relative_to(root) or (follow and resolved == root):
+            return None
+        return candidate
+
     def track(self, *paths: Path) -> None:
         """Record files the run wrote, so that :meth:`clear` removes them and nothing else."""
         known = self._manifest()
@@ -188,13 +215,18 @@ class RunDir:
             names = []
         if not isinstance(names, list):
             return set()
-        return {n for n in names if isinstance(n, str) and ".." not in Path(n).parts}
+        return {n for n in names if isinstance(n, str) and self.owned(n, follow=False)}
 
     def clear(self) -> None:
-        """Remove the files this run wrote (its manifest and fixed names), nothing else."""
+        """Remove the files this run wrote (its manifest and fixed names), nothing else.
+
+        Only paths inside the run directory are removed: an absolute or ``..`` entry in
+        the manifest, or one reached through a symbolic link to a folder elsewhere, is
+        skipped; a symbolic link itself is removed, never what it points to.
+        """
         for name in sorted(self._manifest() | set(FIXED)):
-            target = self.path / name
-            if target.is_file() or target.is_symlink():
+            target = self.owned(name, follow=False)
+            if target is not None and (target.is_file() or target.is_symlink()):
                 target.unlink()
         for folder in FOLDERS:
             with contextlib.suppress(OSError):  # kept when it holds files not the run's
@@ -209,9 +241,9 @@ class RunDir:
             ConfigError: the directory holds no finished run, or its summary is unreadable.
 
         """
-        if not self.summary.is_file():
+        if not self.summary.is_file() or self.owned(self.summary.name) is None:
             raise ConfigError(
-                f"{str(self.path)!r} holds no finished run (no summary.json); "
+                f"{str(self.path)!r} holds no finished run (no summary.json inside it); "
                 "run `condensa search CONFIG --output DIR` first"
             )
         try:
