@@ -366,7 +366,10 @@ def load(
                 parametrize.remove_parametrizations(module, tensor_name, leave_parametrized=False)
             getattr(module, tensor_name).copy_(value.to(getattr(module, tensor_name).dtype))
             for spec in entry.parametrizations:
-                register(module, tensor_name, _parametrization(spec, mask.reshape(value.shape)))
+                stored = format_named(spec["type"])
+                assert stored is not None  # checked by parse_entries
+                parametrization = stored.from_parts(spec, mask.reshape(value.shape), entry.arrays)
+                register(module, tensor_name, parametrization)
     return target
 
 
@@ -381,12 +384,6 @@ def _shaped(
         return model
 
     return shaped
-
-
-def _parametrization(spec: Mapping[str, Any], mask: torch.Tensor) -> nn.Module:
-    stored = format_named(spec["type"])
-    assert stored is not None  # checked by parse_entries
-    return stored.from_spec(spec, mask)
 
 
 def _restore(path: str, entry: Entry) -> tuple[torch.Tensor, torch.Tensor]:

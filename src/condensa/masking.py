@@ -103,7 +103,9 @@ def _parametrizations(
     return pairs
 
 
-def apply_plan(model: nn.Module, plan: Plan) -> None:
+def apply_plan(
+    model: nn.Module, plan: Plan, compressed: Mapping[str, Compressed] | None = None
+) -> None:
     """Compress ``model`` in place as ``plan`` says (direct compression).
 
     Every operator is checked and π computed for every target *before* the model is
@@ -111,11 +113,17 @@ def apply_plan(model: nn.Module, plan: Plan) -> None:
     then the parametrizations are registered. If registration fails part-way, what
     was added is rolled back.
 
+    Args:
+        model: the model the plan was made for.
+        plan: the plan.
+        compressed: π's result per target FQN when a method computed it itself (a
+            one-shot method's reconstructed weights and masks); default ``plan.compress()``.
+
     Raises:
         CondensaError: from the operators' checks; the model is then unchanged.
 
     """
-    compressed = plan.compress()
+    compressed = plan.compress() if compressed is None else compressed
     projected = {e.target.fqn: e.operator.decompress(compressed[e.target.fqn]) for e in plan}
     undo: list[tuple[nn.Module, str, torch.Tensor]] = []
     try:
@@ -218,6 +226,7 @@ def restore(model: nn.Module, state_dict: Mapping[str, torch.Tensor]) -> nn.Modu
     """
     marker = ".parametrizations."
     found: dict[tuple[str, str, int], tuple[type[StoredFormat], torch.Tensor]] = {}
+    others: dict[tuple[str, str, int], str] = {}  # further buffers of a parametrization
     for key, value in state_dict.items():
         if marker not in f".{key}":
             continue
@@ -226,13 +235,18 @@ def restore(model: nn.Module, state_dict: Mapping[str, torch.Tensor]) -> nn.Modu
         if parts[-1] == "original" or len(parts) != 3:
             continue
         tensor_name, index, buffer = parts
+        where = (head.lstrip("."), tensor_name, int(index))
         stored_format = format_keyed(buffer)
         if stored_format is None:
+            others[where] = key
+            continue
+        found[where] = (stored_format, value)
+    for where, key in others.items():
+        if where not in found:  # loaded by load_state_dict only beside a format's key buffer
             keys = ", ".join(f.key for f in formats())
             raise ConfigError(
                 f"state dict key {key!r} is not a Condensa parametrization (buffers: {keys})"
             )
-        found[(head.lstrip("."), tensor_name, int(index))] = (stored_format, value)
     for (module_name, tensor_name, _), (stored_format, value) in sorted(
         found.items(), key=lambda item: item[0]
     ):

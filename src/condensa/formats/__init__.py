@@ -22,11 +22,13 @@ from condensa.formats.base import (
     valid_specs,
 )
 from condensa.formats.builtins import CAST_CODES, FakeCast, FakeQuantInt8, Mask, kept_by
+from condensa.formats.groups import FakeQuantGroup
 
 __all__ = [
     "CAST_CODES",
     "PLAIN_ARRAY_DTYPES",
     "FakeCast",
+    "FakeQuantGroup",
     "FakeQuantInt8",
     "Mask",
     "Storage",

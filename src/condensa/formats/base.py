@@ -82,12 +82,14 @@ def check_scales(array: np.ndarray, shape: tuple[int, ...], axis: int, kind: str
     """A file's per-channel scales: float32, one per channel of ``axis``.
 
     Raises:
-        ValueError: another dtype or count.
+        ValueError: another dtype or count, or a scale that is inf or NaN.
 
     """
     expected = channels(shape, axis)
     if array.dtype != np.float32 or array.size != expected:
         raise ValueError(f"has {array.size} {kind} scales, {expected} expected")
+    if not np.isfinite(array).all():
+        raise ValueError(f"has a {kind} scale that is not finite (inf or NaN)")
     return array
 
 
@@ -156,6 +158,14 @@ class StoredFormat(nn.Module):
     def from_spec(cls, spec: Mapping[str, Any], mask: torch.Tensor) -> StoredFormat:
         """Rebuild from a checked spec; ``mask`` is the tensor's decoded keep-mask."""
         raise NotImplementedError
+
+    @classmethod
+    def from_parts(
+        cls, spec: Mapping[str, Any], mask: torch.Tensor, parts: Mapping[str, np.ndarray]
+    ) -> StoredFormat:
+        """Rebuild from a checked spec and the tensor's checked arrays (for formats that
+        hold data of their own, such as fixed scales); default: :meth:`from_spec`."""
+        return cls.from_spec(spec, mask)
 
     def storage(self, tensor: torch.Tensor) -> Storage | None:
         """The storage of ``tensor`` under this parametrization; None leaves it as it is.

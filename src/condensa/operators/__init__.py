@@ -2,6 +2,7 @@
 
 from condensa.operators.base import (
     AffineTensor,
+    GroupAffineTensor,
     CastTensor,
     ChainedTensor,
     Compressed,
@@ -11,7 +12,7 @@ from condensa.operators.base import (
 )
 from condensa.operators.chain import Chain, flatten
 from condensa.operators.prune import NM, Block, ChannelMask, Channels, Magnitude
-from condensa.operators.quantize import Affine, Cast
+from condensa.operators.quantize import Affine, Cast, GroupAffine
 from condensa.operators.registry import OPERATORS, from_dict, register_operator
 
 __all__ = [
@@ -19,6 +20,8 @@ __all__ = [
     "OPERATORS",
     "Affine",
     "AffineTensor",
+    "GroupAffine",
+    "GroupAffineTensor",
     "Block",
     "Cast",
     "CastTensor",

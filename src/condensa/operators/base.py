@@ -74,6 +74,28 @@ class AffineTensor(Compressed):
 
 
 @dataclass(frozen=True)
+class GroupAffineTensor(Compressed):
+    """A tensor stored as symmetric integers with one float32 scale per group of a row.
+
+    Attributes:
+        q: `int8` levels in ``[-levels, levels]``, shape `(out, cols)`.
+        scale: `(out, groups)` float32 scales (:mod:`condensa.functional.groups`).
+        group_size: columns per group.
+        levels: largest level (127 for int8, 7 for int4).
+        shape: the original tensor's shape.
+        dtype: the dtype to decompress to.
+
+    """
+
+    q: torch.Tensor
+    scale: torch.Tensor
+    group_size: int
+    levels: int
+    shape: tuple[int, ...]
+    dtype: torch.dtype
+
+
+@dataclass(frozen=True)
 class ChainedTensor(Compressed):
     """The parts produced by a chain of operators, in the order they were applied."""
 

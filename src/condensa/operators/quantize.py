@@ -14,7 +14,19 @@ from condensa.functional import (
     dequantize_int8,
     quantize_int8,
 )
-from condensa.operators.base import AffineTensor, CastTensor, Compressed, Operator
+from condensa.functional.groups import (
+    check_group,
+    dequantize_groups,
+    group_scale,
+    quantize_groups,
+)
+from condensa.operators.base import (
+    AffineTensor,
+    CastTensor,
+    Compressed,
+    GroupAffineTensor,
+    Operator,
+)
 
 
 @dataclass(frozen=True)
@@ -90,3 +102,61 @@ class Affine(Operator):
         if not isinstance(compressed, AffineTensor):
             raise TypeError(f"Affine cannot decompress {type(compressed).__name__}")
         return dequantize_int8(compressed.q, compressed.scale, compressed.dtype)
+
+
+@dataclass(frozen=True)
+class GroupAffine(Operator):
+    """Symmetric int8 or int4 with one scale per ``group_size`` inputs of each output row.
+
+    The weight is seen as rows `(out, prod(rest))`; ``group_size=None`` gives one scale
+    per row. Round-to-nearest; one-shot methods (GPTQ) choose the levels themselves and
+    hand over a :class:`GroupAffineTensor` with the scales they used.
+
+    Example:
+        >>> w = torch.tensor([[1.0, -0.5, 0.25, 0.0]])
+        >>> GroupAffine("int4", group_size=2).project(w).tolist()
+        [[1.0, -0.5, 0.25, 0.0]]
+
+    """
+
+    dtype: str = "int4"
+    group_size: int | None = 128
+    name: ClassVar[str] = "group"
+
+    def __post_init__(self) -> None:
+        check_group(self.dtype, self.group_size)
+
+    @property
+    def levels(self) -> int:
+        """Largest integer level (7 for int4, 127 for int8)."""
+        return check_group(self.dtype, self.group_size)[0]
+
+    def check(self, weight: torch.Tensor, *, name: str = "weight") -> None:
+        """Raise for a scalar or empty tensor (rows are needed)."""
+        super().check(weight, name=name)
+        if weight.dim() < 1 or weight.numel() == 0:
+            raise ConfigError(
+                f"group quantization needs rows; {name!r} has shape {tuple(weight.shape)}"
+            )
+
+    def size_for(self, weight: torch.Tensor) -> int:
+        """The group size used for ``weight`` (its row length when ``group_size`` is None)."""
+        cols = weight[0].numel() if weight.dim() > 1 else 1
+        return cols if self.group_size is None else min(self.group_size, max(cols, 1))
+
+    def compress(self, weight: torch.Tensor) -> GroupAffineTensor:
+        """π: levels and per-group scales (round-to-nearest)."""
+        rows = weight.detach().reshape(weight.shape[0], -1)
+        size = self.size_for(weight)
+        scale = group_scale(rows, size, self.levels)
+        q = quantize_groups(rows, scale, size, self.levels)
+        return GroupAffineTensor(q, scale, size, self.levels, tuple(weight.shape), weight.dtype)
+
+    def decompress(self, compressed: Compressed) -> torch.Tensor:
+        """Δ: ``q * scale`` in the original shape and dtype."""
+        if not isinstance(compressed, GroupAffineTensor):
+            raise TypeError(f"GroupAffine cannot decompress {type(compressed).__name__}")
+        dense = dequantize_groups(
+            compressed.q, compressed.scale, compressed.group_size, compressed.dtype
+        )
+        return dense.reshape(compressed.shape)

@@ -9,7 +9,7 @@ from condensa.errors import ConfigError
 from condensa.operators.base import Operator
 from condensa.operators.chain import Chain
 from condensa.operators.prune import NM, Block, ChannelMask, Channels, Magnitude
-from condensa.operators.quantize import Affine, Cast
+from condensa.operators.quantize import Affine, Cast, GroupAffine
 
 OPERATORS: dict[str, type[Operator]] = {
     "magnitude": Magnitude,
@@ -19,6 +19,7 @@ OPERATORS: dict[str, type[Operator]] = {
     "nm": NM,
     "cast": Cast,
     "int8": Affine,
+    "group": GroupAffine,
     "chain": Chain,
 }
 """Operator classes by spec name."""

@@ -13,6 +13,7 @@ from condensa.operators import (
     NM,
     OPERATORS,
     Affine,
+    GroupAffine,
     Block,
     Cast,
     Chain,
@@ -267,6 +268,10 @@ class Quantize(OperatorScheme):
     By default Linear, convolution and Embedding weights are quantized (the embeddings
     of a language model are often half its bytes); ``types=`` narrows that.
 
+    ``group_size=N`` (with ``"int8"`` or ``"int4"``) gives one scale per ``N`` consecutive
+    inputs of each output row instead (group 128 is the usual choice for LLMs; the
+    ``gptq`` method chooses the levels with error compensation).
+
     In the compressed model the weights hold exactly the representable values (fake
     quantization), so training can continue; :func:`condensa.save` stores them in the
     narrow dtype.
@@ -276,11 +281,12 @@ class Quantize(OperatorScheme):
         self,
         dtype: str = "float16",
         *,
+        group_size: int | None = None,
         types: Types = None,
         include: Patterns = None,
         exclude: Patterns = None,
     ) -> None:
-        operator = _value_operator(dtype)
+        operator = _value_operator(dtype) if group_size is None else GroupAffine(dtype, group_size)
         selection = Selection.make(
             types=types,
             include=include,
@@ -288,7 +294,9 @@ class Quantize(OperatorScheme):
             supported=(*LINEAR_AND_CONV, "Embedding", "LSTM"),
             default_types=(*LINEAR_AND_CONV, "Embedding"),
         )
-        options = _given(dtype=dtype, types=types, include=include, exclude=exclude)
+        options = _given(
+            dtype=dtype, group_size=group_size, types=types, include=include, exclude=exclude
+        )
         super().__init__(operator, selection=selection, options=options)
 
 
@@ -298,7 +306,8 @@ def _value_operator(dtype: str) -> Operator:
         return Affine()
     if dtype in ("float16", "bfloat16", "float32"):
         return Cast(dtype)  # float32 is refused there, with the valid dtypes named
-    masking = (PruneOperator, NM, ChannelMask, Chain, Cast, Affine)  # not a dtype name
+    # not dtype names (group quantization is chosen with group_size=)
+    masking = (PruneOperator, NM, ChannelMask, Chain, Cast, Affine, GroupAffine)
     registered = OPERATORS.get(dtype) if isinstance(dtype, str) else None
     if registered is not None and not issubclass(registered, masking):
         return registered()
@@ -306,6 +315,7 @@ def _value_operator(dtype: str) -> Operator:
     raise ConfigError(
         f"unknown dtype {dtype!r}; valid dtypes: float16, bfloat16, int8"
         + "".join(f", {name}" for name in extra)
+        + " (int8 and int4 with group_size=N for group-wise scales)"
     )
 
 
