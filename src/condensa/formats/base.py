@@ -163,8 +163,11 @@ class StoredFormat(nn.Module):
     def from_parts(
         cls, spec: Mapping[str, Any], mask: torch.Tensor, parts: Mapping[str, np.ndarray]
     ) -> StoredFormat:
-        """Rebuild from a checked spec and the tensor's checked arrays (for formats that
-        hold data of their own, such as fixed scales); default: :meth:`from_spec`."""
+        """Rebuild from a checked spec and the tensor's checked arrays.
+
+        For formats that hold data of their own, such as fixed scales; the default
+        calls :meth:`from_spec`.
+        """
         return cls.from_spec(spec, mask)
 
     def storage(self, tensor: torch.Tensor) -> Storage | None:

@@ -143,7 +143,9 @@ class FakeQuantGroup(StoredFormat):
         if spec["levels"] > 7:
             values = array("values")
             if values.dtype != np.int8 or values.ndim != 1 or values.size != kept:
-                raise ValueError(f"stores {values.size} {values.dtype} values; {kept} int8 expected")
+                raise ValueError(
+                    f"stores {values.size} {values.dtype} values; {kept} int8 expected"
+                )
             if values.size and int(np.abs(values.astype(np.int16)).max()) > spec["levels"]:
                 raise ValueError(f"stores a level outside +-{spec['levels']}")
             return {"values": values, "scale": scale}

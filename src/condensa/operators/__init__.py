@@ -2,10 +2,10 @@
 
 from condensa.operators.base import (
     AffineTensor,
-    GroupAffineTensor,
     CastTensor,
     ChainedTensor,
     Compressed,
+    GroupAffineTensor,
     Operator,
     PrunedTensor,
     PruneOperator,

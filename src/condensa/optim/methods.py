@@ -19,6 +19,7 @@ from condensa.optim.distill import Distillation
 from condensa.optim.finetune import DC, FineTune
 from condensa.optim.gmp import GMP
 from condensa.optim.lc import LC
+from condensa.optim.oneshot import GPTQ, SparseGPT, Wanda
 from condensa.optim.trainer import Trainer
 
 
@@ -37,6 +38,11 @@ def _registry() -> dict[str, MethodEntry]:
         "lc": MethodEntry(LC, {}, "learning-compression (L-C)"),
         "finetune": MethodEntry(FineTune, {}, "direct compression then masked fine-tuning"),
         "dc": MethodEntry(DC, {}, "direct compression only (no training)"),
+        "wanda": MethodEntry(Wanda, {}, "one-shot pruning by |w| x input norm (no training)"),
+        "sparsegpt": MethodEntry(
+            SparseGPT, {}, "one-shot pruning with second-order reconstruction (no training)"
+        ),
+        "gptq": MethodEntry(GPTQ, {}, "one-shot quantization with error compensation"),
     }
 
 
