@@ -2,6 +2,7 @@
 truncated, newer or pickles refused without running code.
 """
 
+import json
 import pickle
 
 import numpy as np
@@ -163,3 +164,49 @@ def test_save_is_atomic(tmp_path):
     with pytest.raises(ConfigError):
         condensa.save(TinyCNN(), path, zoo="a", factory="b:c")
     assert path.read_bytes() == before
+
+
+class _Tied(torch.nn.Module):
+    """An embedding and an output layer sharing one weight (as tied language models do)."""
+
+    def __init__(self, tie=True):
+        super().__init__()
+        self.embed = torch.nn.Embedding(40, 8)
+        self.head = torch.nn.Linear(8, 40, bias=False)
+        if tie:
+            self.head.weight = self.embed.weight
+
+    def forward(self, x):
+        return self.head(self.embed(x))
+
+
+def test_tied_weights_are_stored_once_and_stay_tied(tmp_path):
+    """A weight shared by two modules is stored once; the loaded model shares it too."""
+    torch.manual_seed(0)
+    model = _Tied()
+    path = condensa.save(model, tmp_path / "tied.condensa")
+    untied_bytes = 2 * 40 * 8 * 4
+    assert path.stat().st_size < untied_bytes
+    loaded = condensa.load(path, model=_Tied())
+    assert loaded.head.weight is loaded.embed.weight
+    assert torch.equal(loaded.embed.weight, model.embed.weight)
+
+
+def test_a_tied_file_into_an_untied_architecture_is_refused(tmp_path):
+    """The file says the head shares the embedding; a model that does not share is refused."""
+    path = condensa.save(_Tied(), tmp_path / "tied.condensa")
+    with pytest.raises(condensa.ConfigError, match="does not tie them"):
+        condensa.load(path, model=_Tied(tie=False))
+
+
+def test_a_tied_record_naming_no_stored_tensor_is_malformed(tmp_path):
+    """A 'tied' entry whose source is not in the file is refused before anything is built."""
+    from safetensors.numpy import save_file
+
+    from condensa.io import read
+
+    metadata, arrays = read(condensa.save(_Tied(), tmp_path / "tied.condensa"))
+    metadata["tied"] = json.dumps({"head.weight": "nowhere.weight"})
+    save_file(arrays, str(tmp_path / "bad.condensa"), metadata=metadata)
+    with pytest.raises(condensa.CondensaError, match="malformed: tied tensor"):
+        condensa.load(tmp_path / "bad.condensa", model=_Tied())

@@ -122,6 +122,8 @@ def save(
     found_masks = masks(model)
     tensors: dict[str, np.ndarray] = {}
     entries: dict[str, dict[str, Any]] = {}
+    stored_as: dict[int, str] = {}  # id of a stored tensor -> the fqn it was stored under
+    tied: dict[str, str] = {}  # tied weights (an LM head sharing the embedding) stored once
     with torch.no_grad():
         for module_name, module in model.named_modules():
             if isinstance(module, (parametrize.ParametrizationList, StoredFormat)):
@@ -136,6 +138,11 @@ def save(
                 ):
                     continue
                 fqn = f"{module_name}.{name}" if module_name else name
+                identity = id(_stored_tensor(module, name))
+                if identity in stored_as:
+                    tied[fqn] = stored_as[identity]
+                    continue
+                stored_as[identity] = fqn
                 entries[fqn] = _store(
                     fqn, module, name, value.detach().cpu(), found_masks.get(fqn), tensors
                 )
@@ -145,11 +152,30 @@ def save(
         "architecture": json.dumps(architecture, separators=(",", ":")),
         "tensors": json.dumps(entries, separators=(",", ":")),
         "structure": json.dumps(structure.record(model), separators=(",", ":")),
+        "tied": json.dumps(tied, separators=(",", ":")),
     }
     # serialized in memory, then written by Python: a full disk is a clean OSError and
     # the previous file stays (safetensors' own writer reports it as another error type)
     write_bytes(path, serialize(tensors, metadata=metadata))
     return path
+
+
+def _stored_tensor(module: nn.Module, name: str) -> Any:
+    """The tensor object behind ``module.<name>`` (a parametrization's ``original``)."""
+    if parametrize.is_parametrized(module, name):
+        return cast(nn.ModuleDict, module.parametrizations)[name].original
+    return module._parameters.get(name, module._buffers.get(name))
+
+
+def _tied(name: str, metadata: Mapping[str, str], entries: Mapping[str, Entry]) -> dict[str, str]:
+    """The file's ``{tied fqn: stored fqn}`` record, each source a stored tensor."""
+    if "tied" not in metadata:
+        return {}
+    table = structure.json_object(name, "tied", metadata["tied"])
+    for fqn, source in table.items():
+        if not isinstance(source, str) or source not in entries or fqn in entries:
+            raise CondensaError(f"{name!r} is malformed: tied tensor {fqn!r} -> {source!r}")
+    return table
 
 
 def _store(
@@ -312,8 +338,10 @@ def load(
     metadata, arrays = read(path)
     saved, table = parse_metadata(name, metadata)
     entries = parse_entries(name, table, arrays)
+    tied = _tied(name, metadata, entries)
     layout = structure.parse(name, metadata.get("structure"))
     file_shapes = {fqn: tuple(e.shape) for fqn, e in entries.items()}
+    file_shapes.update({fqn: file_shapes[source] for fqn, source in tied.items()})
     on_disk = Path(path).stat().st_size
     limit = max_bytes if max_bytes is not None else build_limit(on_disk)
     if model is not None and max_bytes is None:  # the caller's model exists at its size
@@ -344,7 +372,11 @@ def load(
         check_shapes(
             name,
             entries,
-            {_tensor_names([k])[k]: shape for k, (shape, _) in state.items()},
+            {
+                _tensor_names([k])[k]: shape
+                for k, (shape, _) in state.items()
+                if _tensor_names([k])[k] not in tied
+            },
             "its architecture",
         )
         # the architecture is built at full size before the recorded structure shrinks it
@@ -354,9 +386,25 @@ def load(
         target = _shaped(raw, name, layout, file_shapes)()
     state_names = _tensor_names(target.state_dict().keys())
     shapes = {
-        state_names[k]: tuple(v.shape) for k, v in target.state_dict().items() if k in state_names
+        state_names[k]: tuple(v.shape)
+        for k, v in target.state_dict().items()
+        if k in state_names and state_names[k] not in tied
     }
     check_shapes(name, entries, shapes, type(target).__name__)
+    for fqn, source in tied.items():
+        module_name, _, tensor_name = fqn.rpartition(".")
+        source_module, _, source_name = source.rpartition(".")
+        try:
+            shared = _stored_tensor(target.get_submodule(module_name), tensor_name) is (
+                _stored_tensor(target.get_submodule(source_module), source_name)
+            )
+        except AttributeError:
+            shared = False
+        if not shared:
+            raise ConfigError(
+                f"{name!r} stores {fqn!r} tied to {source!r}, but {type(target).__name__} "
+                "does not tie them (load it into the architecture it was saved from)"
+            )
     with torch.no_grad():
         for fqn, entry in entries.items():
             module_name, _, tensor_name = fqn.rpartition(".")
