@@ -9,7 +9,7 @@ from torch import nn
 import condensa
 from condensa import schemes
 from condensa.errors import ConfigError
-from condensa.quantized import int8_inference
+from condensa.quantized import int8_inference, is_decoder_lm
 
 
 def _mlp():
@@ -45,3 +45,23 @@ def test_bad_backend_and_models_without_linear():
         int8_inference(_mlp(), torch.randn(2, 32), backend="tensorrt")
     with pytest.raises(ConfigError, match="no nn.Linear"):
         int8_inference(nn.Sequential(nn.Conv2d(1, 2, 3)), torch.randn(1, 1, 5, 5))
+
+
+def test_a_decoder_language_model_is_refused_unless_forced():
+    """Per-tensor dynamic int8 on a *ForCausalLM: a ConfigError naming the weight-only path."""
+    transformers = pytest.importorskip("transformers")
+    torch.manual_seed(0)
+    config = transformers.LlamaConfig(
+        vocab_size=64,
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=1,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=32,
+    )
+    model = transformers.LlamaForCausalLM(config).eval()
+    tokens = torch.randint(0, 64, (1, 8))
+    with pytest.raises(ConfigError, match="gptq"):
+        int8_inference(model, tokens)
+    assert is_decoder_lm(model) and not is_decoder_lm(torch.nn.Linear(2, 2))

@@ -6,7 +6,7 @@ from torch import nn
 
 import condensa
 from condensa import ConfigError, schemes
-from condensa.functional.groups import dequantize_groups, group_scale, quantize_groups
+from condensa.functional.groups import dequantize_groups, group_params, qrange, quantize_groups
 from condensa.functional.reconstruct import gptq, nm_keep, row_mask, sparsegpt, wanda_scores
 from condensa.optim import METHODS, build_method
 from condensa.optim.calibration import blocks_of, capture_inputs, walk
@@ -126,15 +126,40 @@ def test_sparsegpt_and_wanda_reconstruct_better_than_magnitude(seed):
 
 
 @pytest.mark.parametrize("group", [None, 32])
-def test_gptq_beats_round_to_nearest_on_layer_outputs(group):
+@pytest.mark.parametrize("symmetric", [True, False])
+def test_gptq_beats_round_to_nearest_on_layer_outputs(group, symmetric):
     """GPTQ's int4 levels give a smaller output error than round-to-nearest with the same groups."""
     w, x, h = _layer_problem()
     size = group or w.shape[1]
-    scale = group_scale(w, size, 7)
-    rtn = dequantize_groups(quantize_groups(w, scale, size, 7), scale, size, torch.float32)
-    q, gscale, used = gptq(w, h, levels=7, group_size=group)
-    assert used == size and q.abs().max() <= 7 and gscale.shape == (32, 128 // size)
-    assert _error(w, x, dequantize_groups(q, gscale, used, torch.float32)) < _error(w, x, rtn)
+    bounds = qrange(4, symmetric)
+    scale, zero = group_params(w, size, 4, symmetric)
+    rtn = dequantize_groups(
+        quantize_groups(w, scale, zero, size, bounds), scale, zero, size, torch.float32
+    )
+    q, gscale, gzero, used = gptq(w, h, bits=4, symmetric=symmetric, group_size=group)
+    assert used == size and q.min() >= bounds[0] and q.max() <= bounds[1]
+    assert gscale.shape == gzero.shape == (32, 128 // size)
+    approx = dequantize_groups(q, gscale, gzero, used, torch.float32)
+    assert _error(w, x, approx) < _error(w, x, rtn)
+
+
+def test_asymmetric_int4_fits_a_shifted_group_better():
+    """All 16 levels on a group's own range: smaller error than 15 symmetric levels."""
+    w = torch.rand(8, 64) * 2 - 0.2  # mostly positive
+    errors = {}
+    for symmetric in (True, False):
+        scale, zero = group_params(w, 64, 4, symmetric)
+        q = quantize_groups(w, scale, zero, 64, qrange(4, symmetric))
+        errors[symmetric] = float(
+            (dequantize_groups(q, scale, zero, 64, torch.float32) - w).abs().mean()
+        )
+        assert torch.all(
+            dequantize_groups(
+                torch.zeros_like(q) + zero.to(torch.int16), scale, zero, 64, torch.float32
+            )
+            == 0
+        ), "zero stays exact"
+    assert errors[False] < errors[True]
 
 
 def test_gptq_model_saves_and_loads_with_equal_logits(tmp_path):

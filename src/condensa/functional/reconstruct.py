@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import torch
 
-from condensa.functional.groups import group_scale
+from condensa.functional.groups import group_params, qrange
 from condensa.functional.sparsity import n_keep
 
 BLOCK = 128
@@ -146,17 +146,19 @@ def gptq(
     weight: torch.Tensor,
     hessian: torch.Tensor,
     *,
-    levels: int,
+    bits: int,
+    symmetric: bool = False,
     group_size: int | None = None,
     keep: torch.Tensor | None = None,
     damping: float = DAMPING,
-) -> tuple[torch.Tensor, torch.Tensor, int]:
-    """GPTQ: symmetric quantization of `(out, cols)` rows with error compensation.
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, int]:
+    """GPTQ: quantization of `(out, cols)` rows with error compensation.
 
     Args:
         weight: `(out, cols)`.
         hessian: `(cols, cols)` input statistics.
-        levels: largest integer level (127: int8, 7: int4).
+        bits: bits per level (4 or 8).
+        symmetric: levels symmetric around zero (else a zero point per group).
         group_size: columns per scale (None: one scale per row). A group's scale is
             taken from its columns when the quantization reaches them (after the
             errors of earlier columns were spread onto them).
@@ -164,8 +166,8 @@ def gptq(
         damping: see :func:`inverse_hessian_factor`.
 
     Returns:
-        ``(q, scale, group_size)``: `int8` levels `(out, cols)`, `(out, groups)` float32
-        scales and the group size used.
+        ``(q, scale, zero, group_size)``: `int16` levels `(out, cols)`, `(out, groups)`
+        float32 scales and zero points, and the group size used.
 
     """
     w, hinv = inverse_hessian_factor(weight, hessian, damping)
@@ -173,10 +175,13 @@ def gptq(
     size = cols if group_size is None else min(group_size, cols)
     if keep is not None:
         w = w * keep
-    q = torch.zeros(rows, cols, dtype=torch.int8, device=w.device)
-    scales = []
+    bounds = qrange(bits, symmetric)
+    q = torch.zeros(rows, cols, dtype=torch.int16, device=w.device)
+    scales, zeros = [], []
     block = size if size < cols else BLOCK  # a group never straddles two blocks
-    scale = group_scale(w, size, levels)[:, :1] if size == cols else None
+    scale = zero = None
+    if size == cols:
+        scale, zero = group_params(w, size, bits, symmetric)
     for i1 in range(0, cols, block):
         i2 = min(i1 + block, cols)
         w1 = w[:, i1:i2].clone()
@@ -184,20 +189,22 @@ def gptq(
         err1 = torch.zeros_like(w1)
         for i in range(i2 - i1):
             if size < cols and (i1 + i) % size == 0:
-                scale = group_scale(w1[:, i : i + size], size, levels)  # (out, 1)
+                scale, zero = group_params(w1[:, i : i + size], size, bits, symmetric)
                 scales.append(scale)
-            assert scale is not None
+                zeros.append(zero)
+            assert scale is not None and zero is not None
             column = w1[:, i]
-            level = torch.round(column / scale[:, 0]).clamp_(-levels, levels)
-            if keep is not None:
-                level = level * keep[:, i1 + i]
-            value = level * scale[:, 0]
+            level = (torch.round(column / scale[:, 0]) + zero[:, 0]).clamp_(*bounds)
+            value = (level - zero[:, 0]) * scale[:, 0]
+            if keep is not None:  # a pruned entry stays exactly zero: its level is the zero
+                value = value * keep[:, i1 + i]
+                level = torch.where(keep[:, i1 + i], level, zero[:, 0])
             e = (column - value) / h1[i, i]
             w1[:, i:] -= e.unsqueeze(1) * h1[i, i:].unsqueeze(0)
-            q[:, i1 + i] = level.to(torch.int8)
+            q[:, i1 + i] = level.to(torch.int16)
             err1[:, i] = e
         w[:, i2:] -= err1 @ hinv[i1:i2, i2:]
     if size == cols:
-        assert scale is not None
-        return q, scale, size
-    return q, torch.cat(scales, dim=1), size
+        assert scale is not None and zero is not None
+        return q, scale, zero, size
+    return q, torch.cat(scales, dim=1), torch.cat(zeros, dim=1), size

@@ -75,13 +75,17 @@ class AffineTensor(Compressed):
 
 @dataclass(frozen=True)
 class GroupAffineTensor(Compressed):
-    """A tensor stored as symmetric integers with one float32 scale per group of a row.
+    """A tensor stored as integers with one float32 scale and zero point per group of a row.
+
+    ``value = (q - zero) * scale`` (see :mod:`condensa.functional.groups`).
 
     Attributes:
-        q: `int8` levels in ``[-levels, levels]``, shape `(out, cols)`.
-        scale: `(out, groups)` float32 scales (:mod:`condensa.functional.groups`).
+        q: `int16` levels in ``qrange``, shape `(out, cols)`.
+        scale: `(out, groups)` float32 scales.
+        zero: `(out, groups)` float32 integer-valued zero points (0 when symmetric).
         group_size: columns per group.
-        levels: largest level (127 for int8, 7 for int4).
+        bits: bits per level (4 or 8).
+        symmetric: levels symmetric around 0 (zero points all 0).
         shape: the original tensor's shape.
         dtype: the dtype to decompress to.
 
@@ -89,8 +93,10 @@ class GroupAffineTensor(Compressed):
 
     q: torch.Tensor
     scale: torch.Tensor
+    zero: torch.Tensor
     group_size: int
-    levels: int
+    bits: int
+    symmetric: bool
     shape: tuple[int, ...]
     dtype: torch.dtype
 

@@ -17,7 +17,8 @@ from condensa.functional import (
 from condensa.functional.groups import (
     check_group,
     dequantize_groups,
-    group_scale,
+    group_params,
+    qrange,
     quantize_groups,
 )
 from condensa.operators.base import (
@@ -106,29 +107,34 @@ class Affine(Operator):
 
 @dataclass(frozen=True)
 class GroupAffine(Operator):
-    """Symmetric int8 or int4 with one scale per ``group_size`` inputs of each output row.
+    """int8 or int4 with one scale (and zero point) per ``group_size`` inputs of each row.
 
     The weight is seen as rows `(out, prod(rest))`; ``group_size=None`` gives one scale
-    per row. Round-to-nearest; one-shot methods (GPTQ) choose the levels themselves and
-    hand over a :class:`GroupAffineTensor` with the scales they used.
+    per row. ``symmetric=False`` (the default, as in GPTQ and AWQ) uses all ``2^b``
+    levels on each group's range; ``True`` keeps the levels symmetric around zero.
+    Round-to-nearest; one-shot methods (GPTQ) choose the levels themselves and hand
+    over a :class:`GroupAffineTensor` with the scales they used.
 
     Example:
         >>> w = torch.tensor([[1.0, -0.5, 0.25, 0.0]])
-        >>> GroupAffine("int4", group_size=2).project(w).tolist()
+        >>> GroupAffine("int4", group_size=2, symmetric=True).project(w).tolist()
         [[1.0, -0.5, 0.25, 0.0]]
 
     """
 
     dtype: str = "int4"
     group_size: int | None = 128
+    symmetric: bool = False
     name: ClassVar[str] = "group"
 
     def __post_init__(self) -> None:
         check_group(self.dtype, self.group_size)
+        if not isinstance(self.symmetric, bool):
+            raise ConfigError(f"symmetric must be True or False, got {self.symmetric!r}")
 
     @property
-    def levels(self) -> int:
-        """Largest integer level (7 for int4, 127 for int8)."""
+    def bits(self) -> int:
+        """Bits per level (4 or 8)."""
         return check_group(self.dtype, self.group_size)[0]
 
     def check(self, weight: torch.Tensor, *, name: str = "weight") -> None:
@@ -145,18 +151,24 @@ class GroupAffine(Operator):
         return cols if self.group_size is None else min(self.group_size, max(cols, 1))
 
     def compress(self, weight: torch.Tensor) -> GroupAffineTensor:
-        """π: levels and per-group scales (round-to-nearest)."""
+        """π: levels, per-group scales and zero points (round-to-nearest)."""
         rows = weight.detach().reshape(weight.shape[0], -1)
         size = self.size_for(weight)
-        scale = group_scale(rows, size, self.levels)
-        q = quantize_groups(rows, scale, size, self.levels)
-        return GroupAffineTensor(q, scale, size, self.levels, tuple(weight.shape), weight.dtype)
+        scale, zero = group_params(rows, size, self.bits, self.symmetric)
+        q = quantize_groups(rows, scale, zero, size, qrange(self.bits, self.symmetric))
+        return GroupAffineTensor(
+            q, scale, zero, size, self.bits, self.symmetric, tuple(weight.shape), weight.dtype
+        )
 
     def decompress(self, compressed: Compressed) -> torch.Tensor:
-        """Δ: ``q * scale`` in the original shape and dtype."""
+        """Δ: ``(q - zero) * scale`` in the original shape and dtype."""
         if not isinstance(compressed, GroupAffineTensor):
             raise TypeError(f"GroupAffine cannot decompress {type(compressed).__name__}")
         dense = dequantize_groups(
-            compressed.q, compressed.scale, compressed.group_size, compressed.dtype
+            compressed.q,
+            compressed.scale,
+            compressed.zero,
+            compressed.group_size,
+            compressed.dtype,
         )
         return dense.reshape(compressed.shape)

@@ -266,22 +266,27 @@ class GPTQ(OneShot):
         """Levels and scales chosen by GPTQ (pruned zeros kept)."""
         keep = weight != 0 if bool((weight == 0).any()) else None
         if isinstance(op, GroupAffine):
-            q, scale, size = gptq(
+            q, scale, zero, size = gptq(
                 weight,
                 stats.hessian,
-                levels=op.levels,
+                bits=op.bits,
+                symmetric=op.symmetric,
                 group_size=op.size_for(weight),
                 keep=keep,
                 damping=self.damping,
             )
-            return GroupAffineTensor(q, scale, size, op.levels, tuple(weight.shape), weight.dtype)
+            return GroupAffineTensor(
+                q, scale, zero, size, op.bits, op.symmetric, tuple(weight.shape), weight.dtype
+            )
         assert isinstance(op, Affine)
         if op.axis != 0:
             raise ConfigError(
                 f"gptq quantizes output rows (axis 0); the scheme asks axis {op.axis}"
             )
-        q, scale, _ = gptq(weight, stats.hessian, levels=127, keep=keep, damping=self.damping)
-        return AffineTensor(q=q, scale=scale, axis=0, dtype=weight.dtype)
+        q, scale, _, _ = gptq(
+            weight, stats.hessian, bits=8, symmetric=True, keep=keep, damping=self.damping
+        )
+        return AffineTensor(q=q.to(torch.int8), scale=scale, axis=0, dtype=weight.dtype)
 
 
 ONE_SHOT: Mapping[str, type[OneShot]] = {c.name: c for c in (Wanda, SparseGPT, GPTQ)}

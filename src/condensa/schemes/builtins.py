@@ -268,9 +268,10 @@ class Quantize(OperatorScheme):
     By default Linear, convolution and Embedding weights are quantized (the embeddings
     of a language model are often half its bytes); ``types=`` narrows that.
 
-    ``group_size=N`` (with ``"int8"`` or ``"int4"``) gives one scale per ``N`` consecutive
-    inputs of each output row instead (group 128 is the usual choice for LLMs; the
-    ``gptq`` method chooses the levels with error compensation).
+    ``group_size=N`` (with ``"int8"`` or ``"int4"``) gives one scale and zero point per
+    ``N`` consecutive inputs of each output row instead (group 128 is the usual choice
+    for LLMs; ``symmetric=True`` drops the zero points; the ``gptq`` method chooses the
+    levels with error compensation).
 
     In the compressed model the weights hold exactly the representable values (fake
     quantization), so training can continue; :func:`condensa.save` stores them in the
@@ -282,11 +283,18 @@ class Quantize(OperatorScheme):
         dtype: str = "float16",
         *,
         group_size: int | None = None,
+        symmetric: bool | None = None,
         types: Types = None,
         include: Patterns = None,
         exclude: Patterns = None,
     ) -> None:
-        operator = _value_operator(dtype) if group_size is None else GroupAffine(dtype, group_size)
+        if symmetric is not None and group_size is None:
+            raise ConfigError("symmetric= applies to group quantization: give group_size= too")
+        operator = (
+            _value_operator(dtype)
+            if group_size is None
+            else GroupAffine(dtype, group_size, bool(symmetric))
+        )
         selection = Selection.make(
             types=types,
             include=include,
@@ -295,7 +303,12 @@ class Quantize(OperatorScheme):
             default_types=(*LINEAR_AND_CONV, "Embedding"),
         )
         options = _given(
-            dtype=dtype, group_size=group_size, types=types, include=include, exclude=exclude
+            dtype=dtype,
+            group_size=group_size,
+            symmetric=symmetric,
+            types=types,
+            include=include,
+            exclude=exclude,
         )
         super().__init__(operator, selection=selection, options=options)
 
