@@ -151,7 +151,7 @@ class FakeQuantGroup(StoredFormat):
         rows = tensor.reshape(tensor.shape[0], -1)
         q = quantize_groups(rows, self.group_scale, self.group_zero, self.group_size, (qmin, qmax))
         offset = (q.reshape(-1)[keep] - qmin).to(torch.uint8).numpy()  # 0 .. 2^b - 1
-        parts = {
+        parts: dict[str, np.ndarray] = {
             "scale": self.group_scale.reshape(-1).numpy().astype(np.float32),
             "zero": self.group_zero.reshape(-1).numpy().astype(np.int16),
         }
