@@ -167,3 +167,70 @@ def test_an_outside_format_runs_through_the_cli(int4, tmp_path):
     assert any(key.endswith("::nibbles") and a.dtype == np.uint8 for key, a in arrays.items())
     loaded = condensa.load(out / "best" / "model.condensa")
     assert any(isinstance(m, int4.FakeQuantInt4) for m in loaded.modules())
+
+
+@pytest.mark.parametrize("dtype", ["int4", "int8"])
+@pytest.mark.parametrize("symmetric", [True, False])
+def test_group_quantized_files_round_trip_exactly(tmp_path, dtype, symmetric):
+    """Group int4/int8 (with or without zero points, after pruning): save/load gives equal outputs."""
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(200, 16), torch.nn.ReLU(), torch.nn.Linear(16, 3))
+    scheme = schemes.Compose(
+        [schemes.Prune(0.5), schemes.Quantize(dtype, group_size=64, symmetric=symmetric)]
+    )
+    small = condensa.compress(model, scheme)
+    path = condensa.save(small, tmp_path / "g.condensa")
+    fresh = torch.nn.Sequential(torch.nn.Linear(200, 16), torch.nn.ReLU(), torch.nn.Linear(16, 3))
+    loaded = condensa.load(path, model=fresh)
+    x = torch.randn(4, 200)
+    assert torch.equal(loaded(x), small(x))
+    assert (small[0].weight == 0).float().mean() >= 0.5, "pruned entries stay zero"
+    bits = 4 if dtype == "int4" else 8
+    assert (
+        condensa.stats(small).compressed_bytes < condensa.stats(model).dense_bytes * bits / 32 * 1.3
+    )
+
+
+@pytest.mark.parametrize(
+    "part, value, phrase",
+    [
+        ("scale", np.float32("nan"), "not a finite positive"),
+        ("scale", np.float32("inf"), "not a finite positive"),
+        ("zero", np.int16(99), "zero point outside"),
+    ],
+)
+def test_group_files_with_bad_scales_or_zeros_are_refused(tmp_path, part, value, phrase):
+    """A NaN/inf scale or an out-of-range zero point in a file is malformed, not NaN outputs."""
+    from safetensors.numpy import save_file
+
+    from condensa.io import read
+
+    model = torch.nn.Sequential(torch.nn.Linear(64, 8))
+    path = condensa.save(
+        condensa.compress(model, schemes.Quantize("int4", group_size=32)), tmp_path / "q.condensa"
+    )
+    metadata, arrays = read(path)
+    key = f"0.weight::{part}"
+    arrays[key] = arrays[key].copy()
+    arrays[key][0] = value
+    save_file(arrays, str(tmp_path / "bad.condensa"), metadata=metadata)
+    with pytest.raises(condensa.CondensaError, match=phrase):
+        condensa.load(tmp_path / "bad.condensa", model=model)
+
+
+def test_int8_files_with_infinite_scales_are_refused(tmp_path):
+    """Per-channel int8 with an inf scale: refused on load (it would give inf/NaN outputs)."""
+    from safetensors.numpy import save_file
+
+    from condensa.io import read
+
+    model = torch.nn.Sequential(torch.nn.Linear(16, 8))
+    path = condensa.save(
+        condensa.compress(model, schemes.Quantize("int8")), tmp_path / "q.condensa"
+    )
+    metadata, arrays = read(path)
+    arrays["0.weight::scale"] = arrays["0.weight::scale"].copy()
+    arrays["0.weight::scale"].reshape(-1)[0] = np.inf
+    save_file(arrays, str(tmp_path / "bad.condensa"), metadata=metadata)
+    with pytest.raises(condensa.CondensaError, match="not finite"):
+        condensa.load(tmp_path / "bad.condensa", model=model)
