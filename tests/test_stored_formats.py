@@ -172,7 +172,7 @@ def test_an_outside_format_runs_through_the_cli(int4, tmp_path):
 @pytest.mark.parametrize("dtype", ["int4", "int8"])
 @pytest.mark.parametrize("symmetric", [True, False])
 def test_group_quantized_files_round_trip_exactly(tmp_path, dtype, symmetric):
-    """Group int4/int8 (with or without zero points, after pruning): save/load gives equal outputs."""
+    """Group int4/int8 (zero points or not, after pruning): save/load gives equal outputs."""
     torch.manual_seed(0)
     model = torch.nn.Sequential(torch.nn.Linear(200, 16), torch.nn.ReLU(), torch.nn.Linear(16, 3))
     scheme = schemes.Compose(
