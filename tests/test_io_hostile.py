@@ -293,8 +293,8 @@ def test_a_structure_record_cannot_grow_the_callers_model(tmp_path):
 def test_model_given_raises_the_default_limit_to_its_own_size(tmp_path, monkeypatch):
     """With model= and no max_bytes, a file may describe a model as large as the given one."""
     path = _model_file(tmp_path)  # 90 % sparse: the file is far smaller than the model
-    monkeypatch.setattr(condensa.io, "MIN_BUILD_LIMIT", 1)
-    monkeypatch.setattr(condensa.io, "BUILD_EXPANSION", 1)
+    monkeypatch.setattr(condensa.filecheck, "MIN_BUILD_LIMIT", 1)
+    monkeypatch.setattr(condensa.filecheck, "BUILD_EXPANSION", 1)
     with pytest.raises(CondensaError, match="describes a model of"):
         condensa.load(path)
     assert condensa.load(path, model=zoo.get("lenet300100", width=0.25)) is not None

@@ -8,9 +8,9 @@ import condensa
 ROOT = Path(condensa.__file__).parent
 LAYERS = [
     "errors", "plain", "threads", "distributed", "atomic", "inputs", "structure", "architecture",
-    "functional", "operators", "formats", "norms", "filecheck", "schemes", "masking", "io", "stats",
-    "thinning",
-    "compress", "optim", "objectives", "quantized", "export", "search", "zoo", "data",
+    "functional", "operators", "families", "formats", "norms", "filecheck", "schemes", "masking",
+    "io", "stats", "thinning",
+    "compress", "optim", "objectives", "quantized", "export", "search", "zoo", "data", "hf",
     "contenders", "api", "cli", "__init__", "__main__",
 ]  # fmt: skip
 

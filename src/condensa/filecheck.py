@@ -25,6 +25,13 @@ from condensa.formats import (
     storing,
     valid_specs,
 )
+from condensa.functional.encoding import (
+    best_rice_parameter,
+    bitmask_decode,
+    bitmask_encode,
+    rice_decode,
+    rice_encode,
+)
 from condensa.structure import json_object
 
 STORAGE_ARRAY_DTYPES: dict[str, np.dtype] = dict(PLAIN_ARRAY_DTYPES)
@@ -265,3 +272,79 @@ def check_shapes(
             f"{unexpected[:5]}, shape mismatches {wrong[:5]} (a thinned model's file needs "
             "the thinned architecture)"
         )
+
+
+MIN_BUILD_LIMIT = 1 << 30
+"""Bytes a model rebuilt by :func:`condensa.load` may always take (1 GiB) ..."""
+BUILD_EXPANSION = 1024
+"""... or this many times the file's size, whichever is larger (see ``max_bytes``)."""
+
+
+def build_limit(file_bytes: int) -> int:
+    """Bytes a model loaded from a file of ``file_bytes`` bytes may take by default."""
+    return max(MIN_BUILD_LIMIT, BUILD_EXPANSION * file_bytes)
+
+
+def too_large(path: str, claimed: int, on_disk: int, limit: int) -> CondensaError:
+    """The error for a file whose sizes claim more than ``limit`` bytes."""
+    return CondensaError(
+        f"{path!r} describes a model of {claimed:,} bytes from {on_disk:,} bytes on disk "
+        f"(limit {limit:,}); pass max_bytes= (or, with model=, a model of that size) to load "
+        "it anyway"
+    )
+
+
+def parse_tied(
+    path: str, metadata: Mapping[str, str], entries: Mapping[str, Entry]
+) -> dict[str, str]:
+    """The file's ``{tied fqn: stored fqn}`` record (weights stored once), each source stored.
+
+    Raises:
+        CondensaError: not a JSON object, or a source that is not a stored tensor.
+
+    """
+    if "tied" not in metadata:
+        return {}
+    table = json_object(path, "tied", metadata["tied"])
+    for fqn, source in table.items():
+        if not isinstance(source, str) or source not in entries or fqn in entries:
+            raise CondensaError(f"{path!r} is malformed: tied tensor {fqn!r} -> {source!r}")
+    return table
+
+
+def encode_positions(mask: np.ndarray) -> tuple[str, dict[str, np.ndarray], dict[str, int]]:
+    """The smallest of dense / bitmask / rice for a flat bool mask: ``(kind, arrays, fields)``."""
+    n, kept = mask.size, int(mask.sum())
+    if kept == n:
+        return "dense", {}, {}
+    k = best_rice_parameter(mask)
+    unary, rest = rice_encode(mask, k)
+    bitmask = bitmask_encode(mask)
+    if unary.nbytes + rest.nbytes < bitmask.nbytes:
+        return "rice", {"unary": unary, "rest": rest}, {"k": k}
+    return "bitmask", {"bits": bitmask}, {}
+
+
+def decode_positions(path: str, entry: Entry) -> np.ndarray:
+    """The flat bool keep-mask of a checked entry.
+
+    Raises:
+        CondensaError: the codes do not decode to ``entry.kept`` positions.
+
+    """
+    parts = entry.arrays
+    try:
+        if entry.positions == "dense":
+            return np.ones(entry.numel, dtype=bool)
+        if entry.positions == "bitmask":
+            mask = bitmask_decode(parts["bits"], entry.numel)
+        else:
+            mask = rice_decode(parts["unary"], parts["rest"], entry.k, entry.numel, entry.kept)
+    except ValueError as exc:
+        raise CondensaError(f"{path!r} is malformed: tensor {entry.fqn!r}: {exc}") from None
+    if int(mask.sum()) != entry.kept:
+        raise CondensaError(
+            f"{path!r} is malformed: tensor {entry.fqn!r} keeps {int(mask.sum())} positions, "
+            f"claims {entry.kept}"
+        )
+    return mask

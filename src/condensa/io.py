@@ -33,57 +33,30 @@ from condensa.errors import CondensaError, ConfigError
 from condensa.filecheck import (
     STORAGE_ARRAY_DTYPES,
     Entry,
+    build_limit,
     check_shapes,
     codec_of,
+    decode_positions,
+    encode_positions,
     parse_entries,
     parse_metadata,
+    parse_tied,
+    too_large,
 )
 from condensa.formats import StoredFormat, decode_plain, encode_plain, format_named, formats
-from condensa.functional.encoding import (
-    best_rice_parameter,
-    bitmask_decode,
-    bitmask_encode,
-    rice_decode,
-    rice_encode,
+from condensa.masking import (
+    copy_model,
+    masks,
+    register,
+    storage,
+    stored_tensor,
+    storing_format,
 )
-from condensa.masking import copy_model, masks, register, storage, storing_format
 
 FORMAT = "condensa"
 VERSION = 1
 TORCH_DTYPES: dict[str, torch.dtype] = {name: getattr(torch, name) for name in STORAGE_ARRAY_DTYPES}
 """Every dtype a file may store, by name."""
-
-
-def _encode_positions(mask: np.ndarray) -> tuple[str, dict[str, np.ndarray], dict[str, int]]:
-    """The smallest of dense / bitmask / rice for a flat bool mask."""
-    n, kept = mask.size, int(mask.sum())
-    if kept == n:
-        return "dense", {}, {}
-    k = best_rice_parameter(mask)
-    unary, rest = rice_encode(mask, k)
-    bitmask = bitmask_encode(mask)
-    if unary.nbytes + rest.nbytes < bitmask.nbytes:
-        return "rice", {"unary": unary, "rest": rest}, {"k": k}
-    return "bitmask", {"bits": bitmask}, {}
-
-
-def _decode_positions(path: str, entry: Entry) -> np.ndarray:
-    parts = entry.arrays
-    try:
-        if entry.positions == "dense":
-            return np.ones(entry.numel, dtype=bool)
-        if entry.positions == "bitmask":
-            mask = bitmask_decode(parts["bits"], entry.numel)
-        else:
-            mask = rice_decode(parts["unary"], parts["rest"], entry.k, entry.numel, entry.kept)
-    except ValueError as exc:
-        raise CondensaError(f"{path!r} is malformed: tensor {entry.fqn!r}: {exc}") from None
-    if int(mask.sum()) != entry.kept:
-        raise CondensaError(
-            f"{path!r} is malformed: tensor {entry.fqn!r} keeps {int(mask.sum())} positions, "
-            f"claims {entry.kept}"
-        )
-    return mask
 
 
 def save(
@@ -138,7 +111,7 @@ def save(
                 ):
                     continue
                 fqn = f"{module_name}.{name}" if module_name else name
-                identity = id(_stored_tensor(module, name))
+                identity = id(stored_tensor(module, name))
                 if identity in stored_as:
                     tied[fqn] = stored_as[identity]
                     continue
@@ -160,24 +133,6 @@ def save(
     return path
 
 
-def _stored_tensor(module: nn.Module, name: str) -> Any:
-    """The tensor object behind ``module.<name>`` (a parametrization's ``original``)."""
-    if parametrize.is_parametrized(module, name):
-        return cast(nn.ModuleDict, module.parametrizations)[name].original
-    return module._parameters.get(name, module._buffers.get(name))
-
-
-def _tied(name: str, metadata: Mapping[str, str], entries: Mapping[str, Entry]) -> dict[str, str]:
-    """The file's ``{tied fqn: stored fqn}`` record, each source a stored tensor."""
-    if "tied" not in metadata:
-        return {}
-    table = structure.json_object(name, "tied", metadata["tied"])
-    for fqn, source in table.items():
-        if not isinstance(source, str) or source not in entries or fqn in entries:
-            raise CondensaError(f"{name!r} is malformed: tied tensor {fqn!r} -> {source!r}")
-    return table
-
-
 def _store(
     fqn: str,
     module: nn.Module,
@@ -194,7 +149,7 @@ def _store(
     flat_mask = (
         mask.reshape(-1).cpu().numpy() if mask is not None else np.ones(value.numel(), dtype=bool)
     )
-    kind, parts, extra = _encode_positions(flat_mask)
+    kind, parts, extra = encode_positions(flat_mask)
     info.update({"positions": kind, "numel": value.numel(), "kept": int(flat_mask.sum()), **extra})
     if parametrize.is_parametrized(module, name):
         plist = cast(nn.ModuleList, cast(nn.ModuleDict, module.parametrizations)[name])
@@ -262,25 +217,6 @@ def read(path: str | Path) -> tuple[dict[str, str], dict[str, np.ndarray]]:
     return metadata, arrays
 
 
-MIN_BUILD_LIMIT = 1 << 30
-"""Bytes a model rebuilt by :func:`load` may always take (1 GiB) ..."""
-BUILD_EXPANSION = 1024
-"""... or this many times the file's size, whichever is larger (see ``max_bytes``)."""
-
-
-def build_limit(file_bytes: int) -> int:
-    """Bytes a model loaded from a file of ``file_bytes`` bytes may take by default."""
-    return max(MIN_BUILD_LIMIT, BUILD_EXPANSION * file_bytes)
-
-
-def _too_large(name: str, claimed: int, on_disk: int, limit: int) -> CondensaError:
-    return CondensaError(
-        f"{name!r} describes a model of {claimed:,} bytes from {on_disk:,} bytes on disk "
-        f"(limit {limit:,}); pass max_bytes= (or, with model=, a model of that size) to load "
-        "it anyway"
-    )
-
-
 def _tensor_names(state_keys: Any) -> dict[str, str]:
     """``{state_dict key: tensor fqn}`` with parametrization internals mapped or dropped."""
     buffers = tuple(f".{f.key}" for f in formats())
@@ -338,7 +274,7 @@ def load(
     metadata, arrays = read(path)
     saved, table = parse_metadata(name, metadata)
     entries = parse_entries(name, table, arrays)
-    tied = _tied(name, metadata, entries)
+    tied = parse_tied(name, metadata, entries)
     layout = structure.parse(name, metadata.get("structure"))
     file_shapes = {fqn: tuple(e.shape) for fqn, e in entries.items()}
     file_shapes.update({fqn: file_shapes[source] for fqn, source in tied.items()})
@@ -349,7 +285,7 @@ def load(
     # every size the file claims is checked before anything is built or allocated
     claimed = sum(e.dense_bytes for e in entries.values())
     if claimed > limit:
-        raise _too_large(name, claimed, on_disk, limit)
+        raise too_large(name, claimed, on_disk, limit)
     if model is not None:
         target = copy_model(model)
         structure.apply(name, target, layout, file_shapes)
@@ -382,7 +318,7 @@ def load(
         # the architecture is built at full size before the recorded structure shrinks it
         claimed = max(claimed, sum(size for _, size in full.values()))
         if claimed > limit:
-            raise _too_large(name, claimed, on_disk, limit)
+            raise too_large(name, claimed, on_disk, limit)
         target = _shaped(raw, name, layout, file_shapes)()
     state_names = _tensor_names(target.state_dict().keys())
     shapes = {
@@ -395,8 +331,8 @@ def load(
         module_name, _, tensor_name = fqn.rpartition(".")
         source_module, _, source_name = source.rpartition(".")
         try:
-            shared = _stored_tensor(target.get_submodule(module_name), tensor_name) is (
-                _stored_tensor(target.get_submodule(source_module), source_name)
+            shared = stored_tensor(target.get_submodule(module_name), tensor_name) is (
+                stored_tensor(target.get_submodule(source_module), source_name)
             )
         except AttributeError:
             shared = False
@@ -418,6 +354,17 @@ def load(
                 assert stored is not None  # checked by parse_entries
                 parametrization = stored.from_parts(spec, mask.reshape(value.shape), entry.arrays)
                 register(module, tensor_name, parametrization)
+        for fqn, source in tied.items():  # the tied holder sees the source's compression too
+            alias_name, _, alias_tensor = fqn.rpartition(".")
+            source_name, _, source_tensor = source.rpartition(".")
+            holder = target.get_submodule(source_name)
+            alias = target.get_submodule(alias_name)
+            if parametrize.is_parametrized(holder, source_tensor):
+                plist = cast(
+                    nn.ModuleList, cast(nn.ModuleDict, holder.parametrizations)[source_tensor]
+                )
+                for parametrization in plist:
+                    parametrize.register_parametrization(alias, alias_tensor, parametrization)
     return target
 
 
@@ -436,7 +383,7 @@ def _shaped(
 
 def _restore(path: str, entry: Entry) -> tuple[torch.Tensor, torch.Tensor]:
     """The dense tensor and its flat keep-mask, from checked parts."""
-    flat_mask = torch.from_numpy(_decode_positions(path, entry))
+    flat_mask = torch.from_numpy(decode_positions(path, entry))
     dtype = TORCH_DTYPES[entry.dtype]
     codec = codec_of(entry.parametrizations)
     if codec is not None:

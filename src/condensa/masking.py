@@ -52,6 +52,7 @@ __all__ = [
     "register",
     "restore",
     "storage",
+    "stored_tensor",
     "storing_format",
 ]
 
@@ -179,6 +180,17 @@ def masks(model: nn.Module) -> dict[str, torch.Tensor]:
         if combined is not None:
             out[_fqn(module_name, tensor_name)] = combined
     return out
+
+
+def stored_tensor(module: nn.Module, name: str) -> torch.Tensor | None:
+    """The tensor object behind ``module.<name>``: a parametrization's ``original``, else itself.
+
+    Two modules whose stored tensors are the same object share one weight (tied).
+    """
+    if parametrize.is_parametrized(module, name):
+        return module.parametrizations[name].original  # type: ignore[index,union-attr]
+    found = module._parameters.get(name)
+    return found if found is not None else module._buffers.get(name)
 
 
 def storing_format(module: nn.Module, tensor_name: str) -> StoredFormat | None:

@@ -53,6 +53,7 @@ ATTRIBUTES = (
     "all_head_size",
     "attention_head_size",
     "head_dim",
+    "num_key_value_groups",
 )
 """Attributes recorded per module when they hold an int or a tuple of ints."""
 

@@ -19,6 +19,7 @@ from condensa.schemes.builtins import (
     Quantize,
     StructurePrune,
 )
+from condensa.schemes.decoder import MLPPrune
 from condensa.schemes.groups import ChannelGroup, GroupMember, bind_groups
 from condensa.schemes.heads import HeadPrune
 from condensa.schemes.plan import Plan, PlanEntry
@@ -36,6 +37,7 @@ __all__ = [
     "GroupMember",
     "HeadLayout",
     "HeadPrune",
+    "MLPPrune",
     "NMPrune",
     "NeuronPrune",
     "OperatorScheme",

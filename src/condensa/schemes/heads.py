@@ -10,11 +10,13 @@ import torch
 from torch import nn
 
 from condensa.errors import ConfigError, SelectionError
+from condensa.families import decoder_stack
 from condensa.functional import check_sparsity, n_keep
 from condensa.operators import ChannelMask
 from condensa.plain import to_plain
 from condensa.schemes.attention import ATTENTION, HeadLayout
 from condensa.schemes.base import Scheme
+from condensa.schemes.decoder import GQA_MODES, head_plan, select_layers
 from condensa.schemes.plan import Plan
 from condensa.schemes.selection import Target, _patterns
 
@@ -30,9 +32,16 @@ class HeadPrune(Scheme):
     modules are found by the layouts of :mod:`condensa.schemes.attention` (BERT-style
     separate q/k/v, ViT-style fused qkv; ``register_attention`` adds more).
 
+    Decoder language models with grouped-query attention (the families of
+    :mod:`condensa.families`: Llama, Mistral, Qwen, SmolLM) are recognized first;
+    ``gqa`` says what goes there (:mod:`condensa.schemes.decoder`).
+
     Args:
-        sparsity: fraction of heads to remove, in ``[0, 1)``.
+        sparsity: fraction of (query) heads to remove, in ``[0, 1)``.
         allocation: ``"global"`` (default) or ``"uniform"``.
+        gqa: for grouped-query attention, ``"groups"`` (default: whole key/value groups
+            with their query heads) or ``"query"`` (the same number of query heads from
+            every group of a layer; ``allocation="uniform"``).
         include: regexes on attention-module FQNs to restrict the selection.
         exclude: regexes on attention-module FQNs to skip.
 
@@ -46,10 +55,14 @@ class HeadPrune(Scheme):
         sparsity: float,
         *,
         allocation: str = "global",
+        gqa: str = "groups",
         include: Sequence[str] | str | None = None,
         exclude: Sequence[str] | str | None = None,
     ) -> None:
         self.sparsity = check_sparsity(sparsity)
+        if gqa not in GQA_MODES:
+            raise ConfigError(f"HeadPrune gqa must be one of {GQA_MODES}, got {gqa!r}")
+        self.gqa = gqa
         if allocation not in ("global", "uniform"):
             raise ConfigError(
                 f"HeadPrune allocation must be 'global' or 'uniform', got {allocation!r}"
@@ -60,6 +73,8 @@ class HeadPrune(Scheme):
         self._options: dict[str, Any] = {"sparsity": sparsity}
         if allocation != "global":
             self._options["allocation"] = allocation
+        if gqa != "groups":
+            self._options["gqa"] = gqa
         for key, value in (("include", include), ("exclude", exclude)):
             if value is not None:
                 self._options[key] = value
@@ -78,14 +93,19 @@ class HeadPrune(Scheme):
                 f"{list(self.include)}, exclude={list(self.exclude)}); known layouts: separate "
                 "query/key/value, q_proj/k_proj/v_proj or q_lin/k_lin/v_lin Linears with "
                 "num_attention_heads, num_heads or n_heads, or a fused qkv Linear with "
-                "num_heads; teach others with condensa.schemes.register_attention"
+                "num_heads; decoder blocks (self_attn.q/k/v/o_proj with head_dim) are a family of "
+                "condensa.families; teach others with condensa.schemes.register_attention"
             )
         return found
 
     def plan(self, model: nn.Module, weights: Mapping[str, torch.Tensor] | None = None) -> Plan:
         """Mask the q/k/v rows of the lowest-scoring heads."""
-        layouts = self.layouts(model)
         values = dict(weights or {})
+        stack = decoder_stack(model)
+        if stack is not None:
+            layers = select_layers(stack, self.include, self.exclude, "HeadPrune")
+            return head_plan(model, layers, self.sparsity, self.allocation, self.gqa, values)
+        layouts = self.layouts(model)
         scores = [_head_scores(layout, model, values) for layout in layouts]
         removed = _choose(scores, self.sparsity, self.allocation)
         plan = Plan()

@@ -26,6 +26,7 @@ from condensa.schemes.builtins import (
     Quantize,
     StructurePrune,
 )
+from condensa.schemes.decoder import MLPPrune
 from condensa.schemes.heads import HeadPrune
 from condensa.schemes.plan import Plan
 from condensa.schemes.selection import LINEAR_AND_CONV, MODULE_TYPES, Selection
@@ -44,6 +45,7 @@ SCHEMES: dict[str, type[Scheme]] = {
         FilterPrune,
         StructurePrune,
         HeadPrune,
+        MLPPrune,
         NMPrune,
         Quantize,
     )

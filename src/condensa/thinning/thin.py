@@ -10,11 +10,13 @@ import torch
 from torch import nn
 
 from condensa.errors import CondensaError, ConfigError
+from condensa.families import DecoderStack, decoder_stack
 from condensa.inputs import Inputs, check_inputs, output_tensors, run_forward, small_batch
 from condensa.masking import Mask, bake, masks, register
 from condensa.norms import KEPT, follows_mask, is_channel_norm, release
 from condensa.schemes.attention import ATTENTION
 from condensa.schemes.groups import WEIGHTED, ChannelGroup, channel_dim
+from condensa.thinning.decoder import UNEVEN, thin_decoder
 from condensa.thinning.groups import CHANNEL_NORMS, build_graph, groups_of, translate
 from condensa.thinning.heads import dead_heads, thin_heads
 
@@ -109,6 +111,11 @@ def thin_report(
     plain = bake(model)
     was_training = plain.training
     plain.eval()
+    stack = decoder_stack(plain)
+    if stack is not None:  # a known decoder family: its record says what to cut
+        result = _thin_decoder(plain, stack, example_inputs, had_masks, atol)
+        result.model.train(was_training)
+        return result
     graph = build_graph(plain, example_inputs)
     probe, reference = _reference(plain, example_inputs)
     layouts = ATTENTION.layouts(plain)
@@ -163,6 +170,22 @@ def thin_report(
     thinned.train(was_training)
     removed = {root: len(dead) for root, dead in work}
     return Thinned(model=thinned, removed=removed, kept=kept, heads=heads)
+
+
+def _thin_decoder(
+    plain: nn.Module, stack: DecoderStack, example_inputs: Inputs, had_masks: bool, atol: float
+) -> Thinned:
+    """:func:`thin_report` for a decoder family (no tracing), checked on the inputs."""
+    probe, reference = _reference(plain, example_inputs)
+    heads, removed, left = thin_decoder(plain, stack)
+    if not heads and not removed and had_masks:
+        raise ConfigError(
+            "no whole attention head, key/value group or MLP channel is pruned, so nothing "
+            "can be thinned: use schemes.HeadPrune or schemes.MLPPrune to remove structures"
+        )
+    _check(plain, probe, reference, atol)
+    kept = [KeptChannels(name, tuple(range(n)), UNEVEN) for name, n in left.items()]
+    return Thinned(model=plain, removed=removed, kept=kept, heads=heads)
 
 
 def _reference(plain: nn.Module, example_inputs: Inputs) -> tuple[Inputs, list[torch.Tensor]]:
