@@ -363,8 +363,8 @@ def load(
                 plist = cast(
                     nn.ModuleList, cast(nn.ModuleDict, holder.parametrizations)[source_tensor]
                 )
-                for parametrization in plist:
-                    parametrize.register_parametrization(alias, alias_tensor, parametrization)
+                for shared in plist:
+                    parametrize.register_parametrization(alias, alias_tensor, shared)
     return target
 
 
