@@ -363,8 +363,8 @@ def load(
                 plist = cast(
                     nn.ModuleList, cast(nn.ModuleDict, holder.parametrizations)[source_tensor]
                 )
-                for shared in plist:
-                    parametrize.register_parametrization(alias, alias_tensor, shared)
+                for held in plist:
+                    parametrize.register_parametrization(alias, alias_tensor, held)
     return target
 
 
