@@ -84,20 +84,59 @@ def test_unknown_method(setup):
         )
 
 
-def test_example_inputs_is_needed_once_and_its_former_name_still_works(setup):
-    """example_inputs= or the former example_input=, exactly one; the old name runs."""
+def test_example_inputs_is_needed(setup):
+    """search_compression without example_inputs= is refused; the former name is gone."""
     model, trainer, example = setup
     common = {"trainer": trainer, "objective": Macs(), "method": "dc", "max_drop": 1.0}
     with pytest.raises(ConfigError, match="needs example_inputs="):
         condensa.search_compression(model, schemes.Prune, budget=1, **common)
-    with pytest.raises(ConfigError, match="not both it and example_input="):
+    with pytest.raises(TypeError, match="example_input"):
+        condensa.search_compression(model, schemes.Prune, example_input=example, **common)
+
+
+@pytest.mark.parametrize("bounds", [("a", 0.5), (0.5, 0.2), (0.0, 1.0), (float("nan"), 0.5)])
+def test_bad_bounds_are_refused_before_any_work(setup, bounds):
+    """search_compression(bounds=...) is checked first: a ConfigError naming the value."""
+    model, trainer, example = setup
+    with pytest.raises(ConfigError, match="bounds"):
         condensa.search_compression(
-            model, schemes.Prune, example_inputs=example, example_input=example, **common
+            model,
+            schemes.Prune,
+            trainer=trainer,
+            objective=Macs(),
+            example_inputs=example,
+            method="dc",
+            max_drop=1.0,
+            bounds=bounds,
         )
-    outcome = condensa.search_compression(
-        model, schemes.Prune, example_input=example, budget=1, seed=0, **common
-    )
-    assert len(outcome.search.trials) == 1
+
+
+def test_a_model_whose_forward_raises_is_named_not_raw(setup):
+    """The uncompressed model failing on the data: a UserCodeError saying where, type kept."""
+    from condensa.errors import UserCodeError
+
+    model, trainer, example = setup
+
+    class Broken(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.inner = model
+
+        def forward(self, x):
+            raise RuntimeError("mat1 and mat2 shapes cannot be multiplied (2x3 and 4x5)")
+
+    with pytest.raises(UserCodeError, match="evaluating the uncompressed model failed") as err:
+        condensa.search_compression(
+            Broken(),
+            schemes.Prune,
+            trainer=trainer,
+            objective=Macs(),
+            example_inputs=example,
+            method="dc",
+            max_drop=1.0,
+            budget=1,
+        )
+    assert isinstance(err.value, RuntimeError) and "mat1 and mat2" in str(err.value)
 
 
 def _neuron_search(model, trainer, example, **options):
@@ -223,3 +262,28 @@ def test_a_speed_answer_is_the_fastest_contender_timed_side_by_side(setup, tmp_p
         assert {r["trial"] for r in final} <= set(outcome.search.extra["candidates"])
     assert trainer.evaluate(outcome.model)["accuracy"] == best.accuracy  # the answer's model
     assert condensa.stats(outcome.model).sparsity == pytest.approx(best.extra["sparsity_actual"])
+
+
+def test_a_damaged_trial_model_is_compressed_again_on_resume(setup, tmp_path):
+    """A resumed search whose chosen trial file is garbage warns and compresses it again."""
+    model, trainer, example = setup
+    options = {
+        "trainer": trainer,
+        "objective": Macs(),
+        "example_inputs": example,
+        "method": "dc",
+        "max_drop": 0.5,
+        "budget": 3,
+        "seed": 0,
+        "journal": tmp_path / "j.jsonl",
+        "models": tmp_path / "models",
+    }
+    first = condensa.search_compression(model, schemes.Prune, **options)
+    for path in (tmp_path / "models").glob("*.condensa"):
+        path.write_bytes(b"damaged")
+    with pytest.warns(UserWarning, match="cannot be read"):
+        again = condensa.search_compression(model, schemes.Prune, **options)
+    assert again.search.best.sparsity == first.search.best.sparsity
+    assert condensa.stats(again.model).sparsity == pytest.approx(
+        condensa.stats(first.model).sparsity
+    )

@@ -11,7 +11,7 @@ LAYERS = [
     "functional", "operators", "families", "formats", "norms", "filecheck", "schemes", "masking",
     "io", "stats", "thinning",
     "compress", "optim", "objectives", "quantized", "export", "search", "zoo", "data", "hf",
-    "contenders", "api", "cli", "__init__", "__main__",
+    "contenders", "trials", "api", "cli", "__init__", "__main__",
 ]  # fmt: skip
 
 

@@ -10,30 +10,24 @@ keeps the best feasible compressed model.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
 from torch import nn
 
 from condensa.compress import unchanged
 from condensa.contenders import final_comparison
-from condensa.distributed import measured_on_main
-from condensa.errors import ConfigError
+from condensa.errors import ConfigError, user_code
 from condensa.inputs import Inputs
-from condensa.io import load, save
 from condensa.objectives import Measurement
 from condensa.optim import Trainer
 from condensa.optim.methods import DEFAULT_METHOD, build_method
-from condensa.optim.result import Selector, diagnostics
-from condensa.schemes import Scheme, from_dict
+from condensa.optim.result import Selector
+from condensa.schemes import from_dict
 from condensa.search import Constraint, SearchResult, search_sparsity
-from condensa.stats import stats
-
-SchemeFactory = Callable[[float], Scheme]
-Objective = Callable[[nn.Module, Inputs], "Measurement | float"]
-KEEP_MODELS = 3
-"""Feasible trial models kept in memory (best observed objective first) for the answer."""
+from condensa.search.loop import check_bounds
+from condensa.trials import Objective, SchemeFactory, Trials, trial_extra
 
 
 def scheme_factory(scheme: SchemeFactory | Mapping[str, Any]) -> SchemeFactory:
@@ -99,17 +93,14 @@ def check_scheme(
     return [compress(model, make_scheme(s)) for s in dict.fromkeys(float(s) for s in sparsities)]
 
 
-def _one_example(example_inputs: Inputs | None, example_input: Inputs | None) -> Inputs:
-    """``example_inputs``, or its former name ``example_input``; exactly one is given."""
-    if (example_inputs is None) == (example_input is None):
+def _one_example(example_inputs: Inputs | None) -> Inputs:
+    """``example_inputs``, which search_compression needs."""
+    if example_inputs is None:
         raise ConfigError(
             "search_compression needs example_inputs= (one batch: a tensor, a tuple or a dict "
             "of keyword inputs)"
-            + (", not both it and example_input=" if example_inputs is not None else "")
         )
-    chosen = example_inputs if example_inputs is not None else example_input
-    assert chosen is not None
-    return chosen
+    return example_inputs
 
 
 def _method(method: str | Any, trainer: Trainer, options: Mapping[str, Any], metric: str) -> Any:
@@ -143,123 +134,6 @@ class CompressionSearch:
     metric: str
 
 
-def trial_path(folder: Path, sparsity: Any) -> Path:
-    """Where the model compressed at ``sparsity`` is saved inside ``folder``."""
-    return folder / f"trial-s{float(sparsity):.6f}.condensa"
-
-
-def _measure(
-    objective: Objective,
-    model: nn.Module,
-    example_inputs: Inputs,
-    reference: nn.Module | None = None,
-) -> Measurement:
-    """``objective`` of ``model`` (relative to ``reference`` when given), taken on rank 0.
-
-    Under a data-parallel launch the other ranks wait and receive rank 0's reading, so
-    speed measurements never run side by side on one machine.
-    """
-
-    def take() -> Measurement:
-        if reference is not None:
-            relative = objective.relative  # type: ignore[attr-defined]
-            return cast(Measurement, relative(reference, model, example_inputs))
-        value = objective(model, example_inputs)
-        return value if isinstance(value, Measurement) else Measurement(float(value), "")
-
-    return measured_on_main(take)()
-
-
-def _trial_extra(
-    model: nn.Module, measured: Measurement, metrics: Mapping[str, float], metric: str
-) -> dict[str, Any]:
-    """What a trial records beside accuracy and objective, noise estimates included."""
-    st = stats(model)
-    extra: dict[str, Any] = {
-        **measured.record(),
-        "sparsity_actual": st.sparsity,
-        "compression_ratio": st.compression_ratio,
-    }
-    if isinstance(metrics.get(f"{metric}_se"), (int, float)):
-        extra["accuracy_se"] = float(metrics[f"{metric}_se"])
-    return extra
-
-
-@dataclass
-class _Trials:
-    """One trial per call: compress at a sparsity, evaluate, measure, save, keep if feasible.
-
-    The best few feasible models stay in memory (``KEEP_MODELS``) so the answer needs
-    no second compression; :meth:`chosen` finds the answer's model.
-    """
-
-    model: nn.Module
-    make_scheme: SchemeFactory
-    compressor: Any
-    trainer: Trainer
-    objective: Objective
-    example_inputs: Inputs
-    metric: str
-    constraint: Constraint
-    folder: Path | None
-    save_options: dict[str, Any]
-    kept: dict[float, tuple[float, nn.Module]] = field(default_factory=dict)
-
-    @property
-    def relative(self) -> bool:
-        """Whether the objective measures a speedup over the uncompressed model."""
-        return callable(getattr(self.objective, "relative", None))
-
-    def baseline_objective(self) -> Measurement:
-        """The objective of the uncompressed model (1x for a relative objective)."""
-        if self.relative:
-            return Measurement(1.0, "x")
-        return _measure(self.objective, self.model, self.example_inputs)
-
-    def __call__(self, sparsity: float) -> dict[str, Any]:
-        """The trial record at ``sparsity``: accuracy, objective score, and extras."""
-        result = self.compressor.compress(self.model, self.make_scheme(float(sparsity)))
-        reuse = getattr(self.compressor, "trainer", None) is self.trainer
-        metrics = result.metrics if reuse and self.metric in result.metrics else {}
-        metrics = metrics or self.trainer.evaluate(result.model)
-        accuracy = float(metrics[self.metric])
-        reference = self.model if self.relative else None
-        measured = _measure(self.objective, result.model, self.example_inputs, reference)
-        extra = _trial_extra(result.model, measured, metrics, self.metric)
-        extra["recovery"] = diagnostics(result.history, self.metric)
-        if self.folder is not None:
-            path = save(result.model, trial_path(self.folder, sparsity), **self.save_options)
-            extra.update(file=path.name, file_bytes=path.stat().st_size)
-        if self.constraint.feasible(accuracy):
-            self.kept[float(sparsity)] = (measured.score, result.model)
-            ranked = sorted(self.kept, key=lambda k: self.kept[k][0], reverse=True)
-            for dropped in ranked[KEEP_MODELS:]:
-                del self.kept[dropped]
-        return {"accuracy": accuracy, "objective": measured.score, **extra}
-
-    def model_at(self, sparsity: float) -> nn.Module | None:
-        """The trial model at ``sparsity`` if kept in memory or saved, else None."""
-        if sparsity in self.kept:
-            return self.kept[sparsity][1]
-        if self.folder is not None and trial_path(self.folder, sparsity).is_file():
-            return load(trial_path(self.folder, sparsity), self.model)
-        return None
-
-    def chosen(self, result: SearchResult) -> nn.Module | None:
-        """The model of the search's answer: kept, saved, or compressed again."""
-        if result.best is None:
-            return None
-        sparsity = result.best.sparsity
-        assert isinstance(sparsity, float)  # search_compression searches one sparsity
-        model = self.model_at(sparsity)
-        if model is not None:
-            return model
-        # resumed from a journal, or a model no longer kept: recompute
-        return cast(
-            nn.Module, self.compressor.compress(self.model, self.make_scheme(sparsity)).model
-        )
-
-
 def search_compression(
     model: nn.Module,
     scheme: SchemeFactory | Mapping[str, Any],
@@ -282,7 +156,6 @@ def search_compression(
     save_options: Mapping[str, Any] | None = None,
     strategy: str | Any | None = None,
     pool: Any = None,
-    example_input: Inputs | None = None,
 ) -> CompressionSearch:
     """Infer the sparsity maximizing ``objective`` under an accuracy constraint, and compress.
 
@@ -333,7 +206,6 @@ def search_compression(
         pool: where trials run, e.g. ``RayPool(2)`` for two at once (see
             :func:`condensa.search.search_sparsity`); trial models are then found
             again from ``models`` (or compressed again).
-        example_input: the former name of ``example_inputs``, still accepted.
 
     Returns:
         A :class:`CompressionSearch`.
@@ -345,13 +217,16 @@ def search_compression(
         ...     max_drop=0.01, method="finetune")  # doctest: +SKIP
 
     """
-    example_inputs = _one_example(example_inputs, example_input)
+    check_bounds(bounds)
+    example_inputs = _one_example(example_inputs)
     make_scheme = grouped(model, scheme_factory(scheme), example_inputs)
     # the copy compressed at bounds[0]: the uncompressed model is a known point there
     dense_at_low = unchanged(model, check_scheme(model, make_scheme, bounds)[0])
     compressor = _method(method, trainer, dict(method_options or {}), metric)
     lower = not Selector(metric).higher_is_better
-    baseline_metrics = trainer.evaluate(model)
+    baseline_metrics = user_code(
+        lambda: trainer.evaluate(model), "evaluating the uncompressed model"
+    )
     baseline = float(baseline_metrics[metric])
     constraint = Constraint.make(
         accuracy_threshold=accuracy_threshold,
@@ -363,14 +238,14 @@ def search_compression(
     folder = Path(models) if models is not None else None
     if folder is not None:
         folder.mkdir(parents=True, exist_ok=True)
-    trials = _Trials(
+    trials = Trials(
         model, make_scheme, compressor, trainer, objective, example_inputs, metric,
         constraint, folder, dict(save_options or {}),
     )  # fmt: skip
     baseline_objective = trials.baseline_objective()  # measured before any trial runs
     known = []  # the uncompressed model, where the scheme leaves it as it is
     if dense_at_low:
-        extra = _trial_extra(model, baseline_objective, baseline_metrics, metric)
+        extra = trial_extra(model, baseline_objective, baseline_metrics, metric)
         known.append({"sparsity": bounds[0], "accuracy": baseline,
                       "objective": baseline_objective.score, **extra})  # fmt: skip
     result = search_sparsity(

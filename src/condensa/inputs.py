@@ -43,6 +43,40 @@ def run_forward(model: nn.Module, example_inputs: Inputs) -> Any:
     return model(*example_inputs)
 
 
+def describe(example_inputs: Inputs) -> str:
+    """Shapes and dtypes of example inputs, for messages (``dict keys`` named)."""
+
+    def one(value: Any) -> str:
+        if isinstance(value, torch.Tensor):
+            return f"{tuple(value.shape)} {str(value.dtype).removeprefix('torch.')}"
+        return type(value).__name__
+
+    if isinstance(example_inputs, Mapping):
+        return "{" + ", ".join(f"{k!s}: {one(v)}" for k, v in example_inputs.items()) + "}"
+    if isinstance(example_inputs, torch.Tensor):
+        return one(example_inputs)
+    return "(" + ", ".join(one(v) for v in example_inputs) + ")"
+
+
+def checked_forward(model: nn.Module, example_inputs: Inputs) -> Any:
+    """:func:`run_forward`, with a model that fails on the inputs as a clear error.
+
+    Raises:
+        ConfigError: the forward raised (the inputs' shapes and the model's message named).
+
+    """
+    try:
+        return run_forward(model, example_inputs)
+    except (MemoryError, KeyboardInterrupt):
+        raise
+    except Exception as exc:  # noqa: BLE001 - whatever the model raises, name the inputs
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]
+        raise ConfigError(
+            f"{type(model).__name__} does not accept the example inputs "
+            f"{describe(example_inputs)}: {type(exc).__name__}: {first}"
+        ) from None
+
+
 def output_tensors(output: Any) -> list[torch.Tensor]:
     """Every floating tensor in a model output (tensor, tuple, dict, ModelOutput)."""
     if isinstance(output, torch.Tensor):

@@ -16,7 +16,7 @@ if TYPE_CHECKING:
     from rich.table import Table
 
 from condensa.errors import ConfigError
-from condensa.inputs import Inputs, check_inputs, run_forward
+from condensa.inputs import Inputs, check_inputs, checked_forward
 from condensa.masking import CONDENSA_TYPES, copy_model, storage
 
 
@@ -234,10 +234,12 @@ def _measure_macs(model: nn.Module, example_inputs: Inputs) -> dict[str, tuple[i
     for name, module in probe.named_modules():
         if isinstance(module, (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d)):
             handles.append(module.register_forward_hook(hook(name)))
-    with torch.inference_mode():
-        run_forward(probe, example_inputs)
-    for handle in handles:
-        handle.remove()
+    try:
+        with torch.inference_mode():
+            checked_forward(probe, example_inputs)
+    finally:
+        for handle in handles:
+            handle.remove()
     return found
 
 

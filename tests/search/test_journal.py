@@ -212,3 +212,24 @@ def test_append_refuses_an_index_out_of_order(tmp_path):
 
 def _records(path):
     return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+def test_a_journal_trial_outside_the_bounds_is_refused_by_line(tmp_path):
+    """A hand-edited sparsity of 5.0 is a corrupt line (named), not an IndexError."""
+    path = tmp_path / "journal.jsonl"
+
+    def evaluate(s):
+        return logistic_accuracy(s), s
+
+    search_sparsity(
+        evaluate, accuracy_threshold=0.91, budget=2, seed=0, journal=path, strategy="bisection"
+    )
+    lines = path.read_text().splitlines()
+    record = json.loads(lines[1])
+    record["trial"]["sparsity"] = 5.0
+    lines[1] = json.dumps(record)
+    path.write_text("\n".join(lines) + "\n")
+    with pytest.raises(ConfigError, match="line 2: sparsity 5.0 is outside the search bounds"):
+        search_sparsity(
+            evaluate, accuracy_threshold=0.91, budget=3, seed=0, journal=path, strategy="bisection"
+        )

@@ -19,7 +19,7 @@ from condensa.cli.output import print_table
 from condensa.cli.ranks import joined
 from condensa.cli.record import RunReport
 from condensa.cli.report import final_line
-from condensa.errors import ConfigError
+from condensa.errors import CondensaError, ConfigError
 
 FLAG_KEYS = {
     "output": ("output",),
@@ -94,6 +94,21 @@ def _finish_run(report: RunReport, output: Path, console: Console) -> None:
     console.print(f"report: {page}  (and {md.name})")
 
 
+def _all_failed(report: RunReport) -> None:
+    """Raise when no trial produced a measurement: the run is a failure, not an answer.
+
+    Raises:
+        CondensaError: every trial failed (the first error is named).
+
+    """
+    if report.chosen or not report.trials or any(t.error is None for t in report.trials):
+        return
+    raise CondensaError(
+        f"every one of the {len(report.trials)} trials failed (first: {report.trials[0].error});"
+        " fix the cause, then run again with --force to replace these failed trials"
+    )
+
+
 def search(args: argparse.Namespace, console: Console) -> None:
     """``condensa search CONFIG``."""
     from condensa.cli.runner import run_search
@@ -104,6 +119,7 @@ def search(args: argparse.Namespace, console: Console) -> None:
         summary = run_search(config, output, console, force=args.force, verbose=args.verbose)
         if world.main:
             _finish_run(summary, output, console)
+        _all_failed(summary)
 
 
 def compress(args: argparse.Namespace, console: Console) -> None:

@@ -22,7 +22,7 @@ from condensa.cli.ranks import claimed, trial_pool
 from condensa.cli.record import RunReport, Speed
 from condensa.cli.rundir import RunDir
 from condensa.distributed import World
-from condensa.errors import CondensaError, ConfigError
+from condensa.errors import CondensaError, ConfigError, user_code
 from condensa.io import load, save
 from condensa.objectives import Measurement
 from condensa.optim.result import Selector, diagnostics
@@ -67,13 +67,19 @@ def baseline(
     """The uncompressed model: the run's saved baseline, the checkpoint, or trained now."""
     if run.baseline.is_file():
         console.print(f"baseline: reusing {run.baseline}")
-        return load(run.baseline, setup.make_model())
+        try:
+            return load(run.baseline, setup.make_model())
+        except CondensaError as exc:
+            raise CondensaError(
+                f"the run's baseline {str(run.baseline)!r} cannot be read ({exc}); delete that "
+                "file (the baseline is trained again) or run again with --force"
+            ) from None
     if config["model"]["checkpoint"]:
         console.print(f"baseline: loaded {config['model']['checkpoint']}")
     else:
         steps = max(1, round(config["train"]["epochs"] * setup.steps_per_epoch))
         start = time.perf_counter()
-        setup.trainer.train(model, steps)
+        user_code(lambda: setup.trainer.train(model, steps), "training the baseline")
         console.print(
             f"baseline: trained {config['model']['name']} for {config['train']['epochs']} epochs "
             f"({steps} steps, {time.perf_counter() - start:.1f}s)"

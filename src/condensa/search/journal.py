@@ -99,6 +99,13 @@ class Journal:
                 raise ConfigError(
                     f"journal {str(self.path)!r} is corrupt at line {number}: {exc}"
                 ) from None
+            outside = _outside(trial.sparsity, self.problem.get("bounds"))
+            if outside:
+                raise ConfigError(
+                    f"journal {str(self.path)!r} is corrupt at line {number}: sparsity "
+                    f"{outside} is outside the search bounds {self.problem.get('bounds')}; "
+                    "restore it or use another journal path"
+                )
             if trial.index != len(self.trials):
                 raise ConfigError(
                     f"journal {str(self.path)!r} line {number} holds trial index {trial.index}, "
@@ -128,3 +135,14 @@ class Journal:
             handle.write(json.dumps(record, allow_nan=True) + "\n")
             handle.flush()
             os.fsync(handle.fileno())
+
+
+def _outside(point: Any, bounds: Any) -> str:
+    """The coordinate of ``point`` outside ``bounds`` (``[[low, high], ...]``), or ``""``."""
+    values = point if isinstance(point, (tuple, list)) else (point,)
+    if not isinstance(bounds, list) or len(bounds) != len(values):
+        return str(point) if isinstance(bounds, list) else ""
+    for value, (low, high) in zip(values, bounds, strict=True):
+        if value is not None and not low - 1e-9 <= value <= high + 1e-9:
+            return repr(value)
+    return ""

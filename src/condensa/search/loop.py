@@ -12,7 +12,7 @@ from typing import Any
 import torch
 
 from condensa.distributed import from_main
-from condensa.errors import ConfigError, check_int
+from condensa.errors import ConfigError, EnvironmentFailure, check_int, environmental
 from condensa.search.batch import propose_batch
 from condensa.search.constraint import Constraint
 from condensa.search.journal import Journal
@@ -42,7 +42,7 @@ DUPLICATE_TOLERANCE = 1e-3
 """Points closer than this fraction of the bounds are the same point (no second run)."""
 
 
-def _check_bounds(bounds: object) -> list[tuple[float, float]]:
+def check_bounds(bounds: object) -> list[tuple[float, float]]:
     """``[(low, high), ...]`` from ``(low, high)`` or a sequence of pairs; each in [0, 1)."""
     if (
         isinstance(bounds, Sequence)
@@ -152,7 +152,8 @@ def search_sparsity(
     Raises:
         ConfigError: bad budget, bounds, strategy or constraint, a journal of another
             problem, or a proposal outside the bounds; or raised by ``evaluate``.
-        OSError, MemoryError: raised by ``evaluate`` (re-raised as they were).
+        OSError, MemoryError: raised by ``evaluate`` (re-raised); EnvironmentFailure: its
+            allocator, lost-process or dead-worker error (:func:`~condensa.errors.environmental`).
 
     Example:
         >>> result = search_sparsity(lambda s: (0.9 - 0.5 * s**4, s), accuracy_threshold=0.85)
@@ -163,7 +164,7 @@ def search_sparsity(
     check_int("budget", budget)
     if not callable(evaluate):
         raise ConfigError(f"evaluate must be callable, got {evaluate!r}")
-    pairs = _check_bounds(bounds)
+    pairs = check_bounds(bounds)
     constraint = Constraint.make(
         accuracy_threshold=accuracy_threshold,
         max_drop=max_drop,
@@ -317,6 +318,13 @@ def _trial(
         if isinstance(outcome.error, STOPPING):
             # not a property of the point: stop, and retry it when the search resumes
             raise outcome.error
+        why = environmental(outcome.error)
+        if why is not None:  # a lost rank, an allocator: the point was never measured
+            first = (str(outcome.error).strip().splitlines() or [""])[0][:300]
+            raise EnvironmentFailure(
+                f"{why} during the trial at {_show(point)} ({type(outcome.error).__name__}: "
+                f"{first}); it was not recorded: run the same command again to resume"
+            ) from outcome.error
         error = f"{type(outcome.error).__name__}: {outcome.error}"
         return Trial(index, point, None, None, False, stage, outcome.wall_s, overhead, {},
                      error, seed)  # fmt: skip
