@@ -151,3 +151,46 @@ def test_ray_search_with_two_workers_resumes_after_the_driver_is_killed(tmp_path
     summary = json.loads((out / "summary.json").read_text())
     best = summary["best_trial"]
     assert best is not None and trials[best]["feasible"]
+
+
+def _journal(out: Path) -> list[dict]:
+    return [
+        json.loads(line)["trial"]
+        for line in (out / "journal.jsonl").read_text().splitlines()
+        if '"type": "trial"' in line
+    ]
+
+
+@pytest.mark.slow
+def test_a_rank_killed_mid_trial_is_not_a_result_and_the_rerun_answers_the_same(tmp_path):
+    """A rank dies inside a trial: nothing is journaled as failed; the rerun answers as an
+    uninterrupted launch with the same seed does (issue: the gloo error was journaled)."""
+    config = write_config(tmp_path, options="options = { steps = 400 }", budget=3)
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
+    reference = tmp_path / "reference"
+    whole = _torchrun(["search", str(config), "--output", str(reference)], env)
+    assert whole.wait(timeout=600) == 0, whole.communicate()[0].decode()[-2000:]
+    out = tmp_path / "out"
+    argv = ["search", str(config), "--output", str(out)]
+    process = _torchrun(argv, env)
+    try:
+        _wait_for_trials(process, out / "journal.jsonl", 1)
+        time.sleep(1.5)  # inside the second trial's training
+        workers = subprocess.run(
+            ["pgrep", "-P", str(process.pid)], capture_output=True, text=True, check=True
+        ).stdout.split()
+        os.kill(int(max(workers, key=int)), signal.SIGKILL)
+        printed = process.communicate(timeout=120)[0].decode()
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+    assert all(t["error"] is None for t in _journal(out)), _journal(out)
+    assert "run the same command again" in printed
+    resumed = _torchrun(argv, env)
+    assert resumed.wait(timeout=600) == 0, resumed.communicate()[0].decode()[-2000:]
+    assert all(t["error"] is None for t in _journal(out))
+    expected = [t["sparsity"] for t in _journal(reference)]
+    assert [t["sparsity"] for t in _journal(out)] == expected
+    chosen = json.loads((out / "summary.json").read_text())["chosen"]
+    assert chosen == json.loads((reference / "summary.json").read_text())["chosen"]

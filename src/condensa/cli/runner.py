@@ -179,8 +179,8 @@ def run_search(
     objective = build.objective(config)
     strategy = build.strategy(config)
     with (
+        trial_pool(config) as pool,  # Ray joined (or refused) before any training
         _prepare(config, output, console, force=force, verbose=verbose) as ready,
-        trial_pool(config) as pool,
     ):
         return _search(config, objective, strategy, ready, console, start, pool)
 
