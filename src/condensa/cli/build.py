@@ -6,7 +6,7 @@ import warnings
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import torch
 from torch import nn
@@ -133,6 +133,10 @@ def setup(config: Mapping[str, Any], *, progress: bool = False) -> Setup:
     data, train = config["data"], config["train"]
     if data["name"] in ("text", "kjv"):
         return _language_setup(config, progress)
+    if data["name"] == "causal-lm":
+        from condensa.cli.causal_lm import causal_lm_setup
+
+        return cast(Setup, causal_lm_setup(config, Setup))
     train_set, test_set = _image_data(config)
     if data["subset"]:
         train_set = Subset(train_set, range(min(data["subset"], len(train_set))))

