@@ -193,4 +193,6 @@ def test_a_rank_killed_mid_trial_is_not_a_result_and_the_rerun_answers_the_same(
     expected = [t["sparsity"] for t in _journal(reference)]
     assert [t["sparsity"] for t in _journal(out)] == expected
     chosen = json.loads((out / "summary.json").read_text())["chosen"]
-    assert chosen == json.loads((reference / "summary.json").read_text())["chosen"]
+    expected_chosen = json.loads((reference / "summary.json").read_text())["chosen"]
+    for key in ("target_sparsity", "validation", "test"):  # speed readings are noisy
+        assert chosen[key] == expected_chosen[key]

@@ -12,6 +12,7 @@ tokenizer with ``encode(text, add_special_tokens=False)``. Metrics:
 
 from __future__ import annotations
 
+import contextlib
 import re
 from collections.abc import Sequence
 from typing import Any
@@ -114,10 +115,8 @@ class CausalLMTrainer:
         embeddings = getattr(model, "get_input_embeddings", lambda: None)()
         rows = getattr(embeddings, "num_embeddings", None)
         largest = int(max(self.calibration_tokens.max(), self.evaluation_tokens.max()))
-        try:  # a tokenizer's own vocabulary, when it says (ids it could give)
+        with contextlib.suppress(TypeError):  # the tokenizer's own vocabulary, when it says
             largest = max(largest, len(self.tokenizer) - 1)
-        except TypeError:
-            pass
         if rows is not None and largest >= rows:
             raise ConfigError(
                 f"the tokenizer does not match the model: it gives token id {largest:,} but "
