@@ -44,6 +44,8 @@ CONFIGS = {
     "gptq-int8": ("gptq", ("Quantize", "int8", None)),
     "rtn-int4-g128": ("dc", ("Quantize", "int4", 128)),
     "gptq-int4-g128": ("gptq", ("Quantize", "int4", 128)),
+    "heads-25": ("thin", ("HeadPrune", 0.25)),
+    "mlp-25": ("thin", ("MLPPrune", 0.25)),
 }
 
 
@@ -54,6 +56,10 @@ def scheme_of(spec):
         return schemes.Prune(spec[1], allocation="uniform", **LINEARS)
     if spec[0] == "NM":
         return schemes.NMPrune(spec[1], spec[2], **LINEARS)
+    if spec[0] == "HeadPrune":  # whole key/value groups (3 per layer), ranked across layers
+        return schemes.HeadPrune(spec[1])
+    if spec[0] == "MLPPrune":
+        return schemes.MLPPrune(spec[1])
     # the block Linears by the method, the tied embedding / head by round-to-nearest int8
     linears = schemes.Quantize(spec[1], group_size=spec[2], **LINEARS)
     return schemes.Compose([linears, schemes.Quantize("int8", types=["Embedding"])])
@@ -113,11 +119,17 @@ def run_one(name, samples, eval_tokens):
         tokenizer, kjv[:8000], web[-8000:], window=512, eval_tokens=eval_tokens, last_words=100
     )
     method_name, spec = CONFIGS[name]
+    thin_s = None
     start = time.perf_counter()
     if method_name is None:
         compressed = model
     elif method_name == "dc":
         compressed = condensa.compress(model, scheme_of(spec))
+    elif method_name == "thin":  # masks by weight norms, then the family record slices them
+        masked = condensa.compress(model, scheme_of(spec))
+        thin_start = time.perf_counter()
+        compressed = condensa.thin(masked, trainer.evaluation_tokens[:64].unsqueeze(0))
+        thin_s = time.perf_counter() - thin_start
     else:  # built without the trainer: the wall time is the method's, not an evaluation's
         method = build_method(method_name, None, {"samples": samples}, metric="perplexity")
         batches = trainer.calibration_inputs(samples)
@@ -126,26 +138,33 @@ def run_one(name, samples, eval_tokens):
     metrics = trainer.evaluate(compressed)
     with tempfile.TemporaryDirectory() as folder:
         file_bytes = condensa.save(compressed, Path(folder) / "m.condensa").stat().st_size
-    deployable = bake(compressed) if method_name is not None else model
+    deployable = bake(compressed) if method_name not in (None, "thin") else compressed
     timing = speed(deployable, model)
     return {
         "name": name,
         "method": method_name or "none",
         "scheme": list(spec) if spec else None,
-        "samples": samples if method_name not in (None, "dc") else 0,
+        "samples": samples if method_name in ("wanda", "sparsegpt", "gptq") else 0,
         **metrics,
         "file_bytes": file_bytes,
         "method_wall_s": wall,
         "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
         "sparsity": condensa.stats(compressed).sparsity,
+        "parameters": sum(p.numel() for p in compressed.parameters()),
+        "thin_s": thin_s,
         **timing,
     }
 
 
 def report(records, samples, eval_tokens):
     sys.path.insert(0, str(Path(__file__).parent))
-    from _report import markdown_table, update_docs, write_results
+    from _report import RESULTS, markdown_table, update_docs, write_results
 
+    earlier = RESULTS / "llm.json"
+    if earlier.is_file():  # a partial rerun (--only) replaces its rows, keeps the others
+        kept = {r["name"]: r for r in json.loads(earlier.read_text())["results"]}
+        kept.update({r["name"]: r for r in records})
+        records = [kept[n] for n in CONFIGS if n in kept]
     base = next(r for r in records if r["name"] == "fp32")
     magnitude = next((r for r in records if r["name"] == "magnitude-50"), None)
     rows = []

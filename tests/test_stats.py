@@ -109,3 +109,11 @@ def test_real_file_bytes_beside_ideal_bytes():
     assert st.file_bytes < st.dense_bytes
     assert "saved file" in st.table()
     assert condensa.stats(small).file_bytes is None
+
+
+def test_inputs_the_model_refuses_are_a_config_error_naming_them(mlp):
+    """stats with a wrong input shape or wrong keyword inputs: ConfigError, not a raw error."""
+    with pytest.raises(condensa.ConfigError, match=r"does not accept the example inputs \(3, 5\)"):
+        condensa.stats(mlp, torch.randn(3, 5))
+    with pytest.raises(condensa.ConfigError, match="input_ids"):
+        condensa.stats(mlp, {"input_ids": torch.zeros(1, 4, dtype=torch.long)})
