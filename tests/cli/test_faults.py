@@ -68,21 +68,21 @@ def test_configuration_error_inside_a_trial_stops_the_search(tmp_path):
 @pytest.mark.slow
 def test_disk_full_while_saving_trials_fails_cleanly_and_resumes(tmp_path, capsys, monkeypatch):
     """ENOSPC on a trial model: exit 1 in one line, nothing journaled as failed; then it resumes."""
-    import condensa.api
+    import condensa.trials
 
     config = write_config(tmp_path, budget=2)
     out = tmp_path / "o"
-    real_save = condensa.api.save
+    real_save = condensa.trials.save
 
     def no_space(model, path, **kwargs):
         raise OSError(errno.ENOSPC, "No space left on device", str(path))
 
-    monkeypatch.setattr(condensa.api, "save", no_space)
+    monkeypatch.setattr(condensa.trials, "save", no_space)
     err = _one_line_error(capsys, main(["search", str(config), "-o", str(out), "-q"]))
     assert "No space left on device" in err
     journal = (out / "journal.jsonl").read_text().splitlines()
     assert len(journal) == 1  # header only: no trial recorded as failed
-    monkeypatch.setattr(condensa.api, "save", real_save)
+    monkeypatch.setattr(condensa.trials, "save", real_save)
     assert main(["search", str(config), "-o", str(out), "-q"]) == 0
     summary = json.loads((out / "summary.json").read_text())
     assert summary["chosen"] is not None

@@ -196,3 +196,51 @@ def test_a_rank_killed_mid_trial_is_not_a_result_and_the_rerun_answers_the_same(
     expected_chosen = json.loads((reference / "summary.json").read_text())["chosen"]
     for key in ("target_sparsity", "validation", "test"):  # speed readings are noisy
         assert chosen[key] == expected_chosen[key]
+
+
+@pytest.mark.slow
+def test_a_ray_worker_killed_mid_trial_is_not_a_result_and_the_rerun_answers_the_same(tmp_path):
+    """A trial worker dies: the search stops (exit 1), nothing is journaled as failed, and
+    the rerun answers as an uninterrupted run with the same seed and workers."""
+    pytest.importorskip("ray")
+    config = write_config(tmp_path, options="options = { steps = 300 }", budget=4)
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
+    command = [sys.executable, "-m", "condensa", "search", str(config), "--workers", "2"]
+    reference = tmp_path / "reference"
+    whole = subprocess.run([*command, "--output", str(reference)], capture_output=True,
+                           text=True, env=env, timeout=600)  # fmt: skip
+    assert whole.returncode == 0, whole.stdout + whole.stderr
+    out = tmp_path / "out"
+    process = subprocess.Popen(
+        [*command, "--output", str(out)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        env=env,
+        start_new_session=True,
+    )
+    try:
+        _wait_for_trials(process, out / "journal.jsonl", 2)
+        deadline = time.monotonic() + 60
+        workers: list[str] = []
+        while not workers and time.monotonic() < deadline:
+            found = subprocess.run(["pgrep", "-f", "ray::_Worker"], capture_output=True, text=True)
+            workers = found.stdout.split()
+            time.sleep(0.1)
+        assert workers, "no Ray trial worker found"
+        os.kill(int(workers[0]), signal.SIGKILL)
+        printed = process.communicate(timeout=300)[0].decode()
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+    if process.returncode == 0:  # the killed worker had already finished its last trial
+        pytest.skip("the worker was killed between trials; nothing to resume")
+    assert "the worker running the trial died" in printed, printed[-2000:]
+    assert all(t["error"] is None for t in _journal(out))
+    again = subprocess.run([*command, "--output", str(out)], capture_output=True, text=True,
+                           env=env, timeout=600)  # fmt: skip
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert all(t["error"] is None for t in _journal(out))
+    mine = json.loads((out / "summary.json").read_text())["chosen"]
+    theirs = json.loads((reference / "summary.json").read_text())["chosen"]
+    assert mine["target_sparsity"] == theirs["target_sparsity"]
