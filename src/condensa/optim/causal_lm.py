@@ -19,8 +19,10 @@ from typing import Any
 
 import torch
 from torch import nn
+from torch.nn.utils import parametrize
 
 from condensa.errors import ConfigError
+from condensa.masking import bake
 from condensa.optim.trainer import ExtraLoss
 
 _WORD = re.compile(r"^(.*\S)\s+([A-Za-z][A-Za-z'’-]*)[^A-Za-z]*$")
@@ -151,8 +153,14 @@ class CausalLMTrainer:
         return next(model.parameters()).device
 
     def evaluate(self, model: nn.Module) -> dict[str, float]:
-        """``loss``, ``perplexity`` and (when lines were given) ``last_word`` accuracy."""
+        """``loss``, ``perplexity`` and (when lines were given) ``last_word`` accuracy.
+
+        A compressed model is evaluated through a baked copy (the same outputs, without
+        recomputing masks and fake quantization at every forward pass).
+        """
         self.check_model(model)
+        if any(parametrize.is_parametrized(m) for m in model.modules()):
+            model = bake(model)
         device = self._device(model)
         was_training = model.training
         model.eval()
