@@ -165,7 +165,7 @@ def _journal(out: Path) -> list[dict]:
 def test_a_rank_killed_mid_trial_is_not_a_result_and_the_rerun_answers_the_same(tmp_path):
     """A rank dies inside a trial: nothing is journaled as failed; the rerun answers as an
     uninterrupted launch with the same seed does (issue: the gloo error was journaled)."""
-    config = write_config(tmp_path, options="options = { steps = 400 }", budget=3)
+    config = write_config(tmp_path, options="options = { steps = 200 }", budget=3)
     env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
     reference = tmp_path / "reference"
     whole = _torchrun(["search", str(config), "--output", str(reference)], env)
@@ -203,7 +203,7 @@ def test_a_ray_worker_killed_mid_trial_is_not_a_result_and_the_rerun_answers_the
     """A trial worker dies: the search stops (exit 1), nothing is journaled as failed, and
     the rerun answers as an uninterrupted run with the same seed and workers."""
     pytest.importorskip("ray")
-    config = write_config(tmp_path, options="options = { steps = 300 }", budget=4)
+    config = write_config(tmp_path, options="options = { steps = 200 }", budget=4)
     env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
     command = [sys.executable, "-m", "condensa", "search", str(config), "--workers", "2"]
     reference = tmp_path / "reference"

@@ -11,12 +11,12 @@ from torch import nn
 
 from condensa.errors import ConfigError, SelectionError
 from condensa.families import decoder_stack
-from condensa.functional import check_sparsity, n_keep
+from condensa.functional import check_sparsity
 from condensa.operators import ChannelMask
 from condensa.plain import to_plain
 from condensa.schemes.attention import ATTENTION, HeadLayout
 from condensa.schemes.base import Scheme
-from condensa.schemes.decoder import GQA_MODES, head_plan, select_layers
+from condensa.schemes.decoder import GQA_MODES, choose, head_plan, select_layers
 from condensa.schemes.plan import Plan
 from condensa.schemes.selection import Target, _patterns
 
@@ -107,7 +107,7 @@ class HeadPrune(Scheme):
             return head_plan(model, layers, self.sparsity, self.allocation, self.gqa, values)
         layouts = self.layouts(model)
         scores = [_head_scores(layout, model, values) for layout in layouts]
-        removed = _choose(scores, self.sparsity, self.allocation)
+        removed = choose(scores, self.sparsity, self.allocation)
         plan = Plan()
         for layout, heads in zip(layouts, removed, strict=True):
             for fqn, segments in layout.projections:
@@ -149,23 +149,3 @@ def _head_scores(
     score = squares.sqrt()
     mean = float(score.mean())
     return score / mean if mean > 0 else score
-
-
-def _choose(scores: list[torch.Tensor], sparsity: float, allocation: str) -> list[list[int]]:
-    """Heads to remove per module; every module keeps at least its best head."""
-    if allocation == "uniform":
-        return [
-            torch.argsort(s, stable=True)[: s.numel() - n_keep(s.numel(), sparsity)].tolist()
-            for s in scores
-        ]
-    total = sum(s.numel() for s in scores)
-    budget = total - n_keep(total, sparsity)
-    candidates = []
-    for index, s in enumerate(scores):
-        order = torch.argsort(s, stable=True).tolist()[:-1]  # the best head stays
-        candidates += [(float(s[h]), index, h) for h in order]
-    candidates.sort()
-    out: list[list[int]] = [[] for _ in scores]
-    for _, index, head in candidates[:budget]:
-        out[index].append(head)
-    return out
