@@ -179,24 +179,33 @@ def test_ray_pool_refuses_bad_resources():
 
 
 @pytest.mark.slow
-def test_ray_pool_runs_a_search_and_survives_a_dying_worker():
-    """Two Ray workers: a trial whose worker process dies is a failed trial, the rest go on."""
+def test_ray_pool_stops_on_a_dying_worker_and_the_rerun_finishes(tmp_path):
+    """Two Ray workers: a worker process that dies is not a result (the search stops, the
+    trial is not journaled); the rerun runs it again and finishes with no failed trial."""
     pytest.importorskip("ray")
+    from condensa.errors import EnvironmentFailure
     from condensa.search.ray_pool import RayPool
 
-    def evaluate(s: float) -> tuple[float, float]:
+    def curve(s: float) -> tuple[float, float]:
         import math
+
+        return 92.0 - 60.0 / (1 + math.exp(-(s - 0.8) / 0.04)), s
+
+    def dying(s: float) -> tuple[float, float]:
         import os
 
         if 0.43 < s < 0.45:  # the second initial point of seed 0: its worker dies
             os._exit(1)
-        return 92.0 - 60.0 / (1 + math.exp(-(s - 0.8) / 0.04)), s
+        return curve(s)
 
+    journal = tmp_path / "journal.jsonl"
+    options = {"accuracy_threshold": 91.0, "seed": 0, "settings": FAST, "budget": 6,
+               "journal": journal}  # fmt: skip
+    with RayPool(2, cpus_per_trial=1) as pool, pytest.raises(EnvironmentFailure, match="died"):
+        search_sparsity(dying, pool=pool, **options)
     with RayPool(2, cpus_per_trial=1) as pool:
-        result = search_sparsity(
-            evaluate, accuracy_threshold=91.0, seed=0, settings=FAST, budget=6, pool=pool
-        )
-    failed = [t for t in result.trials if t.failed]
-    assert len(failed) == 1 and 0.43 < failed[0].sparsity < 0.45
+        result = search_sparsity(curve, pool=pool, **options)
+    assert not any(t.failed for t in result.trials)
+    assert any(0.43 < t.sparsity < 0.45 for t in result.trials)
     assert len(result.trials) == 6 and [t.index for t in result.trials] == list(range(6))
     assert result.best is not None and result.best.feasible
