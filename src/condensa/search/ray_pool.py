@@ -192,7 +192,8 @@ class RayPool:
     ) -> Iterator[tuple[int, Outcome]]:
         """Give each worker its share of ``points``; yield outcomes in completion order.
 
-        A trial whose worker died is yielded as a failed outcome (the worker is replaced
+        A trial whose worker died is yielded with Ray's error (the search treats it as a
+        failure of the environment and stops; the worker is replaced
         for the next round); closing the generator early (the driver stops) cancels the
         trials not started yet.
         """
@@ -207,7 +208,7 @@ class RayPool:
                 position, worker = pending.pop(done[0])
                 try:
                     outcome = ray.get(done[0])
-                except Exception as exc:  # noqa: BLE001 - a lost worker is a failed trial
+                except Exception as exc:  # noqa: BLE001 - the search decides what it means
                     outcome = Outcome(None, exc, math.nan)
                     self._workers[worker] = None  # replaced before the next round
                 yield position, outcome
