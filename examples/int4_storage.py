@@ -41,6 +41,7 @@ from condensa.formats import (
     register_format,
 )
 from condensa.functional import quantize_int8
+from condensa.functional.encoding import nibbles_decode, nibbles_encode
 from condensa.operators import Compressed, Operator, register_operator
 
 LEVELS = 7  # symmetric range [-7, 7]
@@ -124,10 +125,7 @@ class FakeQuantInt4(StoredFormat):
     ) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
         q, scale = quantize_int4(tensor, int(self.int4_axis))
         nibbles = (q.reshape(-1)[keep] + LEVELS).to(torch.uint8).numpy()  # 0..14
-        if nibbles.size % 2:
-            nibbles = np.append(nibbles, np.uint8(0))
-        packed = (nibbles[0::2] << 4) | nibbles[1::2]
-        return {"nibbles": packed.astype(np.uint8), "scale": scale.numpy()}, {}
+        return {"nibbles": nibbles_encode(nibbles), "scale": scale.numpy()}, {}
 
     @classmethod
     def check_values(
@@ -151,11 +149,10 @@ class FakeQuantInt4(StoredFormat):
         keep: torch.Tensor,
         dtype: torch.dtype,
     ) -> torch.Tensor:
-        packed = parts["nibbles"]
-        nibbles = np.stack([packed >> 4, packed & 0x0F], axis=1).reshape(-1)
         kept = int(keep.sum())
+        nibbles = nibbles_decode(parts["nibbles"], kept)
         q = torch.zeros(keep.numel(), dtype=torch.float32)
-        q[keep] = torch.from_numpy(nibbles[:kept].astype(np.float32)) - LEVELS
+        q[keep] = torch.from_numpy(nibbles.astype(np.float32)) - LEVELS
         return (q.reshape(shape) * channel_scale(parts["scale"], shape, spec["axis"])).to(dtype)
 
 

@@ -228,6 +228,14 @@ def _tensor_names(state_keys: Any) -> dict[str, str]:
     return out
 
 
+def _stored_shapes(
+    state: Mapping[str, tuple[int, ...]], tied: Mapping[str, str]
+) -> dict[str, tuple[int, ...]]:
+    """``{tensor fqn: shape}`` a file must store for a model's state (tied copies left out)."""
+    names = _tensor_names(state)
+    return {names[k]: shape for k, shape in state.items() if k in names and names[k] not in tied}
+
+
 def load(
     path: str | Path,
     model: nn.Module | None = None,
@@ -308,11 +316,7 @@ def load(
         check_shapes(
             name,
             entries,
-            {
-                _tensor_names([k])[k]: shape
-                for k, (shape, _) in state.items()
-                if _tensor_names([k])[k] not in tied
-            },
+            _stored_shapes({k: shape for k, (shape, _) in state.items()}, tied),
             "its architecture",
         )
         # the architecture is built at full size before the recorded structure shrinks it
@@ -320,12 +324,7 @@ def load(
         if claimed > limit:
             raise too_large(name, claimed, on_disk, limit)
         target = _shaped(raw, name, layout, file_shapes)()
-    state_names = _tensor_names(target.state_dict().keys())
-    shapes = {
-        state_names[k]: tuple(v.shape)
-        for k, v in target.state_dict().items()
-        if k in state_names and state_names[k] not in tied
-    }
+    shapes = _stored_shapes({k: tuple(v.shape) for k, v in target.state_dict().items()}, tied)
     check_shapes(name, entries, shapes, type(target).__name__)
     for fqn, source in tied.items():
         module_name, _, tensor_name = fqn.rpartition(".")

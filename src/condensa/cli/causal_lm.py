@@ -68,7 +68,8 @@ def causal_lm_setup(config: Mapping[str, Any], setup_type: Any) -> Any:
         tokenizer, calibration, evaluation, last_words=data["last_words"], **options
     )
     trainer.check_model(model)
-    tester = CausalLMTrainer(tokenizer, calibration, evaluation, last_words=0, **options)
+    tester = copy.copy(trainer)  # the same tokens (tokenized once), no last-word lines
+    tester.last_word_items = []
     example = trainer.evaluation_tokens[: data["window"]].unsqueeze(0)
     gguf = path.name if path.suffix == ".gguf" else None
     kwargs = {"path": str(path.parent if gguf else path), "gguf_file": gguf}

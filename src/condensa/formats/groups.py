@@ -17,6 +17,7 @@ import numpy as np
 import torch
 
 from condensa.formats.base import Storage, StoredFormat, register_format
+from condensa.functional.encoding import nibbles_decode, nibbles_encode
 from condensa.functional.groups import (
     GROUP_BITS,
     dequantize_groups,
@@ -157,10 +158,7 @@ class FakeQuantGroup(StoredFormat):
         }
         if self.bits == 8:
             return {**parts, "values": offset}, {}
-        if offset.size % 2:
-            offset = np.append(offset, np.uint8(0))
-        packed = (offset[0::2] << 4) | offset[1::2]
-        return {**parts, "nibbles": packed.astype(np.uint8)}, {}
+        return {**parts, "nibbles": nibbles_encode(offset)}, {}
 
     @classmethod
     def check_values(
@@ -208,11 +206,8 @@ class FakeQuantGroup(StoredFormat):
         """``(q - zero) * scale`` with zeros off ``keep``."""
         kept = int(keep.sum())
         qmin, _ = qrange(spec["bits"], spec["symmetric"])
-        if spec["bits"] == 8:
-            offset = parts["values"]
-        else:
-            packed = parts["nibbles"]
-            offset = np.stack([packed >> 4, packed & 0x0F], axis=1).reshape(-1)[:kept]
+        bytewise = spec["bits"] == 8
+        offset = parts["values"] if bytewise else nibbles_decode(parts["nibbles"], kept)
         rows_count = shape[0] if shape else 1
         groups = n_groups(_cols(shape), spec["group_size"])
         scale = torch.from_numpy(parts["scale"].copy()).reshape(rows_count, groups)

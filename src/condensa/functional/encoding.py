@@ -113,3 +113,15 @@ def rice_decode(unary: np.ndarray, remainders: np.ndarray, k: int, n: int, kept:
         raise ValueError(f"the gap codes reach position {int(positions[-1])} of {n}")
     mask[positions] = True
     return mask
+
+
+def nibbles_encode(values: np.ndarray) -> np.ndarray:
+    """4-bit values (``uint8`` in 0..15) packed two per byte, high nibble first."""
+    if values.size % 2:
+        values = np.append(values, np.uint8(0))
+    return ((values[0::2] << 4) | values[1::2]).astype(np.uint8)
+
+
+def nibbles_decode(packed: np.ndarray, count: int) -> np.ndarray:
+    """The first ``count`` 4-bit values of :func:`nibbles_encode`'s bytes (``uint8``)."""
+    return np.stack([packed >> 4, packed & 0x0F], axis=1).reshape(-1)[:count]

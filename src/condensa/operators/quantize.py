@@ -15,6 +15,7 @@ from condensa.functional import (
     quantize_int8,
 )
 from condensa.functional.groups import (
+    GROUP_BITS,
     check_group,
     dequantize_groups,
     group_params,
@@ -135,7 +136,7 @@ class GroupAffine(Operator):
     @property
     def bits(self) -> int:
         """Bits per level (4 or 8)."""
-        return check_group(self.dtype, self.group_size)[0]
+        return GROUP_BITS[self.dtype]
 
     def check(self, weight: torch.Tensor, *, name: str = "weight") -> None:
         """Raise for a scalar or empty tensor (rows are needed)."""

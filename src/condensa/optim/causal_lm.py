@@ -129,15 +129,10 @@ class CausalLMTrainer:
         """``samples`` windows of ``window`` tokens drawn from the calibration text, in batches.
 
         Raises:
-            ConfigError: the calibration text is shorter than one window.
+            ConfigError: the calibration text is shorter than ``samples`` windows.
 
         """
         tokens = self.calibration_tokens
-        if tokens.numel() < self.window:
-            raise ConfigError(
-                f"the calibration text has {tokens.numel():,} tokens; one window needs "
-                f"{self.window:,} (give more text or a smaller window)"
-            )
         if tokens.numel() < samples * self.window:
             raise ConfigError(
                 f"the calibration text has {tokens.numel():,} tokens; {samples} samples of "
