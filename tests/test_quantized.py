@@ -47,9 +47,11 @@ def test_bad_backend_and_models_without_linear():
         int8_inference(nn.Sequential(nn.Conv2d(1, 2, 3)), torch.randn(1, 1, 5, 5))
 
 
-def test_a_decoder_language_model_is_refused_unless_forced():
-    """Per-tensor dynamic int8 on a *ForCausalLM: a ConfigError naming the weight-only path."""
+def test_a_decoder_language_model_gets_per_token_activations_and_per_tensor_is_refused():
+    """A *ForCausalLM runs the per-token kernel by default; per-tensor needs force=True."""
     transformers = pytest.importorskip("transformers")
+    from condensa.kernels import TokenInt8Linear
+
     torch.manual_seed(0)
     config = transformers.LlamaConfig(
         vocab_size=64,
@@ -62,6 +64,16 @@ def test_a_decoder_language_model_is_refused_unless_forced():
     )
     model = transformers.LlamaForCausalLM(config).eval()
     tokens = torch.randint(0, 64, (1, 8))
-    with pytest.raises(ConfigError, match="gptq"):
-        int8_inference(model, tokens)
+    with pytest.raises(ConfigError, match="activations='token'"):
+        int8_inference(model, tokens, activations="tensor")
+    with pytest.raises(ConfigError, match="activations must be one of"):
+        int8_inference(model, tokens, activations="channel")
+    with pytest.raises(ConfigError, match="keep= applies to per-token"):
+        int8_inference(_mlp(), torch.randn(2, 32), keep=["0"])
+    runnable = int8_inference(model, tokens)
+    kinds = {type(m) for n, m in runnable.named_modules() if n.endswith(("proj", "lm_head"))}
+    assert kinds == {TokenInt8Linear}
+    with torch.no_grad():
+        want, got = model(tokens).logits, runnable(tokens).logits
+    assert (got - want).norm() / want.norm() < 0.05
     assert is_decoder_lm(model) and not is_decoder_lm(torch.nn.Linear(2, 2))

@@ -21,6 +21,11 @@ from condensa.objectives.speed import (
 )
 from condensa.thinning.deploy import deployable  # lives in thinning; kept here for old imports
 
+# isort: off
+from condensa.objectives.decode import Decode, Prefill  # registered last: listing order
+
+# isort: on
+
 Flops = Macs  # the usual name; one MAC = two FLOPs, Condensa counts MACs
 
 __all__ = [
@@ -29,6 +34,8 @@ __all__ = [
     "Flops",
     "Latency",
     "compare_throughput",
+    "Decode",
+    "Prefill",
     "Macs",
     "Measurement",
     "Memory",

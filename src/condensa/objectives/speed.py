@@ -47,7 +47,11 @@ class _Timer:
         ``example_inputs`` is a tensor, a tuple or a dict of keyword arguments; every
         batched tensor in it is tiled to ``batch_size`` rows.
         """
-        return self._passes(deployable(model, example_inputs), example_inputs)
+        return self._passes(self._runnable(model, example_inputs), example_inputs)
+
+    def _runnable(self, model: nn.Module, example_inputs: Inputs) -> nn.Module:
+        """The form of ``model`` that is timed: the deployable model."""
+        return deployable(model, example_inputs)
 
     def _passes(self, runnable: nn.Module, example_inputs: Inputs) -> list[float]:
         """:meth:`times` of a model already made deployable."""
@@ -100,8 +104,8 @@ class _Timer:
         large models get fewer rounds, not minutes of timing.
         """
         check_int("rounds", rounds)
-        runnable = {key: deployable(m, example_inputs) for key, m in candidates.items()}
-        base = deployable(reference, example_inputs)
+        runnable = {key: self._runnable(m, example_inputs) for key, m in candidates.items()}
+        base = self._runnable(reference, example_inputs)
         ratios: dict[K, list[float]] = {key: [] for key in runnable}
         start = time.perf_counter()
         for done in range(rounds):
