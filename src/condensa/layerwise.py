@@ -36,7 +36,9 @@ MAX_SPARSITY = 0.99
 """No block is pruned further than this."""
 
 
-def block_outliers(model: nn.Module, batches: Sequence[object], threshold: float = 5.0) -> list[float]:
+def block_outliers(
+    model: nn.Module, batches: Sequence[object], threshold: float = 5.0
+) -> list[float]:
     """OWL's outlier ratio of each block of ``model`` (not modified) on ``batches``.
 
     Raises:
@@ -87,7 +89,7 @@ def shaped_sparsities(
 
 
 def owl_sparsities(outliers: Sequence[float], sparsity: float, lam: float = 0.08) -> list[float]:
-    """OWL's sparsity per block: ``sparsity - (D_i - mean D)``, ``D`` the ratios in ``[0, 2 lam]``."""
+    """OWL's sparsity per block: ``sparsity - (D_i - mean D)``, ``D`` ratios in ``[0, 2 lam]``."""
     if not 0 <= lam <= 0.5:
         raise ConfigError(f"lam must be in [0, 0.5], got {lam!r}")
     return shaped_sparsities(outliers, sparsity, 0.0, 2 * lam)

@@ -34,9 +34,11 @@ def _check(bounds: Sequence[tuple[float, float]], start: Sequence[Sequence[float
         raise ConfigError("minimize needs at least one (low, high) bound")
     for low, high in bounds:
         if not (math.isfinite(low) and math.isfinite(high) and low < high):
-            raise ConfigError(f"each bound must be a finite (low, high) with low < high, got {(low, high)}")
+            raise ConfigError(
+                f"each bound must be a finite (low, high) with low < high, got {(low, high)}"
+            )
     for x in start:
-        if len(x) != len(bounds) or not all(lo <= v <= hi for v, (lo, hi) in zip(x, bounds)):
+        if len(x) != len(bounds) or not all(lo <= v <= hi for v, (lo, hi) in zip(x, bounds, strict=True)):
             raise ConfigError(f"starting point {tuple(x)} is not inside the bounds {list(bounds)}")
 
 
@@ -100,10 +102,10 @@ def minimize(
     sobol = torch.quasirandom.SobolEngine(len(bounds), scramble=True, seed=seed)
     while len(starts) < 2:
         unit = sobol.draw(1)[0].tolist()
-        starts.append(tuple(lo + u * (hi - lo) for u, (lo, hi) in zip(unit, bounds)))
+        starts.append(tuple(lo + u * (hi - lo) for u, (lo, hi) in zip(unit, bounds, strict=True)))
     if budget < len(starts):
         raise ConfigError(f"budget {budget} is below the {len(starts)} starting points")
-    box = torch.tensor(list(zip(*bounds)), dtype=torch.float64)
+    box = torch.tensor(list(zip(*bounds, strict=True)), dtype=torch.float64)
     points: list[Point] = []
     for i in range(budget):
         x = starts[i] if i < len(starts) else _next(points, box, seed + i)
