@@ -38,7 +38,10 @@ def _check(bounds: Sequence[tuple[float, float]], start: Sequence[Sequence[float
                 f"each bound must be a finite (low, high) with low < high, got {(low, high)}"
             )
     for x in start:
-        if len(x) != len(bounds) or not all(lo <= v <= hi for v, (lo, hi) in zip(x, bounds, strict=True)):
+        inside = len(x) == len(bounds) and all(
+            lo <= v <= hi for v, (lo, hi) in zip(x, bounds, strict=True)
+        )
+        if not inside:
             raise ConfigError(f"starting point {tuple(x)} is not inside the bounds {list(bounds)}")
 
 
