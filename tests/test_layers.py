@@ -10,7 +10,7 @@ LAYERS = [
     "errors", "plain", "threads", "distributed", "atomic", "inputs", "structure", "architecture",
     "functional", "operators", "families", "formats", "norms", "filecheck", "schemes", "masking",
     "io", "stats", "thinning", "kernels", "compress", "optim", "objectives", "quantized",
-    "export", "search", "layerwise", "zoo", "data", "hf",
+    "export", "search", "layerwise", "int8_layers", "zoo", "data", "hf",
     "contenders", "trials", "api", "cli", "__init__", "__main__",
 ]  # fmt: skip
 

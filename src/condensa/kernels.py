@@ -24,11 +24,13 @@ import copy
 import re
 import warnings
 from collections.abc import Sequence
+from typing import Any
 
 import torch
 from torch import nn
 
 from condensa.errors import ConfigError
+from condensa.inputs import run_forward
 
 _EPS = 1e-8
 _LEVEL = 63
@@ -124,3 +126,38 @@ def token_int8(model: nn.Module, keep: Sequence[str] = ()) -> nn.Module:
         parent = converted.get_submodule(parent_name)
         setattr(parent, child, TokenInt8Linear(getattr(parent, child)))
     return converted
+
+
+def kernel_errors(model: nn.Module, batches: Sequence[Any]) -> dict[str, float]:
+    """Each Linear layer's relative output error under the kernel, on ``batches``.
+
+    ``||kernel(x) - linear(x)||² / ||linear(x)||²`` summed over the inputs each layer
+    sees when the float model runs the batches: the order in which a search keeps
+    layers in float (largest error first). ``model`` is not modified.
+
+    Raises:
+        ConfigError: a model without Linear layers.
+
+    """
+    linears = {n: m for n, m in model.named_modules() if isinstance(m, nn.Linear)}
+    if not linears:
+        raise ConfigError(f"{type(model).__name__} has no nn.Linear layer to run in int8")
+    sums = {name: [0.0, 0.0] for name in linears}
+
+    def hook(name: str, kernel: TokenInt8Linear) -> Any:
+        def record(_: nn.Module, args: tuple[Any, ...], output: torch.Tensor) -> None:
+            error = kernel(args[0].detach()) - output.detach()
+            sums[name][0] += float(error.float().pow(2).sum())
+            sums[name][1] += float(output.detach().float().pow(2).sum())
+
+        return record
+
+    handles = [m.register_forward_hook(hook(n, TokenInt8Linear(m))) for n, m in linears.items()]
+    try:
+        with torch.no_grad():
+            for batch in batches:
+                run_forward(model, batch)
+    finally:
+        for handle in handles:
+            handle.remove()
+    return {name: err / max(total, 1e-30) for name, (err, total) in sums.items()}
