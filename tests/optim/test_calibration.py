@@ -4,7 +4,7 @@ import pytest
 import torch
 from torch import nn
 
-from condensa import compress, masking, schemes
+from condensa import ConfigError, compress, masking, schemes
 from condensa.optim import LC, SupervisedTrainer
 from condensa.optim.trainer import calibrate_batchnorm
 
@@ -91,3 +91,33 @@ def test_bad_calibration_settings(options, message):
     trainer = SupervisedTrainer(_batches(), _batches())
     with pytest.raises(ValueError, match=message):
         LC(trainer, **options)
+
+
+def test_a_calibration_that_would_not_fit_is_refused_before_any_work(monkeypatch):
+    """The estimate and what is available are both named; the model is not touched."""
+    from condensa.optim import calibration
+    from condensa.optim.oneshot import Wanda
+    from tests.optim.test_oneshot import PRUNE, batches, tiny_llama
+
+    model = tiny_llama()
+    need = calibration.estimate_bytes(model, batches(3))
+    params = sum(p.numel() * 4 for p in model.parameters())
+    assert need > params + 2 * 3 * 2 * 24 * 64 * 4  # the copy and hidden states twice
+    monkeypatch.setattr(calibration, "available_bytes", lambda: need // 2)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    with pytest.raises(ConfigError, match=r"needs about 0.0 GiB .* 0.0 GiB is available"):
+        Wanda().compress(model, PRUNE, batches(3))
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+    monkeypatch.setattr(calibration, "available_bytes", lambda: need)
+    Wanda().compress(model, PRUNE, batches(3))  # exactly enough: runs
+
+
+def test_available_memory_is_read_from_meminfo_and_unknown_without_it(monkeypatch, tmp_path):
+    from condensa.optim import calibration
+
+    fake = tmp_path / "meminfo"
+    fake.write_text("MemTotal: 100 kB\nMemAvailable:  2048 kB\n")
+    monkeypatch.setattr(calibration, "MEMINFO", str(fake))
+    assert calibration.available_bytes() == 2048 * 1024
+    monkeypatch.setattr(calibration, "MEMINFO", str(tmp_path / "missing"))
+    assert calibration.available_bytes() is None

@@ -21,6 +21,8 @@ from torch import nn
 from condensa.errors import ConfigError
 from condensa.inputs import run_forward
 
+MEMINFO = "/proc/meminfo"
+
 Call = tuple[tuple[Any, ...], dict[str, Any]]
 """The positional and keyword arguments of one call of a block."""
 
@@ -165,3 +167,56 @@ def walk(model: nn.Module, batches: Sequence[Any]) -> Iterator[tuple[str, nn.Mod
         yield f"{prefix}.{index}" if prefix else str(index), block, run
         if index + 1 < len(blocks):
             calls = run_block(block, calls)
+
+
+def available_bytes() -> int | None:
+    """Memory the system can give now (``MemAvailable`` on Linux), or None when unknown."""
+    try:
+        with open(MEMINFO, encoding="ascii") as lines:
+            for line in lines:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        return None
+    return None
+
+
+def estimate_bytes(model: nn.Module, batches: Sequence[Any]) -> int:
+    """Memory a one-shot walk over ``batches`` needs beyond the model, in bytes (a floor).
+
+    The compressed copy of the model, the hidden states of every calibration token
+    twice (a block's inputs and outputs; the hidden width is the input embedding's),
+    and the input statistics of the largest block's Linears (``in × in`` float32 each).
+    """
+    params = sum(p.numel() * p.element_size() for p in model.parameters())
+    embed = getattr(model, "get_input_embeddings", lambda: None)()
+    width = getattr(embed, "embedding_dim", 0) if isinstance(embed, nn.Module) else 0
+    tokens = sum(
+        b.numel() for b in batches if isinstance(b, torch.Tensor) and not b.is_floating_point()
+    )
+    found = blocks_of(model)
+    blocks = found[1] if found else [model]
+    stats = max(
+        sum(m.in_features**2 * 4 for m in block.modules() if isinstance(m, nn.Linear))
+        for block in blocks
+    )
+    return params + 2 * tokens * width * 4 + stats
+
+
+def check_memory(model: nn.Module, batches: Sequence[Any]) -> None:
+    """Refuse a calibration that would not fit in the memory available now.
+
+    Raises:
+        ConfigError: the estimate (:func:`estimate_bytes`) is above what is available,
+            with both numbers.
+
+    """
+    available = available_bytes()
+    need = estimate_bytes(model, batches)
+    if available is not None and need > available:
+        raise ConfigError(
+            f"this calibration needs about {need / 2**30:.1f} GiB (the model copy, "
+            f"{sum(b.numel() for b in batches if isinstance(b, torch.Tensor)):,} tokens of "
+            f"hidden states twice, one block's input statistics) but {available / 2**30:.1f} "
+            "GiB is available; use fewer samples or a shorter window"
+        )

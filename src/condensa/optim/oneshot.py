@@ -48,7 +48,7 @@ from condensa.operators import (
     PrunedTensor,
     flatten,
 )
-from condensa.optim.calibration import InputStatistics, statistics, walk
+from condensa.optim.calibration import InputStatistics, check_memory, statistics, walk
 from condensa.optim.result import CompressionResult, Selector
 from condensa.schemes import Plan, Scheme
 from condensa.schemes.plan import PlanEntry
@@ -134,12 +134,13 @@ class OneShot:
             batches: calibration inputs; default: the trainer's.
 
         """
+        if batches is None:
+            batches = calibration_inputs(self.trainer, self.samples)
+        check_memory(model, batches)
         compressed = copy_model(model)
         plan = scheme.plan(compressed)
         self.check_plan(plan)
         plan.check()
-        if batches is None:
-            batches = calibration_inputs(self.trainer, self.samples)
         was_training = compressed.training
         compressed.eval()
         done: set[str] = set()
