@@ -68,7 +68,7 @@ def test_a_decoder_language_model_gets_per_token_activations_and_per_tensor_is_r
         int8_inference(model, tokens, activations="tensor")
     with pytest.raises(ConfigError, match="activations must be one of"):
         int8_inference(model, tokens, activations="channel")
-    with pytest.raises(ConfigError, match="keep= applies to per-token"):
+    with pytest.raises(ConfigError, match="keep= and calibration= apply to per-token"):
         int8_inference(_mlp(), torch.randn(2, 32), keep=["0"])
     runnable = int8_inference(model, tokens)
     kinds = {type(m) for n, m in runnable.named_modules() if n.endswith(("proj", "lm_head"))}
@@ -76,4 +76,8 @@ def test_a_decoder_language_model_gets_per_token_activations_and_per_tensor_is_r
     with torch.no_grad():
         want, got = model(tokens).logits, runnable(tokens).logits
     assert (got - want).norm() / want.norm() < 0.05
+    smoothed = int8_inference(model, tokens, calibration=[tokens], keep=["lm_head"])
+    assert type(smoothed.lm_head) is torch.nn.Linear
+    with torch.no_grad():
+        assert (smoothed(tokens).logits - want).norm() / want.norm() < 0.05
     assert is_decoder_lm(model) and not is_decoder_lm(torch.nn.Linear(2, 2))

@@ -1,7 +1,8 @@
 """Which Linear layers of a model run the int8 kernel: the constrained search on measured speed.
 
 Every layer moved to the per-token int8 kernel (:mod:`condensa.kernels`) makes the
-model faster and a little less accurate, and layers differ in both. The layers are
+model faster and a little less accurate, and layers differ in both. The model is
+smoothed first (:mod:`condensa.smoothing`, unless ``alpha=None``); its layers are then
 ordered by their kernel error on calibration inputs (:func:`condensa.kernels.
 kernel_errors`); the search variable is the fraction of them that runs in int8, the
 smallest errors first. :func:`condensa.search.search_sparsity` then finds the fraction
@@ -14,7 +15,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +27,7 @@ from condensa.kernels import kernel_errors, token_int8
 from condensa.objectives import Decode
 from condensa.optim.oneshot import calibration_inputs
 from condensa.search import SearchResult, Trial, search_sparsity
+from condensa.smoothing import smooth
 from condensa.thinning import deployable
 
 LOWER_IS_BETTER = ("perplexity", "loss")
@@ -50,6 +52,8 @@ class Int8Layers:
     errors: dict[str, float]
     reference_metric: float
     search: SearchResult
+    runnable: nn.Module = field(repr=False)
+    """The float model the trials converted (deployable, smoothed when asked)."""
 
     def keep(self, fraction: float) -> list[str]:
         """Names of the layers left in float at ``fraction`` (exact names, for ``token_int8``)."""
@@ -61,8 +65,8 @@ class Int8Layers:
         best = self.search.best
         return None if best is None else float(best.sparsity)
 
-    def model(self, model: nn.Module, example_inputs: Inputs) -> nn.Module:
-        """The deployable form of ``model`` with the answer's layers in int8.
+    def model(self) -> nn.Module:
+        """The answer: the searched model with its chosen layers in int8.
 
         Raises:
             ConfigError: no trial met the constraint.
@@ -70,7 +74,7 @@ class Int8Layers:
         """
         if self.fraction is None:
             raise ConfigError(f"no fraction met the constraint: {self.search.reason}")
-        return token_int8(deployable(model, example_inputs), self.keep(self.fraction))
+        return token_int8(self.runnable, self.keep(self.fraction))
 
 
 def search_int8_layers(
@@ -84,6 +88,7 @@ def search_int8_layers(
     metric: str = "perplexity",
     budget: int = 10,
     samples: int = 4,
+    alpha: float | None = 0.5,
     seed: int | None = None,
     journal: str | Path | None = None,
     callback: Callable[[Trial], None] | None = None,
@@ -101,7 +106,9 @@ def search_int8_layers(
         max_relative_drop: the metric may be at most this fraction worse.
         metric: the trainer's metric constrained (perplexity and loss: lower is better).
         budget: trials (each: convert, evaluate, time against the reference).
-        samples: calibration inputs for the kernel errors.
+        samples: calibration inputs for the kernel errors and the smoothing.
+        alpha: smooth the model first (:func:`condensa.smoothing.smooth` with this
+            ``alpha``; a decoder family Condensa knows); None: convert it as it is.
         seed: the search's seed (as for :func:`~condensa.search.search_sparsity`).
         journal: the search's journal file (a rerun resumes from it).
         callback: called with each trial.
@@ -119,12 +126,15 @@ def search_int8_layers(
         )
     runnable = deployable(model, example_inputs)
     base = deployable(reference if reference is not None else model, example_inputs)
+    batches = calibration_inputs(trainer, samples)
+    if alpha is not None:
+        runnable = smooth(runnable, batches, alpha=alpha)
     reference_metrics = trainer.evaluate(base)
     if metric not in reference_metrics:
         raise ConfigError(
             f"the trainer reports {sorted(reference_metrics)}, not the metric {metric!r}"
         )
-    errors = kernel_errors(runnable, calibration_inputs(trainer, samples))
+    errors = kernel_errors(runnable, batches)
     order = tuple(sorted(errors, key=lambda name: errors[name]))
     reference_metric = float(reference_metrics[metric])
 
@@ -148,4 +158,4 @@ def search_int8_layers(
         journal=journal,
         callback=callback,
     )
-    return Int8Layers(order, errors, reference_metric, found)
+    return Int8Layers(order, errors, reference_metric, found, runnable)

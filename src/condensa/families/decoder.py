@@ -28,6 +28,8 @@ class DecoderLayer:
         gate, up, down: the gated MLP's projections' FQNs.
         heads: query heads; ``kv_heads`` key/value heads; ``head_dim`` rows per head.
         width: the MLP's intermediate width.
+        attention_norm, mlp_norm: the norms whose outputs feed ``q, k, v`` and
+            ``gate, up`` (None when the block has none by those names).
 
     """
 
@@ -44,6 +46,8 @@ class DecoderLayer:
     kv_heads: int
     head_dim: int
     width: int
+    attention_norm: str | None = None
+    mlp_norm: str | None = None
 
     @property
     def group(self) -> int:
@@ -61,10 +65,14 @@ class DecoderLayer:
 
 @dataclass(frozen=True)
 class DecoderStack:
-    """The family record of a decoder model: its name and every block's structure."""
+    """The family record of a decoder model: its name, every block's structure, the last norm.
+
+    ``final_norm`` feeds the output head (None when not found by name).
+    """
 
     family: str
     layers: tuple[DecoderLayer, ...]
+    final_norm: str | None = None
 
     ATTENTION_COUNTS = ("num_key_value_groups",)
     """Attributes of the attention module that follow the head counts."""
@@ -78,15 +86,24 @@ def _linear(module: nn.Module, name: str) -> nn.Linear | None:
     return found if isinstance(found, nn.Linear) else None
 
 
+def _norm(module: nn.Module, name: str, join: str) -> str | None:
+    return f"{join}{name}" if isinstance(getattr(module, name, None), nn.Module) else None
+
+
 def llama(model: nn.Module) -> DecoderStack | None:
     """Blocks with ``self_attn.{q,k,v,o}_proj`` and ``mlp.{gate,up,down}_proj`` Linears.
 
     Covers the Hugging Face Llama family (Llama, Mistral, Qwen2/3, SmolLM...). The head
-    width is the attention module's ``head_dim`` (else the config's).
+    width is the attention module's ``head_dim`` (else the config's); the norms are
+    ``input_layernorm`` and ``post_attention_layernorm`` in each block and ``norm`` beside
+    the block list.
     """
     config = getattr(model, "config", None)
     layers = []
+    final_norm = None
     for name, module in model.named_modules():
+        if isinstance(getattr(module, "layers", None), nn.ModuleList):
+            final_norm = _norm(module, "norm", f"{name}." if name else "") or final_norm
         attention, mlp = getattr(module, "self_attn", None), getattr(module, "mlp", None)
         if not isinstance(attention, nn.Module) or not isinstance(mlp, nn.Module):
             continue
@@ -119,9 +136,11 @@ def llama(model: nn.Module) -> DecoderStack | None:
                 kv_heads=kv_heads,
                 head_dim=head_dim,
                 width=gate.out_features,
+                attention_norm=_norm(module, "input_layernorm", join),
+                mlp_norm=_norm(module, "post_attention_layernorm", join),
             )
         )
-    return DecoderStack("llama", tuple(layers)) if layers else None
+    return DecoderStack("llama", tuple(layers), final_norm) if layers else None
 
 
 _FAMILIES: list[Detect] = [llama]
