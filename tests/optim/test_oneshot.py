@@ -136,11 +136,35 @@ def test_gptq_beats_round_to_nearest_on_layer_outputs(group, symmetric):
     rtn = dequantize_groups(
         quantize_groups(w, scale, zero, size, bounds), scale, zero, size, torch.float32
     )
-    q, gscale, gzero, used = gptq(w, h, bits=4, symmetric=symmetric, group_size=group)
-    assert used == size and q.min() >= bounds[0] and q.max() <= bounds[1]
-    assert gscale.shape == gzero.shape == (32, 128 // size)
-    approx = dequantize_groups(q, gscale, gzero, used, torch.float32)
-    assert _error(w, x, approx) < _error(w, x, rtn)
+    for act_order in (False, True):
+        q, gscale, gzero, used = gptq(
+            w, h, bits=4, symmetric=symmetric, group_size=group, act_order=act_order
+        )
+        assert used == size and q.min() >= bounds[0] and q.max() <= bounds[1]
+        assert gscale.shape == gzero.shape == (32, 128 // size)
+        approx = dequantize_groups(q, gscale, gzero, used, torch.float32)
+        assert _error(w, x, approx) < _error(w, x, rtn)
+
+
+def test_act_order_keeps_the_original_groups_and_helps_when_inputs_are_uneven():
+    """Static groups: the scales are round-to-nearest's; loud inputs first cut the error."""
+    w, x, _ = _layer_problem()
+    x = x * torch.linspace(0.1, 10, x.shape[1])[torch.randperm(x.shape[1])]  # uneven inputs
+    h = x.T @ x
+    scale, zero = group_params(w, 32, 4, False)
+    q, gscale, gzero, _ = gptq(w, h, bits=4, group_size=32, act_order=True)
+    assert torch.equal(gscale, scale) and torch.equal(gzero, zero)
+    ordered = dequantize_groups(q, gscale, gzero, 32, torch.float32)
+    q0, s0, z0, _ = gptq(w, h, bits=4, group_size=32)
+    natural = dequantize_groups(q0, s0, z0, 32, torch.float32)
+    assert _error(w, x, ordered) < _error(w, x, natural)
+
+
+def test_gptq_act_order_is_a_method_option():
+    method = build_method("gptq", None, {"act_order": True, "samples": 2}, metric="perplexity")
+    assert method.act_order and method.samples == 2
+    with pytest.raises(ConfigError, match="act_order must be true or false"):
+        GPTQ(act_order="yes")
 
 
 def test_asymmetric_int4_fits_a_shifted_group_better():

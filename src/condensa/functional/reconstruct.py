@@ -151,6 +151,7 @@ def gptq(
     group_size: int | None = None,
     keep: torch.Tensor | None = None,
     damping: float = DAMPING,
+    act_order: bool = False,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, int]:
     """GPTQ: quantization of `(out, cols)` rows with error compensation.
 
@@ -164,23 +165,34 @@ def gptq(
             errors of earlier columns were spread onto them).
         keep: optional `bool` mask of entries to keep; pruned entries stay zero.
         damping: see :func:`inverse_hessian_factor`.
+        act_order: quantize the columns with the largest input energy (Hessian
+            diagonal) first, so their errors are spread over the columns that matter
+            less; groups are then fixed from the unquantized weight beforehand (static
+            groups), so the stored layout does not change.
 
     Returns:
         ``(q, scale, zero, group_size)``: `int16` levels `(out, cols)`, `(out, groups)`
         float32 scales and zero points, and the group size used.
 
     """
-    w, hinv = inverse_hessian_factor(weight, hessian, damping)
-    rows, cols = w.shape
+    rows, cols = weight.shape
     size = cols if group_size is None else min(group_size, cols)
+    order, static = None, None
+    if act_order:
+        order = torch.argsort(hessian.diagonal(), descending=True, stable=True)
+        base = weight.masked_fill(hessian.diagonal() == 0, 0.0)  # dead inputs: zero
+        static = group_params(base if keep is None else base * keep, size, bits, symmetric)
+        weight, hessian = weight[:, order], hessian[order][:, order]
+        keep = None if keep is None else keep[:, order]
+    w, hinv = inverse_hessian_factor(weight, hessian, damping)
     if keep is not None:
         w = w * keep
     bounds = qrange(bits, symmetric)
     q = torch.zeros(rows, cols, dtype=torch.int16, device=w.device)
     scales, zeros = [], []
-    block = size if size < cols else BLOCK  # a group never straddles two blocks
+    block = size if size < cols and order is None else BLOCK  # a group in one block
     scale = zero = None
-    if size == cols:
+    if size == cols and order is None:
         scale, zero = group_params(w, size, bits, symmetric)
     for i1 in range(0, cols, block):
         i2 = min(i1 + block, cols)
@@ -188,7 +200,10 @@ def gptq(
         h1 = hinv[i1:i2, i1:i2]
         err1 = torch.zeros_like(w1)
         for i in range(i2 - i1):
-            if size < cols and (i1 + i) % size == 0:
+            if order is not None and static is not None:  # the original column's group
+                group = int(order[i1 + i]) // size
+                scale, zero = static[0][:, group : group + 1], static[1][:, group : group + 1]
+            elif size < cols and (i1 + i) % size == 0:
                 scale, zero = group_params(w1[:, i : i + size], size, bits, symmetric)
                 scales.append(scale)
                 zeros.append(zero)
@@ -204,6 +219,8 @@ def gptq(
             q[:, i1 + i] = level.to(torch.int16)
             err1[:, i] = e
         w[:, i2:] -= err1 @ hinv[i1:i2, i2:]
+    if order is not None and static is not None:
+        return q[:, torch.argsort(order)], static[0], static[1], size
     if size == cols:
         assert scale is not None and zero is not None
         return q, scale, zero, size

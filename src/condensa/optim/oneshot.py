@@ -258,10 +258,31 @@ class SparseGPT(OneShot):
 
 
 class GPTQ(OneShot):
-    """GPTQ: quantize each Linear's columns in order, compensating each one's error."""
+    """GPTQ: quantize each Linear's columns in order, compensating each one's error.
+
+    Args:
+        act_order: columns with the largest input energy first (static groups); see
+            :func:`condensa.functional.reconstruct.gptq`.
+        trainer, samples, damping, metric: as for every one-shot method.
+
+    """
 
     name = "gptq"
     handles = QUANTIZING
+
+    def __init__(
+        self,
+        trainer: Any = None,
+        *,
+        samples: int = 64,
+        damping: float = DAMPING,
+        metric: str | None = None,
+        act_order: bool = False,
+    ) -> None:
+        super().__init__(trainer, samples=samples, damping=damping, metric=metric)
+        if not isinstance(act_order, bool):
+            raise ConfigError(f"act_order must be true or false, got {act_order!r}")
+        self.act_order = act_order
 
     def one(self, op: Operator, weight: torch.Tensor, stats: InputStatistics) -> Compressed:
         """Levels and scales chosen by GPTQ (pruned zeros kept)."""
@@ -275,6 +296,7 @@ class GPTQ(OneShot):
                 group_size=op.size_for(weight),
                 keep=keep,
                 damping=self.damping,
+                act_order=self.act_order,
             )
             return GroupAffineTensor(
                 q, scale, zero, size, op.bits, op.symmetric, tuple(weight.shape), weight.dtype
@@ -285,7 +307,13 @@ class GPTQ(OneShot):
                 f"gptq quantizes output rows (axis 0); the scheme asks axis {op.axis}"
             )
         q, scale, _, _ = gptq(
-            weight, stats.hessian, bits=8, symmetric=True, keep=keep, damping=self.damping
+            weight,
+            stats.hessian,
+            bits=8,
+            symmetric=True,
+            keep=keep,
+            damping=self.damping,
+            act_order=self.act_order,
         )
         return AffineTensor(q=q.to(torch.int8), scale=scale, axis=0, dtype=weight.dtype)
 
