@@ -5,6 +5,7 @@ failures and infeasible problems are reported, known optima are found.
 import json
 import math
 import random
+import re
 
 import numpy as np
 import pytest
@@ -232,3 +233,20 @@ def test_plot_writes_png(tmp_path):
     )
     path = plot_search(result, tmp_path / "search.png")
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_the_summary_prints_a_measured_objective_in_its_unit_and_bytes_readably():
+    """A file-size objective reads as megabytes, not as the negated score searched."""
+
+    def evaluate(s):
+        size = 2_000_000 * (1 - s)
+        return {
+            "accuracy": 1 - 0.1 * s,
+            "objective": -size,
+            "objective_value": size,
+            "objective_unit": "bytes",
+        }
+
+    result = search_sparsity(evaluate, accuracy_threshold=0.95, budget=4, seed=0)
+    assert re.search(r"objective \d\.\d+ MB under", result.summary())
+    assert "-" not in result.summary().split("objective ")[1].split(" under")[0]

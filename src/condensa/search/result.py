@@ -114,7 +114,7 @@ class SearchResult:
         caution = self.extra.get("caution")
         return (
             f"best sparsity {_fmt(self.best.sparsity)}: accuracy {self.best.accuracy:.4g}, "
-            f"objective {self.best.objective:.4g} under {self.constraint.description}; {head}"
+            f"objective {_objective(self.best)} under {self.constraint.description}; {head}"
             + (f"; caution: {caution}" if caution else "")
         )
 
@@ -132,6 +132,18 @@ class SearchResult:
             "surrogate": None if self.surrogate is None else asdict(self.surrogate),
             "seed": self.seed,
         }
+
+
+def _objective(trial: Trial) -> str:
+    """The measured objective in its unit (bytes as kB/MB/GB), else the score searched."""
+    value, unit = trial.extra.get("objective_value"), trial.extra.get("objective_unit", "")
+    if not isinstance(value, (int, float)) or not isinstance(unit, str):
+        return f"{trial.objective:.4g}"
+    if unit == "bytes":
+        for scale, name in ((1e9, "GB"), (1e6, "MB"), (1e3, "kB")):
+            if abs(value) >= scale:
+                return f"{value / scale:.4g} {name}"
+    return f"{value:.4g} {unit}".rstrip()
 
 
 def _fmt(point: object) -> str:
