@@ -160,3 +160,34 @@ def test_language_model_distills_token_distributions():
     trainer.train(model, 3, distiller=distiller)
     assert seen[0] == pytest.approx(0, abs=1e-6)  # identical student and teacher at first
     assert len(seen) == 3
+
+
+def test_a_pruned_decoder_fine_tuned_with_distillation_moves_toward_its_teacher():
+    """FineTune + Distillation on a causal LM: the student's KL to the teacher falls."""
+    import copy
+
+    from condensa import compress
+    from condensa.optim import FineTune
+    from condensa.optim.causal_lm import CausalLMTrainer
+    from condensa.optim.distill import Distillation, soft_target_loss
+    from tests.optim.test_oneshot import PRUNE, TEXT, CharTokenizer, batches, tiny_llama
+
+    teacher = tiny_llama()
+    with torch.no_grad():  # sharper next-token distributions, as a trained model has
+        teacher.lm_head.weight.mul_(8)
+    before = copy.deepcopy(teacher.state_dict())
+    trainer = CausalLMTrainer(
+        CharTokenizer(), TEXT[:40], TEXT[40:], window=16, eval_tokens=64, last_words=0, lr=3e-3
+    )
+    x = batches(1, seed=5)[0]
+
+    def kl(model):
+        with torch.no_grad():
+            return float(soft_target_loss(model(x).logits, teacher(x).logits, 1.0))
+
+    start = kl(compress(teacher, PRUNE))
+    tuned = FineTune(trainer, steps=30, metric="perplexity", distill=Distillation(weight=1.0))
+    plain = FineTune(trainer, steps=30, metric="perplexity")
+    distilled = kl(tuned.compress(teacher, PRUNE).model)
+    assert distilled < 0.7 * start and distilled < kl(plain.compress(teacher, PRUNE).model)
+    assert all(torch.equal(before[k], v) for k, v in teacher.state_dict().items())

@@ -15,7 +15,7 @@ from __future__ import annotations
 import contextlib
 import re
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
@@ -24,6 +24,9 @@ from torch.nn.utils import parametrize
 from condensa.errors import ConfigError
 from condensa.masking import bake
 from condensa.optim.trainer import ExtraLoss
+
+if TYPE_CHECKING:
+    from condensa.optim.distill import Distiller
 
 _WORD = re.compile(r"^(.*\S)\s+([A-Za-z][A-Za-z'’-]*)[^A-Za-z]*$")
 
@@ -197,8 +200,13 @@ class CausalLMTrainer:
         *,
         extra_loss: ExtraLoss | None = None,
         lr_scale: float = 1.0,
+        distiller: Distiller | None = None,
     ) -> float:
-        """``steps`` AdamW steps of next-token loss on calibration windows; mean loss."""
+        """``steps`` AdamW steps of next-token loss on calibration windows; mean loss.
+
+        With a ``distiller`` the loss mixes in the teacher's next-token distribution on
+        the same windows (:mod:`condensa.optim.distill`).
+        """
         self.check_model(model)
         device = self._device(model)
         params = [p for p in model.parameters() if p.requires_grad]
@@ -217,6 +225,9 @@ class CausalLMTrainer:
             loss = nn.functional.cross_entropy(
                 logits.reshape(-1, logits.shape[-1]).float(), batch[:, 1:].reshape(-1)
             )
+            if distiller is not None:
+                teacher = distiller.teacher_output(input_ids=batch[:, :-1])
+                loss = distiller.loss(loss, logits.float(), teacher.logits.float())
             if extra_loss is not None:
                 loss = loss + extra_loss()
             optimizer.zero_grad(set_to_none=True)
