@@ -48,3 +48,17 @@ def test_help_exits_0(capsys):
     out = capsys.readouterr().out
     for command in ("demo", "search", "compress", "report", "stats", "thin", "export"):
         assert command in out
+
+
+def test_search_help_lists_every_registered_method_objective_and_strategy(capsys):
+    """The help is generated from the registries (a name added there appears here)."""
+    from condensa.objectives import objective_names
+    from condensa.optim.methods import METHODS
+    from condensa.search import strategy_names
+
+    assert main(["search", "--help"]) == 0
+    out = " ".join(capsys.readouterr().out.split())  # argparse wraps lines
+    for name in (*METHODS, *objective_names(), *strategy_names()):
+        assert name in out, name
+    assert {"wanda", "gptq"} <= set(METHODS) and {"file-size", "decode"} <= set(objective_names())
+    assert "bisection" in strategy_names()

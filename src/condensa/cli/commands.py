@@ -33,6 +33,7 @@ FLAG_KEYS = {
     "sparsity": ("search", "sparsity"),
     "workers": ("search", "workers"),
     "ray_address": ("search", "ray_address"),
+    "strategy": ("search", "strategy"),
 }
 
 

@@ -5,14 +5,23 @@ from __future__ import annotations
 import argparse
 import shutil
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import NoReturn
 
 from rich.console import Console
 
 from condensa.errors import CondensaError, ConfigError
+from condensa.objectives import objective_names
+from condensa.optim.methods import METHODS
+from condensa.search import strategy_names
 
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
+
+
+def _names(registry: Iterable[str]) -> str:
+    """A registry's names for help text: ``a, b or c`` (those registered at import)."""
+    names = list(registry)
+    return names[0] if len(names) == 1 else f"{', '.join(names[:-1])} or {names[-1]}"
 
 
 class _Parser(argparse.ArgumentParser):
@@ -34,7 +43,7 @@ def _run_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, help="config key: seed")
     parser.add_argument("--threads", type=int, help="torch CPU threads (config key: threads)")
     parser.add_argument("--device", help="cpu or cuda (config key: device)")
-    parser.add_argument("--method", help="gmp, lc, finetune or dc (config key: method.name)")
+    parser.add_argument("--method", help=f"{_names(METHODS)} (config key: method.name)")
     parser.add_argument("--max-drop", type=float, help="config key: constraint.max_drop")
     parser.add_argument(
         "-s",
@@ -93,7 +102,12 @@ def _parser() -> argparse.ArgumentParser:
     )
     _run_options(search)
     search.add_argument("--budget", type=int, help="config key: search.budget")
-    search.add_argument("--objective", help="memory, throughput, latency or macs")
+    search.add_argument(
+        "--objective", help=f"{_names(objective_names())} (config key: objective.name)"
+    )
+    search.add_argument(
+        "--strategy", help=f"{_names(strategy_names())} (config key: search.strategy)"
+    )
     search.add_argument(
         "--workers",
         type=int,

@@ -16,6 +16,7 @@ from condensa.search.proposer import (
     Proposer,
     SearchProblem,
     register_strategy,
+    strategy_names,
 )
 from condensa.search.ray_pool import RayPool
 from condensa.search.result import SearchResult, SurrogateView
@@ -41,4 +42,5 @@ __all__ = [
     "plot_search",
     "register_strategy",
     "search_sparsity",
+    "strategy_names",
 ]

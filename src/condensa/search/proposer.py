@@ -141,6 +141,13 @@ def register_strategy(name: str) -> Callable[[StrategyFactory], StrategyFactory]
     return decorate
 
 
+def strategy_names() -> tuple[str, ...]:
+    """The registered strategies' names, the built-in ones included."""
+    from condensa.search import baselines, multi, two_stage  # noqa: F401 - registrations
+
+    return tuple(STRATEGIES)
+
+
 def make_strategy(strategy: str | StrategyFactory | Proposer, problem: SearchProblem) -> Proposer:
     """A proposer from a registered name, a factory, or a ready proposer.
 
@@ -150,9 +157,7 @@ def make_strategy(strategy: str | StrategyFactory | Proposer, problem: SearchPro
 
     """
     if isinstance(strategy, str):
-        from condensa.search import baselines, multi, two_stage  # noqa: F401 - registrations
-
-        if strategy not in STRATEGIES:
+        if strategy not in strategy_names():
             raise ConfigError(
                 f"unknown search strategy {strategy!r}; valid: {', '.join(sorted(STRATEGIES))}"
             )
