@@ -22,7 +22,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from llm import LINEARS, model_and_text  # noqa: E402
+from llm import LINEARS, model_and_text, trainers  # noqa: E402
 
 
 def main():
@@ -37,17 +37,11 @@ def main():
 
     from condensa import schemes
     from condensa.layerwise import block_allocation, block_outliers, search_allocation
-    from condensa.optim.causal_lm import CausalLMTrainer
     from condensa.optim.oneshot import Wanda
 
     torch.set_num_threads(2)
     model, tokenizer, kjv, web = model_and_text()
-    held_out = CausalLMTrainer(
-        tokenizer, kjv[:8000], web[-8000:], eval_tokens=args.eval_tokens, last_words=100
-    )
-    validation = CausalLMTrainer(
-        tokenizer, kjv[:8000], kjv[8000:12000], eval_tokens=args.eval_tokens, last_words=0
-    )
+    held_out, validation = trainers(tokenizer, kjv, web, args.eval_tokens)
     batches = held_out.calibration_inputs(args.samples)
     start = time.perf_counter()
     outliers = block_outliers(model, batches)

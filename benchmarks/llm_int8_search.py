@@ -2,8 +2,8 @@
 
 Weights: GPTQ int8 on the block Linears, round-to-nearest int8 on the tied embedding
 (the ``gptq-int8`` row of ``benchmarks/llm.py``; that file is what ships). Deployment:
-the per-token int8 kernel (:mod:`condensa.kernels`) on the fraction of Linears the
-search picks (:func:`condensa.int8_layers.search_int8_layers`), the rest in float. The
+the per-token int8 kernel (:mod:`condensa.kernels`), after smoothing
+(:mod:`condensa.smoothing`), on the fraction of Linears the search picks (:func:`condensa.int8_layers.search_int8_layers`), the rest in float. The
 search sees a validation text (KJV verses 8,000-12,000) and maximizes decode tokens/s
 measured against fp32 side by side, under validation perplexity at most +5 %; the
 table reports held-out WEB perplexity and last-word accuracy, and the speed of the
@@ -25,7 +25,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from llm import CONFIGS, model_and_text, scheme_of, speed  # noqa: E402
+from llm import CONFIGS, model_and_text, scheme_of, speed, trainers  # noqa: E402
 
 
 def main():
@@ -43,17 +43,11 @@ def main():
     from condensa.kernels import token_int8
     from condensa.masking import bake
     from condensa.objectives import Decode
-    from condensa.optim.causal_lm import CausalLMTrainer
     from condensa.optim.oneshot import GPTQ
 
     torch.set_num_threads(2)
     model, tokenizer, kjv, web = model_and_text()
-    held_out = CausalLMTrainer(
-        tokenizer, kjv[:8000], web[-8000:], eval_tokens=args.eval_tokens, last_words=100
-    )
-    validation = CausalLMTrainer(
-        tokenizer, kjv[:8000], kjv[8000:12000], eval_tokens=args.eval_tokens, last_words=0
-    )
+    held_out, validation = trainers(tokenizer, kjv, web, args.eval_tokens)
     start = time.perf_counter()
     batches = held_out.calibration_inputs(args.samples)
     compressed = (
@@ -89,11 +83,11 @@ def main():
     )
     search_s = time.perf_counter() - start
     print(found.search.summary(), flush=True)
-    baked = bake(compressed).eval()
-    forms = {"none in int8 (GPTQ weights, float kernel)": baked}
+    # found.runnable: the smoothed float model the trials converted (same float outputs)
+    forms = {"none in int8 (GPTQ weights, float kernel)": bake(compressed).eval()}
     if found.fraction is not None:
-        forms["searched"] = token_int8(baked, found.keep(found.fraction))
-    forms["every Linear in int8"] = token_int8(baked)
+        forms["searched"] = found.model()
+    forms["every Linear in int8"] = token_int8(found.runnable)
     fp32 = held_out.evaluate(model)
     rows, records = [], []
     for label, deployed in forms.items():
@@ -158,8 +152,9 @@ def main():
         "SmolLM2-135M with GPTQ int8 weights (file "
         f"{file_bytes / 1e6:.1f} MB, {ratio:.2f}x smaller than fp32's {dense_bytes / 1e6:.1f} MB). "
         f"The search ran {args.budget} trials in {search_s / 60:.0f} min (GPTQ: {gptq_s:.0f} s), "
-        "each converting a fraction of the 211 Linears (output head included) to the "
-        "per-token int8 kernel, smallest kernel error first, scoring perplexity on KJV verses "
+        "each converting a fraction of the 211 Linears (output head included) of the "
+        "smoothed model (SmoothQuant, alpha 0.5) to the per-token int8 kernel, smallest "
+        "kernel error first, scoring perplexity on KJV verses "
         "8,000-12,000 (limit: +5 % over fp32) and decode tokens/s against fp32 side by side "
         "(prompt 128, 16 tokens, 2 threads). Below, held-out WEB perplexity (fp32 "
         f"{fp32['perplexity']:.2f}) and each form's speed against fp32, interleaved, median of 5 "

@@ -49,20 +49,11 @@ def test_bad_backend_and_models_without_linear():
 
 def test_a_decoder_language_model_gets_per_token_activations_and_per_tensor_is_refused():
     """A *ForCausalLM runs the per-token kernel by default; per-tensor needs force=True."""
-    transformers = pytest.importorskip("transformers")
+    pytest.importorskip("transformers")
     from condensa.kernels import TokenInt8Linear
+    from tests.optim.test_oneshot import tiny_llama
 
-    torch.manual_seed(0)
-    config = transformers.LlamaConfig(
-        vocab_size=64,
-        hidden_size=32,
-        intermediate_size=64,
-        num_hidden_layers=1,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        max_position_embeddings=32,
-    )
-    model = transformers.LlamaForCausalLM(config).eval()
+    model = tiny_llama(layers=1)
     tokens = torch.randint(0, 64, (1, 8))
     with pytest.raises(ConfigError, match="activations='token'"):
         int8_inference(model, tokens, activations="tensor")

@@ -43,6 +43,20 @@ def run_forward(model: nn.Module, example_inputs: Inputs) -> Any:
     return model(*example_inputs)
 
 
+def run_hooked(model: nn.Module, batches: Sequence[Inputs], handles: Sequence[Any]) -> None:
+    """Run ``batches`` through ``model`` without gradients, then remove the hook ``handles``.
+
+    The handles are removed whatever happens (an error in the model or a hook).
+    """
+    try:
+        with torch.no_grad():
+            for batch in batches:
+                run_forward(model, batch)
+    finally:
+        for handle in handles:
+            handle.remove()
+
+
 def describe(example_inputs: Inputs) -> str:
     """Shapes and dtypes of example inputs, for messages (``dict keys`` named)."""
 

@@ -30,7 +30,7 @@ import torch
 from torch import nn
 
 from condensa.errors import ConfigError
-from condensa.inputs import run_forward
+from condensa.inputs import run_hooked
 
 _EPS = 1e-8
 _LEVEL = 63
@@ -164,11 +164,5 @@ def kernel_errors(model: nn.Module, batches: Sequence[Any]) -> dict[str, float]:
         return record
 
     handles = [m.register_forward_hook(hook(n, TokenInt8Linear(m))) for n, m in linears.items()]
-    try:
-        with torch.no_grad():
-            for batch in batches:
-                run_forward(model, batch)
-    finally:
-        for handle in handles:
-            handle.remove()
+    run_hooked(model, batches, handles)
     return {name: err / max(total, 1e-30) for name, (err, total) in sums.items()}

@@ -28,7 +28,7 @@ from torch import nn
 
 from condensa.errors import ConfigError
 from condensa.families import decoder_stack
-from condensa.inputs import run_forward
+from condensa.inputs import run_forward, run_hooked
 
 Pair = tuple[nn.Module, list[nn.Linear], str]
 """A producer (a norm with a ``weight``, or a Linear whose rows are scaled), its consumers."""
@@ -74,13 +74,7 @@ def _input_maxima(
         consumers[0].register_forward_pre_hook(hook(i))
         for i, (_, consumers, _k) in enumerate(pairs)
     ]
-    try:
-        with torch.no_grad():
-            for batch in batches:
-                run_forward(model, batch)
-    finally:
-        for handle in handles:
-            handle.remove()
+    run_hooked(model, batches, handles)
     if any(m is None for m in maxima):
         raise ConfigError("the calibration batches did not reach every smoothed layer")
     return [m for m in maxima if m is not None]

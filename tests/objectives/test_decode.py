@@ -13,17 +13,9 @@ transformers = pytest.importorskip("transformers")
 
 @pytest.fixture(scope="module")
 def llama():
-    torch.manual_seed(0)
-    config = transformers.LlamaConfig(
-        vocab_size=64,
-        hidden_size=32,
-        intermediate_size=64,
-        num_hidden_layers=1,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        max_position_embeddings=64,
-    )
-    return transformers.LlamaForCausalLM(config).eval()
+    from tests.optim.test_oneshot import tiny_llama
+
+    return tiny_llama(layers=1)
 
 
 TOKENS = torch.randint(0, 64, (2, 20), generator=torch.Generator().manual_seed(1))
