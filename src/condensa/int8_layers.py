@@ -17,7 +17,7 @@ import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from torch import nn
 
@@ -63,7 +63,7 @@ class Int8Layers:
     def fraction(self) -> float | None:
         """The answer: the best feasible trial's fraction (None when nothing was feasible)."""
         best = self.search.best
-        return None if best is None else float(best.sparsity)
+        return None if best is None else float(cast(float, best.sparsity))
 
     def model(self) -> nn.Module:
         """The answer: the searched model with its chosen layers in int8.

@@ -24,7 +24,7 @@ import copy
 import re
 import warnings
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, cast
 
 import torch
 from torch import nn
@@ -84,17 +84,19 @@ class TokenInt8Linear(nn.Module):
         five fewer operations per layer matter when a token's work is this small.
         """
         rows = x.reshape(-1, self.in_features).float()
+        pin = cast(torch.Tensor, self._pins)
+        bias = cast("torch.Tensor | None", self.bias)
         if rows.shape[0] == 1:  # zero columns: inside any range, so the result is the row's
             out = torch.ops.quantized.linear_dynamic(
-                torch.cat([rows, self._pins.new_zeros(1, 2)], dim=1), self._packed, True
+                torch.cat([rows, pin.new_zeros(1, 2)], dim=1), self._packed, True
             )
-            out = out if self.bias is None else out + self.bias
+            out = out if bias is None else out + bias
             return out.reshape(*x.shape[:-1], self.out_features).to(x.dtype)
         scale = rows.abs().amax(dim=1, keepdim=True).clamp_min(_EPS) / _LEVEL
-        pins = self._pins.expand(rows.shape[0], 2)
+        pins = pin.expand(rows.shape[0], 2)
         integers = torch.cat([torch.round(rows / scale), pins], dim=1)
         out = torch.ops.quantized.linear_dynamic(integers, self._packed, True)
-        out = out * scale if self.bias is None else torch.addcmul(self.bias, out, scale)
+        out = out * scale if bias is None else torch.addcmul(bias, out, scale)
         return out.reshape(*x.shape[:-1], self.out_features).to(x.dtype)
 
     def extra_repr(self) -> str:

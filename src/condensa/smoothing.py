@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, cast
 
 import torch
 from torch import nn
@@ -30,7 +30,7 @@ from condensa.errors import ConfigError
 from condensa.families import decoder_stack
 from condensa.inputs import run_forward, run_hooked
 
-Pair = tuple[nn.Module, list[nn.Linear], str]
+Pair = tuple[nn.Module, list[nn.Module], str]
 """A producer (a norm with a ``weight``, or a Linear whose rows are scaled), its consumers."""
 
 
@@ -66,7 +66,8 @@ def _input_maxima(
         def record(_: nn.Module, args: tuple[Any, ...]) -> None:
             x = args[0].detach()
             found = x.abs().reshape(-1, x.shape[-1]).amax(dim=0).float()
-            maxima[i] = found if maxima[i] is None else torch.maximum(maxima[i], found)
+            seen = maxima[i]
+            maxima[i] = found if seen is None else torch.maximum(seen, found)
 
         return record
 
@@ -109,15 +110,17 @@ def smooth(model: nn.Module, batches: Sequence[Any], *, alpha: float = 0.5) -> n
     maxima = _input_maxima(smoothed, pairs, batches)
     with torch.no_grad():
         for (producer, consumers, kind), x_max in zip(pairs, maxima, strict=True):
-            w_max = torch.stack([c.weight.abs().amax(dim=0).float() for c in consumers]).amax(0)
+            weights = [cast(torch.Tensor, c.weight) for c in consumers]
+            w_max = torch.stack([w.abs().amax(dim=0).float() for w in weights]).amax(0)
             s = x_max.clamp_min(1e-5).pow(alpha) / w_max.clamp_min(1e-5).pow(1 - alpha)
             s = s.clamp_min(1e-5)
-            for consumer in consumers:
-                consumer.weight.mul_(s.to(consumer.weight.dtype))
-            weight = producer.weight
+            for w in weights:
+                w.mul_(s.to(w.dtype))
+            weight = cast(torch.Tensor, producer.weight)
             weight.div_((s if kind == "norm" else s[:, None]).to(weight.dtype))
-            if kind == "rows" and getattr(producer, "bias", None) is not None:
-                producer.bias.div_(s.to(weight.dtype))
+            bias = getattr(producer, "bias", None)
+            if kind == "rows" and isinstance(bias, torch.Tensor):
+                bias.div_(s.to(weight.dtype))
         want = run_forward(model.eval(), batches[0])
         got = run_forward(smoothed, batches[0])
     want, got = _logits(want), _logits(got)
