@@ -102,6 +102,18 @@ def output_tensors(output: Any) -> list[torch.Tensor]:
     return []
 
 
+def output_logits(output: Any) -> torch.Tensor:
+    """The logits of a model output: a tensor, ``.logits``, or the first tuple element."""
+    if isinstance(output, torch.Tensor):
+        return output
+    logits = getattr(output, "logits", None)
+    if isinstance(logits, torch.Tensor):
+        return logits
+    if isinstance(output, (tuple, list)) and output and isinstance(output[0], torch.Tensor):
+        return output[0]
+    raise ConfigError(f"cannot find logits in a model output of type {type(output).__name__}")
+
+
 def repeat_batch(example_inputs: Inputs, size: int) -> Inputs:
     """``example_inputs`` with every batched tensor tiled to ``size`` rows."""
 

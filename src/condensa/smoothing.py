@@ -28,7 +28,7 @@ from torch import nn
 
 from condensa.errors import ConfigError
 from condensa.families import decoder_stack
-from condensa.inputs import run_forward, run_hooked
+from condensa.inputs import output_logits, run_forward, run_hooked
 
 Pair = tuple[nn.Module, list[nn.Module], str]
 """A producer (a norm with a ``weight``, or a Linear whose rows are scaled), its consumers."""
@@ -123,19 +123,10 @@ def smooth(model: nn.Module, batches: Sequence[Any], *, alpha: float = 0.5) -> n
                 bias.div_(s.to(weight.dtype))
         want = run_forward(model.eval(), batches[0])
         got = run_forward(smoothed, batches[0])
-    want, got = _logits(want), _logits(got)
+    want, got = output_logits(want).float(), output_logits(got).float()
     if (got - want).norm() > 1e-3 * want.norm():
         raise ConfigError(
             f"smoothing changed {type(model).__name__}'s outputs: its norms do not scale "
             "linearly with their weight (e.g. Gemma's 1 + weight), so it cannot be smoothed"
         )
     return smoothed
-
-
-def _logits(output: Any) -> torch.Tensor:
-    found = getattr(output, "logits", output)
-    if isinstance(found, (tuple, list)):
-        found = found[0]
-    if not isinstance(found, torch.Tensor):
-        raise ConfigError(f"cannot compare outputs of type {type(output).__name__}")
-    return found.float()

@@ -29,6 +29,7 @@ from torch import nn
 from torch.nn import functional as F  # noqa: N812
 
 from condensa.errors import ConfigError
+from condensa.inputs import output_logits
 
 
 @dataclass(frozen=True)
@@ -110,18 +111,6 @@ class Distillation:
         return Distiller(self, teacher, channels or {})
 
 
-def _logits(output: Any) -> torch.Tensor:
-    """The logits of a model output: a tensor, ``.logits``, or the first tuple element."""
-    if isinstance(output, torch.Tensor):
-        return output
-    logits = getattr(output, "logits", None)
-    if isinstance(logits, torch.Tensor):
-        return logits
-    if isinstance(output, (tuple, list)) and output and isinstance(output[0], torch.Tensor):
-        return output[0]
-    raise ConfigError(f"cannot find logits in a model output of type {type(output).__name__}")
-
-
 def soft_target_loss(
     student: torch.Tensor, teacher: torch.Tensor, temperature: float
 ) -> torch.Tensor:
@@ -186,7 +175,7 @@ class Distiller:
         total = task_loss * (1.0 - w) if w < 1.0 else task_loss * 0.0
         if w > 0.0:
             soft = soft_target_loss(
-                _logits(student_output), _logits(teacher_output), self.spec.temperature
+                output_logits(student_output), output_logits(teacher_output), self.spec.temperature
             )
             total = total + w * soft
         if self.spec.features and self.spec.feature_weight > 0:
@@ -235,7 +224,7 @@ class Distiller:
 
         def recorder(store: dict[str, torch.Tensor], name: str) -> Any:
             def hook(module: nn.Module, args: Any, output: Any) -> None:
-                store[name] = _logits(output)
+                store[name] = output_logits(output)
 
             return hook
 
