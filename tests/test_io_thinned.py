@@ -104,3 +104,23 @@ def test_layernorm_streams_and_depthwise_models_reload_masked_and_thinned(tmp_pa
     assert sum(p.numel() for p in thinned.parameters()) < 0.9 * sum(
         p.numel() for p in model.parameters()
     )
+
+
+@pytest.mark.parametrize("name", ["bert", "distilbert"])
+def test_head_prune_thin_save_load_twice_keeps_outputs_and_head_counts(tmp_path, name):
+    """HeadPrune, thin, save, load, then the same again: each loaded model equals its source."""
+    pytest.importorskip("transformers")
+    from condensa.schemes.attention import ATTENTION
+
+    model, x = A.build(name)
+    for round_ in range(2):
+        thinned = condensa.thin(condensa.compress(model, schemes.HeadPrune(0.5), x), x).eval()
+        path = condensa.save(thinned, tmp_path / f"{name}{round_}.condensa")
+        fresh, _ = A.build(name)
+        loaded = condensa.load(path, model=fresh).eval()
+        with torch.no_grad():
+            assert torch.equal(loaded(**x).last_hidden_state, thinned(**x).last_hidden_state)
+        heads = [layout.heads for layout in ATTENTION.layouts(loaded)]
+        assert heads == [layout.heads for layout in ATTENTION.layouts(thinned)]
+        assert sum(heads) == 8 // 2 ** (round_ + 1)  # 2 layers x 4 heads, halved each round
+        model = loaded

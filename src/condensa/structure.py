@@ -38,6 +38,13 @@ def json_object(path: str, key: str, text: object) -> dict[str, Any]:
     return value
 
 
+HEAD_COUNTS = ("num_attention_heads", "num_heads", "n_heads")
+"""Attention-module attributes that count heads (BERT, ViT/timm, DistilBERT)."""
+HEAD_WIDTHS = ("all_head_size", "inner_dim")
+"""Attention-module attributes holding heads x head size."""
+GROUP_COUNTS = ("num_key_value_groups",)
+"""Attention-module attributes that follow grouped-query head counts (Llama family)."""
+
 ATTRIBUTES = (
     "in_features",
     "out_features",
@@ -48,14 +55,14 @@ ATTRIBUTES = (
     "normalized_shape",
     "num_embeddings",
     "embedding_dim",
-    "num_heads",
-    "num_attention_heads",
-    "all_head_size",
+    *HEAD_COUNTS,
+    *HEAD_WIDTHS,
+    *GROUP_COUNTS,
     "attention_head_size",
     "head_dim",
-    "num_key_value_groups",
 )
-"""Attributes recorded per module when they hold an int or a tuple of ints."""
+"""Attributes recorded per module when they hold an int or a tuple of ints: every
+attribute thinning changes is here, so a saved thinned model loads with its counts."""
 
 
 def _plain(value: Any) -> int | list[int] | None:

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from torch import nn
 
 from condensa.errors import ConfigError
+from condensa.structure import GROUP_COUNTS
 
 
 @dataclass(frozen=True)
@@ -74,7 +75,7 @@ class DecoderStack:
     layers: tuple[DecoderLayer, ...]
     final_norm: str | None = None
 
-    ATTENTION_COUNTS = ("num_key_value_groups",)
+    ATTENTION_COUNTS = GROUP_COUNTS
     """Attributes of the attention module that follow the head counts."""
 
 

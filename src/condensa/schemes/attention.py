@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from torch import nn
 
 from condensa.errors import ConfigError
+from condensa.structure import HEAD_COUNTS, HEAD_WIDTHS
 
 
 @dataclass(frozen=True)
@@ -73,8 +74,6 @@ PROJECTIONS = (
 )
 """Names of separate q/k/v Linears: BERT-style, the ``*_proj`` of recent Hugging Face models
 (ViT, CLIP, LLaMA-style attention), DistilBERT's ``*_lin``."""
-HEAD_COUNTS = ("num_attention_heads", "num_heads", "n_heads")
-WIDTHS = ("all_head_size", "inner_dim")
 
 
 def separate_qkv(name: str, module: nn.Module) -> HeadLayout | None:
@@ -98,7 +97,7 @@ def separate_qkv(name: str, module: nn.Module) -> HeadLayout | None:
     widths = {p.out_features for p in parts if isinstance(p, nn.Linear)}
     if heads < 1 or len(widths) != 1 or next(iter(widths)) % heads:
         return None
-    counts += [(a, "width") for a in WIDTHS if type(getattr(module, a, None)) is int]
+    counts += [(a, "width") for a in HEAD_WIDTHS if type(getattr(module, a, None)) is int]
     return HeadLayout(
         module=name,
         heads=heads,
