@@ -287,3 +287,31 @@ def test_a_damaged_trial_model_is_compressed_again_on_resume(setup, tmp_path):
     assert condensa.stats(again.model).sparsity == pytest.approx(
         condensa.stats(first.model).sparsity
     )
+
+
+@pytest.mark.parametrize(
+    ("form", "words"),
+    [({"max_drop": 0.05}, "at most 0.05 worse than"), ({"max_relative_drop": 0.1}, "10.00%")],
+)
+def test_the_constraint_is_reported_as_the_user_stated_it(setup, form, words):
+    """A drop is described as a drop from the measured baseline, not as a bare threshold."""
+    model, trainer, example = setup
+    outcome = condensa.search_compression(
+        model, lambda s: schemes.NeuronPrune(s), trainer=trainer, objective=Macs(),
+        example_inputs=example, method="dc", budget=1, seed=0, bounds=(0.0, 0.5), **form,
+    )  # fmt: skip
+    description = outcome.search.constraint.description
+    assert words in description and f"{outcome.baseline_accuracy:g}" in description
+    assert words in outcome.search.summary()
+
+
+def test_search_sparsity_takes_a_built_constraint_or_the_forms_not_both():
+    from condensa.search import Constraint, search_sparsity
+
+    built = Constraint.make(max_drop=0.1, reference_accuracy=0.9)
+    result = search_sparsity(lambda s: (0.9 - s, s), constraint=built, budget=2, seed=0)
+    assert result.constraint is built
+    with pytest.raises(ConfigError, match="not both"):
+        search_sparsity(lambda s: (0.9, s), constraint=built, accuracy_threshold=0.8)
+    with pytest.raises(ConfigError, match="constraint="):
+        search_sparsity(lambda s: (0.9, s), constraint=0.8)  # type: ignore[arg-type]

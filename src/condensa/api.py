@@ -250,8 +250,7 @@ def search_compression(
                       "objective": baseline_objective.score, **extra})  # fmt: skip
     result = search_sparsity(
         trials,
-        accuracy_threshold=constraint.threshold,
-        lower_is_better=lower,
+        constraint=constraint,
         budget=budget,
         bounds=bounds,
         seed=seed,

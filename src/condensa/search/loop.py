@@ -28,7 +28,7 @@ from condensa.search.proposer import (
 )
 from condensa.search.result import SearchResult
 from condensa.search.settings import TwoStageSettings
-from condensa.search.trial import Point, Trial, parse_outcome
+from condensa.search.trial import Point, Trial, known_trials, parse_outcome
 
 Evaluate = Callable[[Any], Any]
 STOPPING: tuple[type[BaseException], ...] = (
@@ -77,6 +77,7 @@ def check_bounds(bounds: object) -> list[tuple[float, float]]:
 def search_sparsity(
     evaluate: Evaluate,
     *,
+    constraint: Constraint | None = None,
     accuracy_threshold: float | None = None,
     max_drop: float | None = None,
     max_relative_drop: float | None = None,
@@ -111,6 +112,7 @@ def search_sparsity(
 
     Args:
         evaluate: the black box.
+        constraint: the constraint, built (:meth:`Constraint.make`); or
         accuracy_threshold: minimum accuracy (maximum when ``lower_is_better``); or
         max_drop: at most this much worse than ``reference_accuracy``, in absolute
             units of the accuracy (0.01 = one point for a fraction); or
@@ -165,13 +167,17 @@ def search_sparsity(
     if not callable(evaluate):
         raise ConfigError(f"evaluate must be callable, got {evaluate!r}")
     pairs = check_bounds(bounds)
-    constraint = Constraint.make(
-        accuracy_threshold=accuracy_threshold,
-        max_drop=max_drop,
-        max_relative_drop=max_relative_drop,
-        reference_accuracy=reference_accuracy,
-        lower_is_better=lower_is_better,
-    )
+    forms = {"accuracy_threshold": accuracy_threshold, "max_drop": max_drop,
+             "max_relative_drop": max_relative_drop}  # fmt: skip
+    if constraint is None:
+        constraint = Constraint.make(
+            **forms, reference_accuracy=reference_accuracy, lower_is_better=lower_is_better
+        )
+    elif not isinstance(constraint, Constraint) or any(v is not None for v in forms.values()):
+        raise ConfigError(
+            f"give constraint= (a Constraint) or one of {', '.join(forms)}, not both; got "
+            f"constraint={constraint!r} and {[k for k, v in forms.items() if v is not None]}"
+        )
     log = (
         None
         if journal is None
@@ -183,7 +189,7 @@ def search_sparsity(
         seed = recorded[0] if recorded else random.SystemRandom().randrange(2**31)
     problem = SearchProblem(
         tuple(pairs), constraint, seed, deterministic, monotone, settings,
-        _known(known, pairs, constraint, seed),
+        known_trials(known, pairs, constraint, seed),
     )  # fmt: skip
     default = "two-stage" if len(pairs) == 1 else "bo"
     with private_rng():
@@ -228,46 +234,6 @@ def search_sparsity(
             if callback is not None:
                 callback(trial)
     return _result(trials, problem, proposer, stopped_early, reason, pairs)
-
-
-def _known(
-    known: Sequence[Mapping[str, Any]],
-    pairs: list[tuple[float, float]],
-    constraint: Constraint,
-    seed: int,
-) -> tuple[Trial, ...]:
-    """The ``known`` observations as trials with indices -1, -2, ...
-
-    Raises:
-        ConfigError: not a list of mappings, a sparsity outside the bounds, or an
-            unusable accuracy/objective.
-
-    """
-    if isinstance(known, (Mapping, str, bytes)) or not isinstance(known, Sequence):
-        raise ConfigError(
-            f"known must be a list of mappings (sparsity, accuracy, objective), got {known!r}"
-        )
-    out = []
-    for i, item in enumerate(known):
-        if not isinstance(item, Mapping) or "sparsity" not in item:
-            raise ConfigError(f"known[{i}] must be a mapping with a sparsity, got {item!r}")
-        point = item["sparsity"]
-        values = tuple(point) if isinstance(point, Sequence) else (point,)
-        if len(values) != len(pairs) or not all(
-            isinstance(v, (int, float)) and not isinstance(v, bool) and low <= v <= high
-            for v, (low, high) in zip(values, pairs, strict=False)
-        ):
-            raise ConfigError(f"known[{i}] sparsity {point!r} must lie inside the bounds {pairs}")
-        try:
-            accuracy, objective, extra = parse_outcome(
-                {k: v for k, v in item.items() if k != "sparsity"}
-            )
-        except ValueError as exc:
-            raise ConfigError(f"known[{i}]: {exc}") from None
-        at: Point = float(values[0]) if len(values) == 1 else tuple(float(v) for v in values)
-        out.append(Trial(-1 - i, at, accuracy, objective, constraint.feasible(accuracy),
-                         "known", extra=extra, seed=seed))  # fmt: skip
-    return tuple(out)
 
 
 def _show(point: Point) -> str:

@@ -7,8 +7,10 @@ from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from condensa.errors import ConfigError
 from condensa.objectives import Measurement
 from condensa.plain import to_plain
+from condensa.search.constraint import Constraint
 
 Point = float | tuple[float, ...]
 
@@ -153,3 +155,43 @@ def parse_outcome(value: object) -> tuple[float, float, dict[str, Any]]:
             raise ValueError(f"evaluate returned a non-finite {name}: {number!r}")
         numbers.append(as_float)
     return numbers[0], numbers[1], to_plain(extra)
+
+
+def known_trials(
+    known: Sequence[Mapping[str, Any]],
+    pairs: list[tuple[float, float]],
+    constraint: Constraint,
+    seed: int,
+) -> tuple[Trial, ...]:
+    """The ``known`` observations as trials with indices -1, -2, ...
+
+    Raises:
+        ConfigError: not a list of mappings, a sparsity outside the bounds, or an
+            unusable accuracy/objective.
+
+    """
+    if isinstance(known, (Mapping, str, bytes)) or not isinstance(known, Sequence):
+        raise ConfigError(
+            f"known must be a list of mappings (sparsity, accuracy, objective), got {known!r}"
+        )
+    out = []
+    for i, item in enumerate(known):
+        if not isinstance(item, Mapping) or "sparsity" not in item:
+            raise ConfigError(f"known[{i}] must be a mapping with a sparsity, got {item!r}")
+        point = item["sparsity"]
+        values = tuple(point) if isinstance(point, Sequence) else (point,)
+        if len(values) != len(pairs) or not all(
+            isinstance(v, (int, float)) and not isinstance(v, bool) and low <= v <= high
+            for v, (low, high) in zip(values, pairs, strict=False)
+        ):
+            raise ConfigError(f"known[{i}] sparsity {point!r} must lie inside the bounds {pairs}")
+        try:
+            accuracy, objective, extra = parse_outcome(
+                {k: v for k, v in item.items() if k != "sparsity"}
+            )
+        except ValueError as exc:
+            raise ConfigError(f"known[{i}]: {exc}") from None
+        at: Point = float(values[0]) if len(values) == 1 else tuple(float(v) for v in values)
+        out.append(Trial(-1 - i, at, accuracy, objective, constraint.feasible(accuracy),
+                         "known", extra=extra, seed=seed))  # fmt: skip
+    return tuple(out)
