@@ -30,7 +30,7 @@ from pathlib import Path
 
 import torch
 
-OPTIONS = {"gptq-act": ("gptq", {"act_order": True})}
+OPTIONS = {"gptq-seq": ("gptq", {"act_order": False})}
 """Benchmark method names that are a registered method with options."""
 CACHE = Path.home() / ".cache" / "condensa" / "smollm2-135m"
 LINEARS = {"types": ["Linear"], "exclude": [r"^lm_head$"]}
@@ -46,7 +46,7 @@ CONFIGS = {
     "gptq-int8": ("gptq", ("Quantize", "int8", None)),
     "rtn-int4-g128": ("dc", ("Quantize", "int4", 128)),
     "gptq-int4-g128": ("gptq", ("Quantize", "int4", 128)),
-    "gptq-act-int4-g128": ("gptq-act", ("Quantize", "int4", 128)),
+    "gptq-seq-int4-g128": ("gptq-seq", ("Quantize", "int4", 128)),
     "heads-25": ("thin", ("HeadPrune", 0.25)),
     "mlp-25": ("thin", ("MLPPrune", 0.25)),
 }
@@ -217,11 +217,7 @@ def report(records, samples, eval_tokens):
                     f"{name} adds {share:.1%} of the perplexity magnitude-50 adds "
                     f"(target at most 20%): {'met' if share <= 0.2 else 'MISSED'}"
                 )
-    gptq4 = min(
-        (r for r in records if r["name"] in ("gptq-int4-g128", "gptq-act-int4-g128")),
-        key=lambda r: r["perplexity"],
-        default=None,
-    )
+    gptq4 = next((r for r in records if r["name"] == "gptq-int4-g128"), None)
     rtn4 = next((r for r in records if r["name"] == "rtn-int4-g128"), None)
     if gptq4 and rtn4:
         rise = gptq4["perplexity"] / base["perplexity"] - 1

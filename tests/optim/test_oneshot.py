@@ -160,11 +160,16 @@ def test_act_order_keeps_the_original_groups_and_helps_when_inputs_are_uneven():
     assert _error(w, x, ordered) < _error(w, x, natural)
 
 
-def test_gptq_act_order_is_a_method_option():
-    method = build_method("gptq", None, {"act_order": True, "samples": 2}, metric="perplexity")
-    assert method.act_order and method.samples == 2
+def test_gptq_act_order_is_a_method_option_and_the_base_options_pass_through():
+    """act_order is on by default; samples and damping reach the base class via **options."""
+    assert GPTQ().act_order
+    options = {"act_order": False, "samples": 2, "damping": 0.1}
+    method = build_method("gptq", None, options, metric="perplexity")
+    assert not method.act_order and method.samples == 2 and method.damping == 0.1
     with pytest.raises(ConfigError, match="act_order must be true or false"):
         GPTQ(act_order="yes")
+    with pytest.raises(ConfigError, match="valid: .*act_order.*samples.*damping"):
+        build_method("gptq", None, {"block_size": 64}, metric="perplexity")
 
 
 def test_asymmetric_int4_fits_a_shifted_group_better():

@@ -77,8 +77,17 @@ def register_method(
 
 def options_of(name: str) -> list[str]:
     """The option names ``method.options`` accepts for method ``name``."""
-    cls = entry(name).cls
-    return [p for p in inspect.signature(cls).parameters if p not in ("self", "trainer")]
+    names: list[str] = []
+    for cls in entry(name).cls.__mro__:  # ``**options`` passed on to a base class's init
+        if "__init__" not in vars(cls):
+            continue
+        params = inspect.signature(vars(cls)["__init__"]).parameters.values()
+        names += [
+            p.name for p in params if p.kind is p.KEYWORD_ONLY or p.kind is p.POSITIONAL_OR_KEYWORD
+        ]
+        if not any(p.kind is p.VAR_KEYWORD for p in params):
+            break
+    return [n for n in dict.fromkeys(names) if n not in ("self", "trainer")]
 
 
 def entry(name: str) -> MethodEntry:

@@ -228,16 +228,8 @@ class SparseGPT(OneShot):
     name = "sparsegpt"
     handles = PRUNING
 
-    def __init__(
-        self,
-        trainer: Any = None,
-        *,
-        samples: int = 64,
-        damping: float = DAMPING,
-        block_size: int = BLOCK,
-        metric: str | None = None,
-    ) -> None:
-        super().__init__(trainer, samples=samples, damping=damping, metric=metric)
+    def __init__(self, trainer: Any = None, *, block_size: int = BLOCK, **options: Any) -> None:
+        super().__init__(trainer, **options)
         if isinstance(block_size, bool) or not isinstance(block_size, int) or block_size < 1:
             raise ConfigError(f"block_size must be a positive integer, got {block_size!r}")
         self.block_size = block_size
@@ -261,8 +253,10 @@ class GPTQ(OneShot):
     """GPTQ: quantize each Linear's columns in order, compensating each one's error.
 
     Args:
-        act_order: columns with the largest input energy first (static groups); see
-            :func:`condensa.functional.reconstruct.gptq`.
+        act_order: columns with the largest input energy first (static groups, the
+            default); see :func:`condensa.functional.reconstruct.gptq`. On SmolLM2-135M,
+            int4 group 128, 32 KJV windows, it took validation perplexity from 24.79 to
+            22.14 (``benchmarks/llm.py``, rows ``gptq-int4-g128`` and ``gptq-seq-...``).
         trainer, samples, damping, metric: as for every one-shot method.
 
     """
@@ -270,16 +264,8 @@ class GPTQ(OneShot):
     name = "gptq"
     handles = QUANTIZING
 
-    def __init__(
-        self,
-        trainer: Any = None,
-        *,
-        samples: int = 64,
-        damping: float = DAMPING,
-        metric: str | None = None,
-        act_order: bool = False,
-    ) -> None:
-        super().__init__(trainer, samples=samples, damping=damping, metric=metric)
+    def __init__(self, trainer: Any = None, *, act_order: bool = True, **options: Any) -> None:
+        super().__init__(trainer, **options)
         if not isinstance(act_order, bool):
             raise ConfigError(f"act_order must be true or false, got {act_order!r}")
         self.act_order = act_order
