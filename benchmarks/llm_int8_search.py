@@ -1,7 +1,10 @@
 """The constrained search on measured decode speed, SmolLM2-135M: which Linears run in int8.
 
 Weights: GPTQ int8 on the block Linears, round-to-nearest int8 on the tied embedding
-(the ``gptq-int8`` row of ``benchmarks/llm.py``; that file is what ships). Deployment:
+(the ``gptq-int8`` row of ``benchmarks/llm.py``), except the fewest block Linears that must
+be stored in int4 (group 128, GPTQ) for the file to be ``--ratio`` times smaller than fp32:
+int8 alone cannot reach 4x (:mod:`condensa.low_bits`; the least sensitive to int4 rounding
+on calibration inputs first). That file is what ships. Deployment:
 the per-token int8 kernel (:mod:`condensa.kernels`), after smoothing
 (:mod:`condensa.smoothing`), on the fraction of Linears the search picks (:func:`condensa.int8_layers.search_int8_layers`), the rest in float. The
 search sees a validation text (KJV verses 8,000-12,000) and maximizes decode tokens/s
@@ -16,6 +19,7 @@ Needs the same installs as ``benchmarks/llm.py``.
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 import tempfile
 import time
@@ -34,6 +38,7 @@ def main():
     parser.add_argument("--samples", type=int, default=32)
     parser.add_argument("--max-relative-drop", type=float, default=0.05)
     parser.add_argument("--eval-tokens", type=int, default=4096)
+    parser.add_argument("--ratio", type=float, default=4.0, help="file size target vs fp32")
     args = parser.parse_args()
 
     from _report import markdown_table, update_docs, write_results
@@ -41,24 +46,36 @@ def main():
     import condensa
     from condensa.int8_layers import search_int8_layers
     from condensa.kernels import token_int8
+    from condensa.low_bits import fewest_to_save, weight_errors
     from condensa.masking import bake
     from condensa.objectives import Decode
     from condensa.optim.oneshot import GPTQ
+    from condensa.schemes import Compose, Quantize
 
     torch.set_num_threads(2)
     model, tokenizer, kjv, web = model_and_text()
     held_out, validation = trainers(tokenizer, kjv, web, args.eval_tokens)
+    int8 = scheme_of(CONFIGS["gptq-int8"][1])
+    with tempfile.TemporaryDirectory() as folder:  # int8 files have one size, GPTQ or not
+        dense_bytes = condensa.save(model, Path(folder) / "d.condensa").stat().st_size
+        int8_bytes = condensa.save(condensa.compress(model, int8), Path(folder) / "i.condensa")
+        need = int8_bytes.stat().st_size - int(dense_bytes / args.ratio) + 4096  # + metadata
     start = time.perf_counter()
     batches = held_out.calibration_inputs(args.samples)
-    compressed = (
-        GPTQ(samples=args.samples)
-        .compress(model, scheme_of(CONFIGS["gptq-int8"][1]), batches)
-        .model
-    )
+    linears = [n for n, m in model.named_modules() if n.startswith("model.layers.")
+               and isinstance(m, torch.nn.Linear)]  # fmt: skip
+    int4 = fewest_to_save(model, weight_errors(model, batches[:4], names=linears), need)
+    exact = [f"^{re.escape(n)}$" for n in int4]
+    scheme = int8 if not int4 else Compose([
+        Quantize("int8", types=["Linear"], exclude=[r"^lm_head$", *exact]),
+        Quantize("int4", group_size=128, types=["Linear"], include=exact),
+        Quantize("int8", types=["Embedding"]),
+    ])  # fmt: skip
+    compressed = GPTQ(samples=args.samples).compress(model, scheme, batches).model
     gptq_s = time.perf_counter() - start
+    print(f"int4-stored Linears ({len(int4)}): {int4}", flush=True)
     with tempfile.TemporaryDirectory() as folder:
         file_bytes = condensa.save(compressed, Path(folder) / "m.condensa").stat().st_size
-        dense_bytes = condensa.save(model, Path(folder) / "d.condensa").stat().st_size
     prompt = validation.evaluation_tokens[:128].unsqueeze(0)
     start = time.perf_counter()
 
@@ -84,7 +101,7 @@ def main():
     search_s = time.perf_counter() - start
     print(found.search.summary(), flush=True)
     # found.runnable: the smoothed float model the trials converted (same float outputs)
-    forms = {"none in int8 (GPTQ weights, float kernel)": bake(compressed).eval()}
+    forms = {"none in int8 (stored weights, float kernel)": bake(compressed).eval()}
     if found.fraction is not None:
         forms["searched"] = found.model()
     forms["every Linear in int8"] = token_int8(found.runnable)
@@ -132,6 +149,7 @@ def main():
             "search_s": search_s,
             "file_bytes": file_bytes,
             "dense_file_bytes": dense_bytes,
+            "int4_layers": int4,
             "fp32": fp32,
             "reference_validation_ppl": found.reference_metric,
             "trials": [
@@ -149,7 +167,8 @@ def main():
         },
     )
     body = (
-        "SmolLM2-135M with GPTQ int8 weights (file "
+        f"SmolLM2-135M with GPTQ int8 weights, {len(int4)} block Linears in int4 group 128 "
+        "(the least sensitive to int4 rounding, fewest for the file to be 4x smaller) (file "
         f"{file_bytes / 1e6:.1f} MB, {ratio:.2f}x smaller than fp32's {dense_bytes / 1e6:.1f} MB). "
         f"The search ran {args.budget} trials in {search_s / 60:.0f} min (GPTQ: {gptq_s:.0f} s), "
         "each converting a fraction of the 211 Linears (output head included) of the "

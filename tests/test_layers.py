@@ -9,9 +9,9 @@ ROOT = Path(condensa.__file__).parent
 LAYERS = [
     "errors", "plain", "threads", "distributed", "atomic", "inputs", "structure", "architecture",
     "functional", "operators", "families", "formats", "norms", "filecheck", "schemes", "masking",
-    "io", "stats", "thinning", "kernels", "smoothing", "compress", "optim", "objectives",
-    "quantized", "export", "search", "layerwise", "int8_layers", "zoo", "data", "hf",
-    "contenders", "trials", "api", "cli", "__init__", "__main__",
+    "io", "stats", "thinning", "kernels", "smoothing", "low_bits", "compress", "optim",
+    "objectives", "quantized", "export", "search", "layerwise", "int8_layers", "zoo", "data",
+    "hf", "contenders", "trials", "api", "cli", "__init__", "__main__",
 ]  # fmt: skip
 
 
