@@ -57,9 +57,9 @@ def test_load_never_calls_a_factory_named_by_the_file(tmp_path):
     "argv",
     [
         ["stats"],
-        ["stats", "--input-shape", "1,784"],
-        ["thin", "--input-shape", "1,784"],
-        ["export", "--input-shape", "1,784", "-o", "OUT.onnx"],
+        ["stats", "--input-size", "1,784"],
+        ["thin", "--input-size", "1,784"],
+        ["export", "--input-size", "1,784", "-o", "OUT.onnx"],
     ],
 )
 def test_no_cli_command_runs_a_factory_named_by_the_file(tmp_path, capsys, argv):

@@ -15,7 +15,6 @@ from condensa.cli import main
 from condensa.objectives import (
     Measurement,
     build_objective,
-    objective_class,
     objective_names,
     objective_options,
     register_objective,
@@ -48,8 +47,7 @@ def _register_kept_weights(name: str) -> type:
 
 def test_builtin_objectives_are_registered_with_their_fields_as_options():
     """The registry is the list of names; dataclass fields are the options."""
-    assert objective_names()[:5] == ("file-size", "memory", "macs", "throughput", "latency")
-    assert objective_class("memory") is objective_class("file-size")  # the former name
+    assert objective_names()[:4] == ("file-size", "macs", "throughput", "latency")
     assert objective_options("macs") == {"mode": "effective"}
     assert set(objective_options("throughput")) == {"batch_size", "threads", "warmup", "repeats"}
     assert build_objective("latency", {"repeats": 3}).repeats == 3
@@ -127,7 +125,7 @@ def test_unknown_options_and_names_list_the_valid_ones():
     """Errors name the bad value and what is valid."""
     with pytest.raises(ConfigError, match="objective 'macs' has no option 'speed'; valid: mode"):
         build_objective("macs", {"speed": 1})
-    with pytest.raises(ConfigError, match="objective 'energy'; valid: file-size, memory, macs"):
+    with pytest.raises(ConfigError, match="objective 'energy'; valid: file-size, macs"):
         build_objective("energy")
     with pytest.raises(ConfigError, match="mode = 'fast' is not valid; valid: effective"):
         build_objective("macs", {"mode": "fast"})
@@ -141,5 +139,5 @@ def test_registration_refuses_bad_names_non_dataclasses_and_taken_names():
         register_objective("plain")(type("Plain", (), {"__call__": lambda self, m, x: 1.0}))
     with pytest.raises(ConfigError, match="defines no __call__"):
         register_objective("inert")(dataclass(frozen=True)(type("Inert", (), {})))
-    with pytest.raises(ConfigError, match="'memory' is taken by FileSize"):
-        _register_kept_weights("memory")
+    with pytest.raises(ConfigError, match="'file-size' is taken by FileSize"):
+        _register_kept_weights("file-size")

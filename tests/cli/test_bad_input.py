@@ -207,7 +207,7 @@ CASES = {
     "method option typo": (sets("method.options={iteratons=2}"), 2, "iteratons"),
     "method steps negative": (sets("method.options={steps=-5}"), 2, "steps"),
     "method options not a table": (sets("method.options=3"), 2, "method.options must be"),
-    "objective unknown": (sets("objective.name='energy'"), 2, "valid: file-size, memory"),
+    "objective unknown": (sets("objective.name='energy'"), 2, "valid: file-size, macs"),
     "objective batch zero": (sets("objective.batch_size=0"), 2, "objective.batch_size"),
     "objective repeats zero": (sets("objective.repeats=0"), 2, "objective.repeats"),
     "objective threads huge": (sets("objective.threads=100000"), 2, "4 per CPU"),
@@ -218,28 +218,21 @@ CASES = {
         "valid: effective",
     ),
     "objective option of another objective": (
-        sets("objective.name='memory'", "objective.mode='sparse'"),
+        sets("objective.name='file-size'", "objective.mode='sparse'"),
         2,
-        "unknown key objective.mode for objective 'memory'",
+        "unknown key objective.mode for objective 'file-size'",
     ),
     "metric unknown": (sets("constraint.metric='f1'"), 2, "constraint.metric = 'f1'"),
     "metric of another task": (sets("constraint.metric='perplexity'"), 2, "valid: loss, accuracy"),
     "max drop negative": (sets("constraint.max_drop=-0.1"), 2, "constraint.max_drop"),
     "max drop inf": (sets("constraint.max_drop=inf"), 2, "finite"),
-    "min_accuracy of perplexity": (
-        sets("constraint.metric='perplexity'", "constraint.min_accuracy=50"),
-        2,
-        "lower 'perplexity' is better: give threshold",
-    ),
-    "threshold and its former name": (
-        sets("constraint.threshold=0.5", "constraint.min_accuracy=0.5"),
-        2,
-        "got min_accuracy, threshold",
+    "former name of threshold": (
+        sets("constraint.min_accuracy=0.5"), 2, "unknown key constraint.min_accuracy"
     ),
     "two constraints": (
-        sets("constraint.max_relative_drop=0.1", "constraint.min_accuracy=0.5"),
+        sets("constraint.max_relative_drop=0.1", "constraint.threshold=0.5"),
         2,
-        "give one of",
+        "give one of max_drop, max_relative_drop, threshold; got max_relative_drop, threshold",
     ),
     "budget zero": (sets("search.budget=0"), 2, "search.budget must be >= 1"),
     "bounds reversed": (sets("search.bounds=[0.5, 0.2]"), 2, "search.bounds"),

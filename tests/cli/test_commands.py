@@ -108,11 +108,11 @@ def test_flags_and_set_override_config_keys(tmp_path, capsys):
 @pytest.mark.slow
 def test_stats_thin_and_export(finished_run, tmp_path, capsys):
     model = str(finished_run / "best" / "model.condensa")
-    assert main(["stats", model, "--input-shape", "1,1,8,8"]) == 0
+    assert main(["stats", model, "--input-size", "1,1,8,8"]) == 0
     out = capsys.readouterr().out
     assert "features.0" in out and "bytes" in out
     pt2 = tmp_path / "thin.pt2"
-    assert main(["thin", model, "--input-shape", "2,1,8,8", "-o", str(pt2)]) == 0
+    assert main(["thin", model, "--input-size", "2,1,8,8", "-o", str(pt2)]) == 0
     out = capsys.readouterr().out
     assert "thinned" in out and pt2.is_file()
     program = torch.export.load(str(pt2))
@@ -120,7 +120,7 @@ def test_stats_thin_and_export(finished_run, tmp_path, capsys):
     expected = condensa.masking.bake(condensa.load(model)).eval()(x)
     torch.testing.assert_close(program.module()(x), expected, atol=1e-5, rtol=1e-5)
     onnx_path = tmp_path / "m.onnx"
-    assert main(["export", model, "--input-shape", "2,1,8,8", "-o", str(onnx_path)]) == 0
+    assert main(["export", model, "--input-size", "2,1,8,8", "-o", str(onnx_path)]) == 0
     assert onnx_path.is_file() and "checked with onnxruntime" in capsys.readouterr().out
 
 

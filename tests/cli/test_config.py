@@ -73,9 +73,9 @@ def test_set_merges_into_the_scheme():
     [
         ({"search": {"bounds": [0.5, 0.2]}}, "search.bounds"),
         ({"search": {"budget": 0}}, "search.budget must be >= 1"),
-        ({"constraint": {"min_accuracy": 0.9, "max_relative_drop": 0.1}}, "give one of"),
+        ({"constraint": {"threshold": 0.9, "max_relative_drop": 0.1}}, "give one of"),
         ({"data": {"validation": 1.5}}, "data.validation"),
-        ({"objective": {"name": "speed"}}, "valid: file-size, memory, macs, throughput, latency"),
+        ({"objective": {"name": "speed"}}, "valid: file-size, macs, throughput, latency"),
         ({"model": "lenet5"}, r"\[model\] must be a table"),
         ({"seed": True}, "seed must be a int"),
         ({"colour": "red"}, "unknown key 'colour'"),
@@ -95,7 +95,7 @@ def test_constraint_forms():
     assert constraint_kwargs(resolve([("f", SCHEME)])) == {"max_drop": 0.01}
     relative = resolve([("f", {**SCHEME, "constraint": {"max_relative_drop": 0.02}})])
     assert constraint_kwargs(relative) == {"max_relative_drop": 0.02}
-    absolute = resolve([("f", {**SCHEME, "constraint": {"min_accuracy": 0.9}})])
+    absolute = resolve([("f", {**SCHEME, "constraint": {"threshold": 0.9}})])
     assert constraint_kwargs(absolute) == {"accuracy_threshold": 0.9}
 
 

@@ -101,7 +101,7 @@ def test_full_disk_never_replaces_a_valid_export(tmp_path, command):
     model = _model(tmp_path)
     suffix = command[1] if len(command) > 1 else ".onnx"
     target = tmp_path / f"model{suffix}"
-    argv = [command[0], str(model), "--input-shape", "2,784", "-o", str(target)]
+    argv = [command[0], str(model), "--input-size", "2,784", "-o", str(target)]
     assert main(argv) == 0
     before = target.read_bytes()
     script = textwrap.dedent(

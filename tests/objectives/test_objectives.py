@@ -10,7 +10,7 @@ from torch import nn
 
 import condensa
 from condensa import ConfigError, schemes, zoo
-from condensa.objectives import FileSize, Latency, Macs, Measurement, Memory, Throughput, deployable
+from condensa.objectives import FileSize, Latency, Macs, Measurement, Throughput, deployable
 
 
 def test_measurement_median_and_iqr():
@@ -76,8 +76,7 @@ def test_bad_settings(make, message):
 
 
 def test_file_size_is_the_saved_file_size(tmp_path):
-    """FileSize measures the bytes save() writes; Memory is its former name."""
-    assert Memory is FileSize
+    """FileSize measures the bytes save() writes."""
     model = condensa.compress(zoo.LeNet300100(), schemes.Prune(0.9))
     measured = FileSize()(model)
     path = condensa.save(model, tmp_path / "m.condensa")

@@ -21,7 +21,6 @@ from condensa.cli.extensions import import_extensions, objective_spec
 from condensa.errors import ConfigError
 from condensa.objectives.registry import build_objective, objective_names
 from condensa.optim.methods import DEFAULT_METHOD, METHODS
-from condensa.optim.result import Selector
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -84,7 +83,6 @@ SCHEMA: dict[str, dict[str, tuple[tuple[type, ...], Any]]] = {
         "metric": ((str,), "accuracy"),
         "max_drop": (NUMBER, 0.01),
         "max_relative_drop": (NUMBER, 0.0),
-        "min_accuracy": (NUMBER, 0.0),
         "threshold": (NUMBER, 0.0),
     },
     "search": {
@@ -322,16 +320,11 @@ def validate(config: Mapping[str, Any]) -> None:
     """Checks across keys: the constraint form, bounds, validation fraction, the objective."""
     build_objective(*objective_spec(config))  # its options, checked by its constructor
     constraint = config["constraint"]
-    given = [k for k in ("max_relative_drop", "min_accuracy", "threshold") if constraint[k]]
+    given = [k for k in ("max_relative_drop", "threshold") if constraint[k]]
     if len(given) > 1:
         raise ConfigError(
-            "[constraint]: give one of max_drop, max_relative_drop, threshold (min_accuracy);"
-            " got " + ", ".join(given)
-        )
-    if constraint["min_accuracy"] and not Selector(constraint["metric"]).higher_is_better:
-        raise ConfigError(
-            f"[constraint]: min_accuracy reads as a minimum, but lower {constraint['metric']!r}"
-            " is better: give threshold = the most it may reach"
+            "[constraint]: give one of max_drop, max_relative_drop, threshold; got "
+            + ", ".join(given)
         )
     if constraint["max_drop"] < 0 or constraint["max_relative_drop"] < 0:
         raise ConfigError("[constraint]: drops must be >= 0")
@@ -355,8 +348,8 @@ def validate(config: Mapping[str, Any]) -> None:
 def constraint_kwargs(config: Mapping[str, Any]) -> dict[str, float]:
     """The constraint as one keyword: max_drop, max_relative_drop or accuracy_threshold."""
     constraint = config["constraint"]
-    if constraint["threshold"] or constraint["min_accuracy"]:
-        return {"accuracy_threshold": float(constraint["threshold"] or constraint["min_accuracy"])}
+    if constraint["threshold"]:
+        return {"accuracy_threshold": float(constraint["threshold"])}
     if constraint["max_relative_drop"]:
         return {"max_relative_drop": float(constraint["max_relative_drop"])}
     return {"max_drop": float(constraint["max_drop"])}

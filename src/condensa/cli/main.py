@@ -69,11 +69,9 @@ def _model_options(parser: argparse.ArgumentParser, *, shape_required: bool) -> 
     )
     parser.add_argument(
         "--input-size",
-        "--input-shape",
         dest="input_size",
         required=shape_required,
-        help="size of an example input batch, e.g. 1,1,28,28 (as stats(input_size=); "
-        "--input-shape is its former name)",
+        help="size of an example input batch, e.g. 1,1,28,28 (as stats(input_size=))",
     )
     parser.add_argument(
         "--input-dtype",

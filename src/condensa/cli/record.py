@@ -148,8 +148,6 @@ class RunReport:
             values["closest"] = None if closest is None else Trial.from_dict(closest)
             objective = values.get("baseline_objective")
             values["baseline_objective"] = None if objective is None else Speed(**objective)
-            if "world_size" not in values and "processes" in values:
-                values["world_size"] = values["processes"]
             known = {f.name for f in fields(cls)}
             return cls(**{k: v for k, v in values.items() if k in known})
         except (KeyError, TypeError, ValueError) as exc:

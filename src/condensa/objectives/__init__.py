@@ -12,7 +12,7 @@ from condensa.objectives.registry import (
     objective_options,
     register_objective,
 )
-from condensa.objectives.size import MAC_MODES, FileSize, Macs, Memory
+from condensa.objectives.size import MAC_MODES, FileSize, Macs
 from condensa.objectives.speed import (
     Latency,
     Throughput,
@@ -26,19 +26,15 @@ from condensa.objectives.decode import Decode, Prefill  # registered last: listi
 
 # isort: on
 
-Flops = Macs  # the usual name; one MAC = two FLOPs, Condensa counts MACs
-
 __all__ = [
     "MAC_MODES",
     "FileSize",
-    "Flops",
     "Latency",
     "compare_throughput",
     "Decode",
     "Prefill",
     "Macs",
     "Measurement",
-    "Memory",
     "Throughput",
     "build_objective",
     "objective_class",

@@ -22,8 +22,7 @@ MAC_MODES = ("effective", "sparse", "dense")
 class FileSize:
     """Bytes of the file :func:`condensa.save` writes for the model (lower is better).
 
-    Registered as ``"file-size"``, and as ``"memory"``, its name before version 0.2
-    (this is storage, not the memory a forward pass takes).
+    Registered as ``"file-size"`` (storage, not the memory a forward pass takes).
     """
 
     monotone: ClassVar[bool] = True  # fewer kept weights never make a file larger
@@ -36,11 +35,6 @@ class FileSize:
             path = save(model, Path(folder) / "model.condensa")
             size = path.stat().st_size
         return Measurement(float(size), "bytes", higher_is_better=False)
-
-
-register_objective("memory")(FileSize)
-Memory = FileSize
-"""Former name of :class:`FileSize`, kept so existing code runs."""
 
 
 @register_objective("macs")
