@@ -75,6 +75,10 @@ def test_attention_and_output_groups_are_blocked_but_layernorm_streams_are_not()
     assert stream.blocked == ""
     params = {m.module: m.dim for m in stream.members if m.role == "param"}
     assert params == {"cls_token": 2, "pos_embed": 2}
+    # printed, a group is one short line however many channel pairs it holds
+    text = repr(groups["head"])
+    assert text.startswith("ChannelGroup('head',") and "blocked: " in text and len(text) < 200
+    assert "pairs" in repr(stream.members[0]) and "(0, 0)" not in repr(stream.members[0])
 
 
 def test_group_norm_still_blocks_its_channels():
@@ -237,3 +241,11 @@ def test_uniform_ratio_removes_at_least_r_of_every_group_and_balances_blocks(nam
             per_block = dense.out_channels // dense.groups
             assert module.groups == dense.groups  # blocks kept, each one narrower
             assert module.out_channels == dense.groups * int((1 - ratio) * per_block), fqn
+
+
+def test_a_scheme_says_how_much_its_blocked_groups_hold_and_why():
+    """StructurePrune on a whole BERT reaches only the FFN: the warning says so, with reasons."""
+    model, x = A.build("bert")
+    said = r"channel groups cannot be pruned, holding \d+% .*attention"
+    with pytest.warns(UserWarning, match=said):
+        condensa.compress(model, schemes.StructurePrune(0.3), x)

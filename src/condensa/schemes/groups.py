@@ -11,6 +11,7 @@ module only ranks and masks them, so schemes stay independent of tracing.
 from __future__ import annotations
 
 import copy
+import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -63,6 +64,11 @@ class GroupMember:
     pairs: tuple[tuple[int, int], ...]
     dim: int = 0
 
+    def __repr__(self) -> str:
+        """One line: the module, its role and how many channel pairs (not the pairs)."""
+        dim = f", dim={self.dim}" if self.role == "param" else ""
+        return f"GroupMember({self.module!r}, {self.role}, {len(self.pairs)} pairs{dim})"
+
 
 @dataclass(frozen=True)
 class ChannelGroup:
@@ -85,6 +91,13 @@ class ChannelGroup:
     members: tuple[GroupMember, ...]
     blocked: str = ""
     couplings: tuple[tuple[int, int], ...] = ()
+
+    def __repr__(self) -> str:
+        """One line: root, channels, member count by role, and why it is blocked."""
+        roles = {r: sum(m.role == r for m in self.members) for r in ("out", "in", "param")}
+        touched = ", ".join(f"{n} {r}" for r, n in roles.items() if n)
+        blocked = f", blocked: {self.blocked}" if self.blocked else ""
+        return f"ChannelGroup({self.root!r}, {self.size} channels, {touched}{blocked})"
 
     def producers(self, model: nn.Module) -> list[GroupMember]:
         """The members whose weights produce the channels (Linear, convolutions, Embedding)."""
@@ -168,6 +181,7 @@ def plan_groups(
             f"({len(groups)} groups; blocked because: {'; '.join(reasons[:4]) or 'none'}); "
             "select other layers, or use HeadPrune / unstructured Prune"
         )
+    _report_skipped(groups, usable, model, targets)
     ranked = [r for g in usable if (r := _rank(g, model, weights)) is not None]
     keep: dict[str, tuple[Target, int, torch.Tensor]] = {}
     for entry, chosen in zip(ranked, _choose(ranked, sparsity, allocation), strict=True):
@@ -186,6 +200,35 @@ def plan_groups(
     for target, dim, rows in keep.values():
         plan.add(target, ChannelMask(keep=tuple(rows.tolist()), dim=dim))
     return plan
+
+
+def _report_skipped(
+    groups: Sequence[ChannelGroup],
+    usable: Sequence[ChannelGroup],
+    model: nn.Module,
+    targets: Sequence[Target],
+) -> None:
+    """Warn how much of the selected weight the groups that cannot be pruned hold, and why."""
+    selected = {t.module_name: t.weight.numel() for t in targets}
+    chosen = {id(g) for g in usable}
+    why: dict[str, int] = {}
+    unreached = 0
+    for g in groups:
+        producers = [m.module for m in g.producers(model) if m.module in selected]
+        if id(g) in chosen or not producers or "model's output" in g.blocked:
+            continue  # the outputs of a model are never pruned: no news
+        reason = g.blocked or ("one channel" if g.size <= 1 else "a producer is not selected")
+        why[reason] = why.get(reason, 0) + 1
+        unreached += sum(selected[p] for p in set(producers))
+    if unreached:
+        total = sum(selected.values())
+        reasons = "; ".join(f"{n} x {r}" for r, n in sorted(why.items(), key=lambda x: -x[1]))
+        warnings.warn(
+            f"{sum(why.values())} of {len(groups)} channel groups cannot be pruned, holding "
+            f"{unreached / max(total, 1):.0%} of the selected weights ({reasons}); the sparsity "
+            "applies to the rest (HeadPrune or unstructured Prune reach the others)",
+            stacklevel=4,
+        )
 
 
 def _target(model: nn.Module, member: GroupMember) -> tuple[Target, int, int]:
