@@ -92,3 +92,42 @@ def test_macs_modes():
     assert Macs("effective")(masked, x).value == 10 * 10 + 10 * 5
     sparse = condensa.compress(model, schemes.Prune(0.5, allocation="uniform"))
     assert Macs("sparse")(sparse, x).value < Macs("dense")(sparse, x).value
+
+
+def _scripted_timer(candidate_times):
+    """A Throughput whose passes take scripted seconds: 1.0 for the reference, then the
+    candidate's next value; ``passes`` records every timed model."""
+    from dataclasses import dataclass
+
+    passes, times = [], iter(candidate_times)
+
+    @dataclass(frozen=True)
+    class Scripted(Throughput):
+        def _runnable(self, model, example_inputs):
+            return model
+
+        def _passes(self, runnable, example_inputs):
+            passes.append(runnable)
+            return [1.0 if runnable.reference else next(times)]
+
+    return Scripted(), passes
+
+
+def _pair():
+    reference, candidate = nn.Identity(), nn.Identity()
+    reference.reference, candidate.reference = True, False
+    return reference, candidate
+
+
+def test_a_speedup_stops_timing_when_its_ratios_agree_and_not_before():
+    """Steady ratios: three rounds, not five. Scattered ratios: every round is timed."""
+    reference, candidate = _pair()
+    steady, passes = _scripted_timer([0.5] * 5)
+    found = steady.relative(reference, candidate, torch.zeros(1))
+    assert found.value == pytest.approx(2.0) and len(passes) == 2 * 3
+    scattered, passes = _scripted_timer([0.5, 1.0, 0.5, 1.0, 0.5])
+    scattered.relative(reference, candidate, torch.zeros(1))
+    assert len(passes) == 2 * 5
+    fixed, passes = _scripted_timer([0.5] * 5)
+    fixed.relative(reference, candidate, torch.zeros(1), tolerance=None)
+    assert len(passes) == 2 * 5

@@ -22,6 +22,19 @@ from condensa.threads import threads
 K = TypeVar("K")
 
 
+SETTLED = 0.02
+"""Standard error of a speedup, as a fraction of it, at which a trial's timing stops: far
+below the 10-20 % that separate timings of one model differ by on a shared 2-core
+machine (``benchmarks/llm_int8_search.py``), so more rounds would not change a ranking."""
+
+
+def _settled(ratios: list[float], tolerance: float) -> bool:
+    """Whether the standard error of the mean of ``ratios`` is within ``tolerance`` of it."""
+    mean = statistics.fmean(ratios)
+    error = statistics.stdev(ratios) / len(ratios) ** 0.5
+    return error <= tolerance * abs(mean)
+
+
 def _sync(device: torch.device) -> None:
     if device.type == "cuda":
         torch.cuda.synchronize(device)
@@ -77,14 +90,19 @@ class _Timer:
         example_inputs: Inputs,
         *,
         rounds: int = 5,
+        tolerance: float | None = SETTLED,
     ) -> Measurement:
         """Speedup of ``candidate`` over ``reference`` (``"x"``, higher is better).
 
-        The two models are timed in ``rounds`` interleaved rounds and each round gives
-        one ratio, so machine drift (other processes, clock changes) cancels; the
-        spread of the ratios is the measurement's noise.
+        The two models are timed in up to ``rounds`` interleaved rounds and each round
+        gives one ratio, so machine drift (other processes, clock changes) cancels; the
+        spread of the ratios is the measurement's noise. Timing stops after three rounds
+        once the ratios' standard error is within ``tolerance`` (see :meth:`compare`).
         """
-        return self.compare(reference, {0: candidate}, example_inputs, rounds=rounds)[0]
+        found = self.compare(
+            reference, {0: candidate}, example_inputs, rounds=rounds, tolerance=tolerance
+        )
+        return found[0]
 
     def compare(
         self,
@@ -94,6 +112,7 @@ class _Timer:
         *,
         rounds: int = 5,
         seconds: float | None = None,
+        tolerance: float | None = None,
     ) -> dict[K, Measurement]:
         """Speedup of each candidate over ``reference``, all measured side by side.
 
@@ -101,7 +120,9 @@ class _Timer:
         turn (one ratio each), so a machine state lasting seconds (a busy neighbour, a
         clock change) falls on all of them alike and their ranking holds. With
         ``seconds``, no round starts once that much time has passed (at least two run):
-        large models get fewer rounds, not minutes of timing.
+        large models get fewer rounds, not minutes of timing. With ``tolerance``, no
+        round starts once three have run and every candidate's standard error of the
+        mean ratio is at most ``tolerance`` times that mean.
         """
         check_int("rounds", rounds)
         runnable = {key: self._runnable(m, example_inputs) for key, m in candidates.items()}
@@ -110,6 +131,12 @@ class _Timer:
         start = time.perf_counter()
         for done in range(rounds):
             if seconds is not None and done >= 2 and time.perf_counter() - start >= seconds:
+                break
+            if (
+                tolerance is not None
+                and done >= 3
+                and all(_settled(values, tolerance) for values in ratios.values())
+            ):
                 break
             ref = statistics.median(self._passes(base, example_inputs))
             for key, model in runnable.items():
