@@ -7,7 +7,7 @@ image models take one tensor. Everything that runs a model on example inputs (``
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import torch
@@ -55,6 +55,35 @@ def run_hooked(model: nn.Module, batches: Sequence[Inputs], handles: Sequence[An
     finally:
         for handle in handles:
             handle.remove()
+
+
+Compare = Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
+"""``(input, output) -> (error, reference)`` of one module's forward pass."""
+
+
+def relative_errors(
+    model: nn.Module, batches: Sequence[Inputs], compare: Mapping[str, Compare]
+) -> dict[str, float]:
+    """``sum ||error||² / sum ||reference||²`` per module, over the inputs it sees.
+
+    ``compare[name](input, output)`` gives the error and the reference for one call of
+    module ``name`` while ``model`` runs ``batches`` (without gradients; hooks removed
+    after).
+    """
+    modules = dict(model.named_modules())
+    sums = {name: [0.0, 0.0] for name in compare}
+
+    def hook(name: str) -> Any:
+        def record(_: nn.Module, args: tuple[Any, ...], output: torch.Tensor) -> None:
+            error, reference = compare[name](args[0].detach(), output.detach())
+            sums[name][0] += float(error.float().pow(2).sum())
+            sums[name][1] += float(reference.float().pow(2).sum())
+
+        return record
+
+    handles = [modules[name].register_forward_hook(hook(name)) for name in compare]
+    run_hooked(model, batches, handles)
+    return {name: err / max(total, 1e-30) for name, (err, total) in sums.items()}
 
 
 def describe(example_inputs: Inputs) -> str:

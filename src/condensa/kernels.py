@@ -30,7 +30,7 @@ import torch
 from torch import nn
 
 from condensa.errors import ConfigError
-from condensa.inputs import run_hooked
+from condensa.inputs import Compare, relative_errors
 
 _EPS = 1e-8
 _LEVEL = 63
@@ -155,16 +155,10 @@ def kernel_errors(model: nn.Module, batches: Sequence[Any]) -> dict[str, float]:
     linears = {n: m for n, m in model.named_modules() if isinstance(m, nn.Linear)}
     if not linears:
         raise ConfigError(f"{type(model).__name__} has no nn.Linear layer to run in int8")
-    sums = {name: [0.0, 0.0] for name in linears}
 
-    def hook(name: str, kernel: TokenInt8Linear) -> Any:
-        def record(_: nn.Module, args: tuple[Any, ...], output: torch.Tensor) -> None:
-            error = kernel(args[0].detach()) - output.detach()
-            sums[name][0] += float(error.float().pow(2).sum())
-            sums[name][1] += float(output.detach().float().pow(2).sum())
+    def compare(kernel: TokenInt8Linear) -> Compare:
+        return lambda x, output: (kernel(x) - output, output)
 
-        return record
-
-    handles = [m.register_forward_hook(hook(n, TokenInt8Linear(m))) for n, m in linears.items()]
-    run_hooked(model, batches, handles)
-    return {name: err / max(total, 1e-30) for name, (err, total) in sums.items()}
+    return relative_errors(
+        model, batches, {n: compare(TokenInt8Linear(m)) for n, m in linears.items()}
+    )

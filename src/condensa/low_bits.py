@@ -19,18 +19,12 @@ import math
 from collections.abc import Mapping, Sequence
 from typing import Any, cast
 
-import torch
 from torch import nn
 
 from condensa.errors import ConfigError
-from condensa.functional.groups import (
-    check_group,
-    dequantize_groups,
-    group_params,
-    qrange,
-    quantize_groups,
-)
-from condensa.inputs import run_hooked
+from condensa.functional.groups import check_group
+from condensa.inputs import Compare, relative_errors
+from condensa.operators import GroupAffine
 
 
 def stored_bytes(linear: nn.Linear, dtype: str = "int8", group_size: int | None = None) -> int:
@@ -51,14 +45,6 @@ def stored_bytes(linear: nn.Linear, dtype: str = "int8", group_size: int | None 
 def saving(linear: nn.Linear, bits_dtype: str = "int4", group_size: int | None = 128) -> int:
     """Bytes saved by storing ``linear`` at ``bits_dtype`` instead of per-row int8."""
     return stored_bytes(linear) - stored_bytes(linear, bits_dtype, group_size)
-
-
-def _round_to_nearest(weight: torch.Tensor, bits: int, group_size: int) -> torch.Tensor:
-    rows = weight.detach().float()
-    size = min(group_size, rows.shape[1])
-    scale, zero = group_params(rows, size, bits, False)
-    q = quantize_groups(rows, scale, zero, size, qrange(bits, False))
-    return dequantize_groups(q, scale, zero, size, torch.float32)
 
 
 def weight_errors(
@@ -85,7 +71,7 @@ def weight_errors(
         ConfigError: a name that is not a Linear of ``model``, or no Linear at all.
 
     """
-    bits, _ = check_group(dtype, group_size)
+    rounding = GroupAffine(dtype, group_size=group_size)  # checks both
     modules = dict(model.named_modules())
     chosen = (
         list(names)
@@ -98,26 +84,15 @@ def weight_errors(
             f"weight_errors ranks nn.Linear layers; {bad or 'none'} "
             f"{'are not Linear layers of the model' if bad else 'found'}"
         )
-    sums = {name: [0.0, 0.0] for name in chosen}
-    deltas: dict[str, torch.Tensor] = {}
 
-    def hook(name: str) -> Any:
-        def record(module: nn.Module, args: tuple[Any, ...], output: torch.Tensor) -> None:
-            weight = cast(nn.Linear, module).weight.detach().float()
-            if name not in deltas:  # the layer's rounding error, once
-                deltas[name] = weight - _round_to_nearest(weight, bits, group_size)
-            x = args[0].detach().float()
-            sums[name][0] += float((x @ deltas[name].T).pow(2).sum())
-            sums[name][1] += float((x @ weight.T).pow(2).sum())
+    def compare(linear: nn.Linear) -> Compare:
+        weight = linear.weight.detach().float()
+        delta = weight - rounding.project(weight)  # the layer's rounding error
+        return lambda x, _: (x.float() @ delta.T, x.float() @ weight.T)
 
-        return record
-
-    handles = [modules[n].register_forward_hook(hook(n)) for n in chosen]
-    try:
-        run_hooked(model, batches, handles)
-    finally:
-        deltas.clear()
-    return {name: err / max(total, 1e-30) for name, (err, total) in sums.items()}
+    return relative_errors(
+        model, batches, {n: compare(cast(nn.Linear, modules[n])) for n in chosen}
+    )
 
 
 def fewest_to_save(
